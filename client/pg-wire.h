@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire format of protocol version 1, shared by passguardd, libpassguard
+ * and the passguard CLI. client/ owns it. No logging here: functions return
+ * -errno and, where useful, a static reason string.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "passguard.h"
+
+/* A message is one JSON object on one line; at most this many bytes, '\n' included. */
+#define PG_WIRE_MAX_MESSAGE (64 * 1024)
+
+/* ---- error table (errors.c) ---- */
+
+/* PG_ERR_* -> "busy"; NULL for an unknown code. */
+const char *pg_error_name(int code);
+/* "busy" -> PG_ERR_BUSY; -EINVAL for an unknown name. */
+int pg_error_lookup(const char *name);
+/* PG_ERR_* -> the one errno it stands for (positive). */
+int pg_error_errno(int code);
+/* PG_ERR_* -> one-line human description. */
+const char *pg_error_description(int code);
+
+/* errno (positive) -> "EBUSY"; NULL when unknown. Errno numbers never go on the wire. */
+const char *pg_errno_name(int e);
+/* "EBUSY" -> EBUSY; -EINVAL when unknown. */
+int pg_errno_lookup(const char *name);
+
+/* ---- PCI addresses (bdf.c) ---- */
+
+#define PG_BDF_MAX sizeof("ssss:bb:dd.f")
+
+/* A 32-bit SBDF as Xen encodes it: seg << 16 | bus << 8 | dev << 3 | fn. */
+#define PG_SBDF(s, b, d, f)                                                                       \
+        ((uint32_t)(((uint32_t)(s) << 16) | ((uint32_t)(b) << 8) | ((uint32_t)(d) << 3) | (f)))
+#define PG_SBDF_SEG(x) (((x) >> 16) & 0xffff)
+#define PG_SBDF_BUS(x) (((x) >> 8) & 0xff)
+#define PG_SBDF_DEV(x) (((x) >> 3) & 0x1f)
+#define PG_SBDF_FN(x) ((x)&0x7)
+
+/* "SSSS:BB:DD.F" or "BB:DD.F" (segment 0), hex, case-insensitive, nothing else. */
+int pg_bdf_parse(const char *s, uint32_t *ret_sbdf);
+/* Always "ssss:bb:dd.f", lowercase. Returns buf. */
+char *pg_bdf_format(uint32_t sbdf, char buf[static PG_BDF_MAX]);
+
+/* ---- messages (wire.c) ---- */
+
+/*
+ * Parse one line (without its '\n'). Strict: at most PG_WIRE_MAX_MESSAGE - 1
+ * bytes, no NUL byte, one JSON object, duplicate keys rejected. On failure
+ * returns -EMSGSIZE, -EBADMSG or -ENOMEM, and *ret_why says why.
+ */
+int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_why);
+
+/* Serialise msg compactly with a trailing '\n'. -EMSGSIZE when too long. */
+int pg_wire_dump(const json_t *msg, char **ret, size_t *ret_len);
+
+/*
+ * Check that obj has only keys from allowed (a NULL-terminated list). On an
+ * unknown key returns -EBADMSG and sets *ret_key to it.
+ */
+int pg_wire_check_keys(const json_t *obj, const char *const *allowed, const char **ret_key);
+
+/*
+ * Build a refusal: {"id": id, "ok": false, "error": NAME, "message": TEXT}
+ * plus "errno" (hv_errno > 0: its symbolic name), "rule" and "check" when given.
+ */
+json_t *pg_wire_error_reply(json_int_t id, int code, const char *message, int hv_errno,
+                            const char *rule, const char *check);

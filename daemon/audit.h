@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Audit: one structured journald record per decision, with a fixed
+ * MESSAGE_ID per kind and PASSGUARD_* fields. Under --debug the same line
+ * also goes to stderr. Request payloads are never logged whole.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "pgd.h"
+
+enum pgd_audit_kind {
+        PGD_AUDIT_GRANT,          /* assign granted */
+        PGD_AUDIT_REFUSE,         /* assign (or other op) refused */
+        PGD_AUDIT_RELEASE,        /* release by a client */
+        PGD_AUDIT_DOMAIN_GONE,    /* grant released because its domain died/changed */
+        PGD_AUDIT_UNMANAGED,      /* hypervisor assignment with no grant */
+        PGD_AUDIT_RECONCILE,      /* other start-up reconciliation changes */
+        PGD_AUDIT_PREPARE,        /* prepare / unprepare */
+        PGD_AUDIT_RELOAD,         /* policy reload, ok or not */
+        _PGD_AUDIT_MAX,
+};
+
+struct pgd_audit_record {
+        enum pgd_audit_kind kind;
+        const char *op;
+        uint32_t sbdf;            /* UINT32_MAX: none */
+        int64_t domid;            /* -1: none */
+        const char *domain_uuid;
+        const char *domain_name;
+        const struct pgd_peer *peer;
+        const char *rule;
+        const char *decision;     /* "granted", "refused", "released", "unmanaged", ... */
+        int error;                /* PG_ERR_* or 0 */
+        const char *message;
+};
+
+void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r);
+/* The MESSAGE_ID of a kind, as 32 hex digits. */
+const char *pgd_audit_message_id(enum pgd_audit_kind kind);

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host backend: everything passguardd knows about a host goes through
+ * struct hv_ops. hv-xen.c talks to the real hypervisor (libxenctrl,
+ * libxenstore, sysfs); hv-sim.c keeps a simulated host in a JSON file and
+ * answers with exactly the errnos real Xen 4.17 gives.
+ *
+ * Every function returns >= 0 on success or a negative errno. Hypervisor calls
+ * return the hypervisor's own errno unchanged (-EOPNOTSUPP, -EINVAL, -EBUSY,
+ * -ENODEV, ...): interpreting them is the daemon's business, not the backend's.
+ * Output parameters are written only on success.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HV_DOMID_IO 0x7FF1U      /* Xen's DOMID_IO: quarantine */
+#define HV_DOMID_INVALID 0x7FF4U /* Xen's DOMID_INVALID: "any guest" for test-assign */
+#define HV_DOMID_DOM0 0U
+
+#define HV_NAME_MAX 64
+#define HV_UUID_MAX 37   /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define HV_DRIVER_MAX 64
+
+enum hv_domain_type {
+        HV_DOMAIN_PV,
+        HV_DOMAIN_PVH,
+        HV_DOMAIN_HVM,
+};
+
+struct hv_domain {
+        uint32_t domid;
+        char name[HV_NAME_MAX];  /* "" when xenstore has none */
+        char uuid[HV_UUID_MAX];  /* lowercase, always set */
+        enum hv_domain_type type;
+        bool dying;
+};
+
+struct hv_caps {
+        bool iommu;                  /* XEN_SYSCTL_PHYSCAP_directio */
+        int interrupt_remapping;     /* 1 yes, 0 no, -1 unknown */
+};
+
+/* Facts about one PCI function, from sysfs. */
+struct hv_pci_info {
+        uint32_t sbdf;
+        uint16_t vendor, device;
+        uint16_t subsystem_vendor, subsystem_device;
+        uint32_t class;              /* 24 bits: base, sub, prog-if */
+        char driver[HV_DRIVER_MAX];  /* bound dom0 driver ("pciback"), "" for none */
+        bool has_reset;              /* the kernel offers a reset */
+        char reset_method[32];       /* "flr", "bus", ... or "" when unknown */
+        bool has_physfn;             /* an SR-IOV virtual function */
+        uint32_t physfn;             /* its physical function */
+};
+
+/* Who owns a device in the hypervisor. */
+struct hv_assignment {
+        uint32_t sbdf;
+        uint32_t domid;              /* a guest, or HV_DOMID_IO */
+};
+
+struct hv;   /* the backend's private state */
+
+struct hv_config {
+        const char *sim_host;        /* hv-sim: the host file */
+        const char *sysfs_root;      /* hv-xen: default "/sys" */
+};
+
+struct hv_ops {
+        const char *name;            /* "xen" or "sim" */
+
+        int (*open)(const struct hv_config *cfg, struct hv **ret);
+        struct hv *(*close)(struct hv *hv);
+
+        int (*host_caps)(struct hv *hv, struct hv_caps *ret);
+
+        /* -ESRCH when there is no such domain. */
+        int (*domain_get)(struct hv *hv, uint32_t domid, struct hv_domain *ret);
+        /* -ESRCH when no domain has that name. */
+        int (*domain_by_name)(struct hv *hv, const char *name, struct hv_domain *ret);
+        /* Every domain, dom0 included; *ret freed with free(). */
+        int (*domain_list)(struct hv *hv, struct hv_domain **ret, size_t *ret_n);
+
+        /* The hypervisor's test-assign; domid HV_DOMID_INVALID means any guest. */
+        int (*test_assign)(struct hv *hv, uint32_t domid, uint32_t sbdf);
+        int (*assign)(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed);
+        int (*deassign)(struct hv *hv, uint32_t domid, uint32_t sbdf);
+        /* The other members of sbdf's IOMMU group (sbdf itself excluded). */
+        int (*device_group)(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t *ret_n);
+
+        /*
+         * The owner of a device as the hypervisor sees it: HV_DOMID_DOM0,
+         * HV_DOMID_IO (quarantined) or a guest's domid. -ENODEV when the
+         * hypervisor does not know the device.
+         */
+        int (*device_owner)(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid);
+        /* Every device not owned by dom0; *ret freed with free(). */
+        int (*assignments)(struct hv *hv, struct hv_assignment **ret, size_t *ret_n);
+
+        /*
+         * An fd (owned by the backend) that becomes readable when domains come
+         * or go, or the host changes; watch_drain() consumes the event. The
+         * daemon then rescans: the event never says which domain.
+         */
+        int (*watch_fd)(struct hv *hv);
+        int (*watch_drain)(struct hv *hv);
+
+        /* sysfs facts; -ENODEV when the device does not exist. */
+        int (*pci_info)(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret);
+        /* Every PCI function the host has; *ret freed with free(). */
+        int (*pci_list)(struct hv *hv, uint32_t **ret, size_t *ret_n);
+        /* Reset the function through sysfs; the result is checked. */
+        int (*pci_reset)(struct hv *hv, uint32_t sbdf);
+        /*
+         * prepare: unbind the dom0 driver (its name returned in ret_driver, ""
+         * for none), bind pciback, quarantine (assign to DOMID_IO).
+         */
+        int (*pci_prepare)(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX]);
+        /* unprepare: deassign from DOMID_IO, unbind pciback, rebind driver (may be ""). */
+        int (*pci_unprepare)(struct hv *hv, uint32_t sbdf, const char *driver);
+};
+
+extern const struct hv_ops hv_sim_ops;
+extern const struct hv_ops hv_xen_ops;
+
+/* The backend by name ("xen", "sim"), or NULL when not built in. */
+const struct hv_ops *pgd_hv_lookup(const char *name);
+
+const char *pgd_hv_domain_type_name(enum hv_domain_type t);
+/* "hvm" / "pvh" / "pv" -> type; -EINVAL otherwise. */
+int pgd_hv_domain_type_parse(const char *s, enum hv_domain_type *ret);
