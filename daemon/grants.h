@@ -56,5 +56,14 @@ int pgd_grants_remove(struct pgd_grants *g, uint32_t sbdf);
 /* Write durably. On failure the file on disk is unchanged and -errno returned. */
 int pgd_grants_commit(struct pgd_grants *g);
 
+/*
+ * Devices that `prepare` took from a dom0 driver: the driver to give them back
+ * to on `unprepare` ("" when none was bound). Stored in the same file.
+ */
+int pgd_grants_set_prepared(struct pgd_grants *g, uint32_t sbdf, const char *driver);
+/* NULL when sbdf was not prepared by passguard. */
+const char *pgd_grants_prepared_driver(const struct pgd_grants *g, uint32_t sbdf);
+int pgd_grants_clear_prepared(struct pgd_grants *g, uint32_t sbdf);
+
 /* Parse/serialise (also used by the fuzzer): text <-> store. */
 int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const char **ret_why);
