@@ -74,3 +74,23 @@ int pg_wire_check_keys(const json_t *obj, const char *const *allowed, const char
  */
 json_t *pg_wire_error_reply(json_int_t id, int code, const char *message, int hv_errno,
                             const char *rule, const char *check);
+
+/* ---- replies (reply.c) ---- */
+
+/* A reply, decoded. The strings point into the json_t it came from. */
+struct pg_wire_reply {
+        json_int_t id;
+        bool ok;
+        int code;            /* for a refusal: PG_ERR_*, PG_ERR_INTERNAL for an unknown name */
+        const char *error;   /* the wire name as sent, or NULL */
+        const char *message; /* or NULL */
+        const char *check;   /* or NULL */
+        const char *rule;    /* or NULL */
+};
+
+/*
+ * Decode a reply object: an integer "id", a boolean "ok" and, when "ok" is
+ * false, a string "error" and optional string "message", "check" and "rule".
+ * Any other shape returns -EBADMSG with *ret_why saying what is wrong.
+ */
+int pg_wire_reply_decode(const json_t *reply, struct pg_wire_reply *ret, const char **ret_why);

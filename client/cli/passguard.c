@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * passguard: the command-line client of passguardd. See passguard(1).
+ *
+ * Exit status: 0 done, 1 refused, 2 usage, 3 daemon unreachable or protocol error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "passguard.h"
+#include "pg-util.h"
+#include "pg-wire.h"
+
+struct verb {
+        const char *name;
+        const char *args;    /* for the usage line */
+        const char *summary; /* for --help */
+        int min_args, max_args;
+        int (*run)(const struct cli *c, int argc, char **argv);
+};
+
+static const struct verb verbs[];
+static const struct verb *find_verb(const char *name);
+
+static void verb_usage(FILE *f, const struct verb *v)
+{
+        fprintf(f, "Usage: passguard [--json] [--socket PATH] %s%s%s\n", v->name,
+                *v->args ? " " : "", v->args);
+}
+
+_printf_(2, 3) static int usage_error(const struct verb *v, const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("passguard: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        verb_usage(stderr, v);
+        return EXIT_USAGE;
+}
+
+/* ---- talking to the daemon ---- */
+
+static void print_refusal(const struct pg *pg, int code)
+{
+        const char *check = pg_last_check(pg), *rule = pg_last_rule(pg);
+
+        fprintf(stderr, "passguard: refused: %s: %s", pg_strerror(code), pg_last_message(pg));
+        if (check && rule)
+                fprintf(stderr, " (check: %s, rule: %s)", check, rule);
+        else if (check)
+                fprintf(stderr, " (check: %s)", check);
+        else if (rule)
+                fprintf(stderr, " (rule: %s)", rule);
+        fputc('\n', stderr);
+}
+
+static int open_daemon(const struct cli *c, struct pg **ret)
+{
+        const char *path = c->socket ?: secure_getenv("PASSGUARD_SOCKET");
+        if (!path || !*path)
+                path = PG_DEFAULT_SOCKET_PATH;
+
+        int r = pg_connect(path, ret);
+        if (r < 0) {
+                fprintf(stderr, "passguard: cannot talk to passguardd at %s: %s\n", path,
+                        pg_strerror(r));
+                return EXIT_UNREACHABLE;
+        }
+        if (r > 0) {
+                fprintf(stderr, "passguard: passguardd at %s refused the connection: %s: %s\n",
+                        path, pg_strerror(r), pg_error_description(r));
+                return r == PG_ERR_UNSUPPORTED_VERSION ? EXIT_UNREACHABLE : EXIT_REFUSED;
+        }
+        return EXIT_DONE;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg *, pg_close);
+
+/*
+ * Send req (consumed) and hand back the reply. With --json the reply is
+ * printed as it came. Returns an exit status; *ret_reply is set only for
+ * EXIT_DONE.
+ */
+static int request(const struct cli *c, json_t *request_obj, json_t **ret_reply)
+{
+        _cleanup_(pg_closep) struct pg *pg = NULL;
+        _cleanup_(json_decrefp) json_t *req = request_obj, *reply = NULL;
+        _cleanup_(freep) char *text = NULL, *reply_text = NULL;
+        json_error_t jerr;
+
+        if (!req) {
+                fputs("passguard: out of memory\n", stderr);
+                return EXIT_UNREACHABLE;
+        }
+        int e = open_daemon(c, &pg);
+        if (e != EXIT_DONE)
+                return e;
+
+        text = json_dumps(req, JSON_COMPACT);
+        if (!text) {
+                fputs("passguard: out of memory\n", stderr);
+                return EXIT_UNREACHABLE;
+        }
+        int r = pg_call_json(pg, text, &reply_text);
+        if (r < 0) {
+                fprintf(stderr, "passguard: %s\n", pg_last_message(pg));
+                return EXIT_UNREACHABLE;
+        }
+        if (c->json)
+                printf("%s\n", reply_text);
+        if (r > 0) {
+                print_refusal(pg, r);
+                return EXIT_REFUSED;
+        }
+        reply = json_loads(reply_text, JSON_REJECT_DUPLICATES, &jerr);
+        if (!reply) {
+                fputs("passguard: out of memory\n", stderr);
+                return EXIT_UNREACHABLE;
+        }
+        *ret_reply = TAKE_PTR(reply);
+        return EXIT_DONE;
+}
+
+/* ---- printing replies ---- */
+
+static const char *str_or(const json_t *obj, const char *key, const char *fallback)
+{
+        const char *s = json_string_value(json_object_get(obj, key));
+        return s ?: fallback;
+}
+
+static const char *yes_no(const json_t *obj, const char *key)
+{
+        json_t *v = json_object_get(obj, key);
+        if (!json_is_boolean(v))
+                return "unknown";
+        return json_is_true(v) ? "yes" : "no";
+}
+
+/* A number, a string or a unix time, as text. */
+static const char *fmt_value(const json_t *v, bool is_time, char *buf, size_t size)
+{
+        if (json_is_string(v))
+                return json_string_value(v);
+        if (json_is_integer(v) && is_time) {
+                time_t t = (time_t)json_integer_value(v);
+                struct tm tm;
+                if (localtime_r(&t, &tm) && strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) > 0)
+                        return buf;
+        }
+        if (json_is_integer(v)) {
+                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                return buf;
+        }
+        if (json_is_boolean(v))
+                return json_is_true(v) ? "yes" : "no";
+        if (json_is_real(v)) {
+                snprintf(buf, size, "%g", json_real_value(v));
+                return buf;
+        }
+        return "-";
+}
+
+static void print_grant_row(const json_t *g)
+{
+        char b1[32], b2[32], b3[64];
+
+        printf("%-12s  %5s  %-16s  %-16s  %10s  %s\n", str_or(g, "device", "-"),
+               fmt_value(json_object_get(g, "domid"), false, b1, sizeof(b1)),
+               str_or(g, "domain", "-"), str_or(g, "rule", "-"),
+               fmt_value(json_object_get(g, "client_uid"), false, b2, sizeof(b2)),
+               fmt_value(json_object_get(g, "time"), true, b3, sizeof(b3)));
+}
+
+static void print_list(const json_t *reply)
+{
+        json_t *grants = json_object_get(reply, "grants");
+        json_t *assignable = json_object_get(reply, "assignable");
+        size_t i;
+        json_t *v;
+
+        printf("%-12s  %5s  %-16s  %-16s  %10s  %s\n", "DEVICE", "DOMID", "DOMAIN", "RULE",
+               "CLIENT-UID", "SINCE");
+        json_array_foreach(grants, i, v)
+                print_grant_row(v);
+        if (json_array_size(grants) == 0)
+                printf("(no grants)\n");
+
+        printf("\nassignable devices:\n");
+        printf("%-12s  %-6s  %-9s  %-8s  %s\n", "DEVICE", "VENDOR", "DEVICE-ID", "CLASS",
+               "DRIVER");
+        json_array_foreach(assignable, i, v)
+                printf("%-12s  %-6s  %-9s  %-8s  %s\n", str_or(v, "device", "-"),
+                       str_or(v, "vendor", "-"), str_or(v, "device_id", "-"),
+                       str_or(v, "class", "-"), str_or(v, "driver", "-"));
+        if (json_array_size(assignable) == 0)
+                printf("(none)\n");
+}
+
+static void print_status(const json_t *reply)
+{
+        static const struct {
+                const char *key, *label;
+                bool is_time;
+        } fields[] = {
+                { "version", "version", false },
+                { "backend", "backend", false },
+                { "iommu", "iommu", false },
+                { "interrupt_remapping", "interrupt remapping", false },
+                { "enforce", "enforce", false },
+                { "grants", "grants", false },
+                { "policy", "policy", false },
+                { "rules", "rules", false },
+                { "policy_loaded", "policy loaded", true },
+        };
+        char buf[64];
+
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                json_t *v = json_object_get(reply, fields[i].key);
+                if (v)
+                        printf("%s: %s\n", fields[i].label,
+                               fmt_value(v, fields[i].is_time, buf, sizeof(buf)));
+        }
+}
+
+static void print_explain(const json_t *reply)
+{
+        json_t *checks = json_object_get(reply, "checks");
+        size_t i;
+        json_t *v;
+
+        printf("decision: %s\n", str_or(reply, "decision", "unknown"));
+        if (json_object_get(reply, "error"))
+                printf("error: %s\n", str_or(reply, "error", "-"));
+        if (json_object_get(reply, "rule"))
+                printf("rule: %s\n", str_or(reply, "rule", "-"));
+        json_array_foreach(checks, i, v)
+                printf("  %-4s  %-20s %s\n", str_or(v, "result", "?"), str_or(v, "check", "?"),
+                       str_or(v, "detail", ""));
+}
+
+static void print_owner(const json_t *reply)
+{
+        char buf[32];
+        json_t *assigned = json_object_get(reply, "assigned");
+
+        printf("device: %s\n", str_or(reply, "device", "-"));
+        if (json_is_true(assigned))
+                printf("assigned: yes, to domain %s (%s)\n",
+                       fmt_value(json_object_get(reply, "domid"), false, buf, sizeof(buf)),
+                       str_or(reply, "domain", "unknown name"));
+        else
+                printf("assigned: %s\n", yes_no(reply, "assigned"));
+        printf("granted by passguard: %s\n", yes_no(reply, "granted"));
+        printf("quarantined: %s\n", yes_no(reply, "quarantined"));
+        printf("driver: %s\n", str_or(reply, "driver", "none"));
+}
+
+/* ---- arguments ---- */
+
+/* A BDF argument, normalised; a usage error otherwise. */
+static int parse_bdf_arg(const struct verb *v, const char *arg, char buf[static PG_BDF_MAX])
+{
+        uint32_t sbdf;
+
+        if (pg_bdf_parse(arg, &sbdf) < 0)
+                return usage_error(v, "not a PCI address (SSSS:BB:DD.F or BB:DD.F): %s", arg);
+        pg_bdf_format(sbdf, buf);
+        return EXIT_DONE;
+}
+
+/* DOMAIN: all digits is a domid, anything else a name. */
+static int add_domain_arg(const struct verb *v, json_t *req, const char *arg)
+{
+        if (!*arg)
+                return usage_error(v, "empty domain name");
+        if (strspn(arg, "0123456789") == strlen(arg)) {
+                char *end;
+                errno = 0;
+                unsigned long long d = strtoull(arg, &end, 10);
+                if (errno || d > UINT32_MAX)
+                        return usage_error(v, "domid out of range: %s", arg);
+                json_object_set_new(req, "domid", json_integer((json_int_t)d));
+        } else
+                json_object_set_new(req, "domain", json_string(arg));
+        return EXIT_DONE;
+}
+
+/* ---- verbs ---- */
+
+static int verb_simple(const struct cli *c, int argc, char **argv)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        const char *op = argv[0];
+
+        int e = request(c, json_pack("{s:s}", "op", op), &reply);
+        if (e != EXIT_DONE || c->json)
+                return e;
+        if (streq(op, "status"))
+                print_status(reply);
+        else if (streq(op, "list"))
+                print_list(reply);
+        else if (streq(op, "reload"))
+                printf("policy reloaded\n");
+        return EXIT_DONE;
+}
+
+/* assign, release, explain: [--rdm-relaxed] DOMAIN BDF */
+static int verb_target(const struct cli *c, int argc, char **argv)
+{
+        const struct verb *v = find_verb(argv[0]);
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        char bdf[PG_BDF_MAX];
+        bool relaxed = false;
+        int i = 1, e;
+
+        if (!streq(argv[0], "release") && i < argc && streq(argv[i], "--rdm-relaxed")) {
+                relaxed = true;
+                i++;
+        }
+        if (argc - i != 2)
+                return usage_error(v, "%s needs DOMAIN and BDF", argv[0]);
+        e = parse_bdf_arg(v, argv[i + 1], bdf);
+        if (e != EXIT_DONE)
+                return e;
+        json_t *req = json_pack("{s:s, s:s}", "op", argv[0], "device", bdf);
+        if (req) {
+                e = add_domain_arg(v, req, argv[i]);
+                if (e != EXIT_DONE) {
+                        json_decref(req);
+                        return e;
+                }
+                if (relaxed)
+                        json_object_set_new(req, "rdm_policy", json_string("relaxed"));
+        }
+        e = request(c, req, &reply);
+        if (e != EXIT_DONE)
+                return e;
+
+        if (streq(argv[0], "explain")) {
+                if (!c->json)
+                        print_explain(reply);
+                return streq(str_or(reply, "decision", ""), "allow") ? EXIT_DONE : EXIT_REFUSED;
+        }
+        if (c->json)
+                return EXIT_DONE;
+        if (streq(argv[0], "assign")) {
+                json_t *g = json_object_get(reply, "grant");
+                char buf[32];
+                printf("granted %s to domain %s (%s), rule %s, rdm_policy %s\n",
+                       str_or(g, "device", bdf),
+                       fmt_value(json_object_get(g, "domid"), false, buf, sizeof(buf)),
+                       str_or(g, "domain", "-"), str_or(g, "rule", "-"),
+                       str_or(g, "rdm_policy", "-"));
+        } else
+                printf("released %s from domain %s\n", bdf, argv[i]);
+        return EXIT_DONE;
+}
+
+/* owner, prepare, unprepare: BDF */
+static int verb_device(const struct cli *c, int argc, char **argv)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        char bdf[PG_BDF_MAX];
+
+        int e = parse_bdf_arg(find_verb(argv[0]), argv[1], bdf);
+        if (e != EXIT_DONE)
+                return e;
+        e = request(c, json_pack("{s:s, s:s}", "op", argv[0], "device", bdf), &reply);
+        if (e != EXIT_DONE || c->json)
+                return e;
+        if (streq(argv[0], "owner"))
+                print_owner(reply);
+        else if (streq(argv[0], "prepare"))
+                printf("%s is bound to pciback and quarantined\n", bdf);
+        else
+                printf("%s is given back to its dom0 driver\n", bdf);
+        return EXIT_DONE;
+}
+
+static int verb_policy(const struct cli *c, int argc, char **argv)
+{
+        return cli_policy(c, argc, argv);
+}
+
+static const struct verb verbs[] = {
+        { "status", "", "show the daemon's host, policy and grant count", 0, 0, verb_simple },
+        { "list", "", "list grants and assignable devices", 0, 0, verb_simple },
+        { "assign", "[--rdm-relaxed] DOMAIN BDF", "assign a device to a domain", 2, 3,
+          verb_target },
+        { "release", "DOMAIN BDF", "release a device from a domain", 2, 2, verb_target },
+        { "explain", "[--rdm-relaxed] DOMAIN BDF", "show what assign would decide, and why", 2,
+          3, verb_target },
+        { "owner", "BDF", "show who owns a device", 1, 1, verb_device },
+        { "prepare", "BDF", "bind a device to pciback and quarantine it", 1, 1, verb_device },
+        { "unprepare", "BDF", "give a quarantined device back to its dom0 driver", 1, 1,
+          verb_device },
+        { "reload", "", "make the daemon re-read its policy", 0, 0, verb_simple },
+        { "policy", "check [FILE] | explain OPTIONS [FILE] | edit [--file FILE]",
+          "check, explain or edit a policy file (offline)", 1, -1, verb_policy },
+};
+
+static const struct verb *find_verb(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, name))
+                        return &verbs[i];
+        return NULL;
+}
+
+static void help(void)
+{
+        printf("Usage: passguard [--json] [--socket PATH] VERB [ARGS...]\n"
+               "\n"
+               "Ask passguardd to hand PCI devices to Xen guests.\n"
+               "\n"
+               "Verbs:\n"
+               "  status                        show the daemon's host, policy and grant count\n"
+               "  list                          list grants and assignable devices\n"
+               "  assign [--rdm-relaxed] DOMAIN BDF\n"
+               "                                assign a device to a domain\n"
+               "  release DOMAIN BDF            release a device from a domain\n"
+               "  explain [--rdm-relaxed] DOMAIN BDF\n"
+               "                                show what assign would decide, and why\n"
+               "  owner BDF                     show who owns a device\n"
+               "  prepare BDF                   bind a device to pciback and quarantine it\n"
+               "  unprepare BDF                 give a device back to its dom0 driver\n"
+               "  reload                        make the daemon re-read its policy\n"
+               "  policy check [FILE]           validate a policy file (offline)\n"
+               "  policy explain OPTIONS [FILE] evaluate a policy for a request (offline)\n"
+               "  policy edit [--file FILE]     edit, validate and install a policy, then reload\n"
+               "\n"
+               "DOMAIN is a domain name, or a domid when it is a number.\n"
+               "BDF is a PCI address, SSSS:BB:DD.F or BB:DD.F.\n"
+               "\n"
+               "Options:\n"
+               "  --json          print the daemon's raw JSON reply\n"
+               "  --socket PATH   the daemon's socket (default: $PASSGUARD_SOCKET, or\n"
+               "                  " PG_DEFAULT_SOCKET_PATH ")\n"
+               "  -h, --help      show this help\n"
+               "  --version       show the version\n"
+               "\n"
+               "Exit status: 0 done, 1 refused, 2 usage error, 3 daemon unreachable or\n"
+               "protocol error. See passguard(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "socket", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        struct cli c = {};
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'j':
+                        c.json = true;
+                        break;
+                case 's':
+                        c.socket = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_DONE;
+                case 'V':
+                        printf("passguard %s\n", PG_VERSION);
+                        return EXIT_DONE;
+                default:
+                        fputs("Try 'passguard --help'.\n", stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                fputs("passguard: no verb given. Try 'passguard --help'.\n", stderr);
+                return EXIT_USAGE;
+        }
+
+        const struct verb *v = find_verb(argv[optind]);
+        if (!v) {
+                fprintf(stderr, "passguard: unknown verb '%s'. Try 'passguard --help'.\n",
+                        argv[optind]);
+                return EXIT_USAGE;
+        }
+        int nargs = argc - optind - 1;
+        char **vargv = argv + optind;
+        if (v->run != verb_policy)
+                for (int i = 1; i <= nargs; i++)
+                        if (streq(vargv[i], "--help") || streq(vargv[i], "-h")) {
+                                verb_usage(stdout, v);
+                                printf("\n%s.\n", v->summary);
+                                return EXIT_DONE;
+                        }
+        if (nargs < v->min_args || (v->max_args >= 0 && nargs > v->max_args)) {
+                fprintf(stderr, "passguard: wrong number of arguments for '%s'\n", v->name);
+                verb_usage(stderr, v);
+                return EXIT_USAGE;
+        }
+        return v->run(&c, nargs + 1, vargv);
+}

@@ -1,0 +1,165 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The passguard CLI as a user runs it: exit codes, offline policy verbs,
+# usage errors, an unreachable daemon, and `policy edit` driven by a scripted
+# EDITOR. Usage: test-cli.sh PASSGUARD DATA_DIR
+set -u
+pg=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 checks=0
+export PASSGUARD_SOCKET="$tmp/no-daemon.sock"
+
+fail() { failures=$((failures + 1)); echo "FAIL: $*"; }
+
+# expect STATUS CMD...: run CMD, keep stdout/stderr in $tmp/out, $tmp/err.
+expect() {
+        want=$1; shift
+        checks=$((checks + 1))
+        "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+        got=$?
+        [ "$got" = "$want" ] || { fail "'$*' exited $got, expected $want"; sed 's/^/  err: /' "$tmp/err"; }
+}
+# contains out|err TEXT
+contains() {
+        checks=$((checks + 1))
+        grep -qF -- "$2" "$tmp/$1" || { fail "std$1 lacks '$2'"; sed "s/^/  $1: /" "$tmp/$1"; }
+}
+
+# ---- help, version, usage ----
+expect 0 "$pg" --help
+contains out "Usage: passguard [--json] [--socket PATH] VERB"
+for v in status list assign release explain owner prepare unprepare reload "policy check" \
+         "policy explain" "policy edit"; do
+        contains out "  $v"
+done
+expect 0 "$pg" --version
+contains out "passguard "
+expect 0 "$pg" assign --help
+contains out "Usage: passguard [--json] [--socket PATH] assign [--rdm-relaxed] DOMAIN BDF"
+
+expect 2 "$pg"
+contains err "no verb"
+expect 2 "$pg" frobnicate
+contains err "unknown verb 'frobnicate'"
+expect 2 "$pg" --bogus status
+expect 2 "$pg" assign render-1
+contains err "Usage: passguard [--json] [--socket PATH] assign"
+expect 2 "$pg" assign render-1 0000:03:00.0 extra
+expect 2 "$pg" assign render-1 not-a-bdf
+contains err "not a PCI address"
+expect 2 "$pg" owner 0000:03:20.0
+expect 2 "$pg" status extra
+expect 2 "$pg" release 99999999999 03:00.0
+expect 2 "$pg" policy
+expect 2 "$pg" policy frob
+expect 2 "$pg" policy check a b
+expect 2 "$pg" --socket
+
+# ---- daemon unreachable: exit 3 with a message naming the socket ----
+expect 3 "$pg" status
+contains err "$tmp/no-daemon.sock"
+expect 3 "$pg" --socket "$tmp/other.sock" list
+contains err "$tmp/other.sock"
+expect 3 "$pg" --json assign render-1 03:00.0
+expect 3 "$pg" explain 5 0000:03:00.0
+expect 3 "$pg" reload
+: > "$tmp/not-a-socket"
+expect 3 "$pg" --socket "$tmp/not-a-socket" owner 03:00.0
+
+# ---- policy check ----
+expect 0 "$pg" policy check "$data/good.conf"
+contains out "$data/good.conf: OK (1 rules)"
+expect 1 "$pg" policy check "$data/bad.conf"
+contains err "$data/bad.conf:3:"
+contains err "$data/bad.conf:9:"
+expect 1 "$pg" policy check "$tmp/missing.conf"
+contains err "$tmp/missing.conf"
+
+# ---- policy explain ----
+explain_args="--uid 0 --device 0000:03:00.0 --vendor 0x10de --class 0x030000 --type hvm"
+expect 0 "$pg" policy explain $explain_args --domain render-1 "$data/good.conf"
+contains out "decision: allow"
+contains out "rule: nvidia-to-render"
+contains out "max_devices_per_domain: 2"
+contains out "reset: if-available"
+expect 1 "$pg" policy explain $explain_args --domain office "$data/good.conf"
+contains out "decision: deny"
+contains out "rule: default"
+contains out "nvidia-to-render:"
+expect 1 "$pg" policy explain --uid 4242 --device 03:00.0 --vendor 0x10de --class 0x0300 \
+        --type hvm --domain render-1 "$data/good.conf"
+contains out "decision: deny"
+contains out "not-authorized"
+expect 2 "$pg" policy explain --device 03:00.0 --domain render-1 "$data/good.conf"
+contains err "needs --uid"
+expect 2 "$pg" policy explain --uid 0 --device bogus --domain render-1 "$data/good.conf"
+expect 2 "$pg" policy explain --uid 0 --device 03:00.0 --domain r --type xen "$data/good.conf"
+expect 1 "$pg" policy explain --uid 0 --device 03:00.0 --domain r "$data/bad.conf"
+contains err "$data/bad.conf:3:"
+
+# ---- policy edit ----
+cp "$data/good.conf" "$tmp/policy.conf"
+chmod 0604 "$tmp/policy.conf"
+cat > "$tmp/append-comment" <<'EOS'
+#!/bin/sh
+echo "# edited" >> "$1"
+EOS
+cat > "$tmp/break-it" <<'EOS'
+#!/bin/sh
+echo "bogus_key = 1;" >> "$1"
+EOS
+# Breaks the file on the first run, repairs it on the second.
+cat > "$tmp/break-then-fix" <<EOS
+#!/bin/sh
+if [ -e "$tmp/ran-once" ]; then
+        grep -v bogus_key "\$1" > "\$1.new" && mv "\$1.new" "\$1"
+        echo "# fixed" >> "\$1"
+else
+        : > "$tmp/ran-once"
+        echo "bogus_key = 1;" >> "\$1"
+fi
+EOS
+chmod +x "$tmp/append-comment" "$tmp/break-it" "$tmp/break-then-fix"
+
+export VISUAL=
+EDITOR="$tmp/append-comment" expect 0 "$pg" policy edit --file "$tmp/policy.conf"
+contains out "installed"
+contains err "warning"
+checks=$((checks + 1))
+tail -n 1 "$tmp/policy.conf" | grep -qx "# edited" || fail "edit was not installed"
+checks=$((checks + 1))
+[ "$(stat -c %a "$tmp/policy.conf")" = 604 ] || fail "mode not kept: $(stat -c %a "$tmp/policy.conf")"
+
+cp "$tmp/policy.conf" "$tmp/before"
+checks=$((checks + 1))
+EDITOR="$tmp/break-it" "$pg" policy edit --file "$tmp/policy.conf" >"$tmp/out" 2>"$tmp/err" <<EOS
+q
+EOS
+[ $? = 1 ] || fail "invalid edit did not exit 1"
+contains err "$tmp/policy.conf:"
+contains err "(e)dit again, (q)uit without saving?"
+checks=$((checks + 1))
+cmp -s "$tmp/before" "$tmp/policy.conf" || fail "an invalid edit changed the policy"
+
+checks=$((checks + 1))
+EDITOR="$tmp/break-then-fix" "$pg" policy edit --file "$tmp/policy.conf" >"$tmp/out" 2>"$tmp/err" <<EOS
+e
+EOS
+[ $? = 0 ] || { fail "edit again did not succeed"; cat "$tmp/err"; }
+checks=$((checks + 1))
+tail -n 1 "$tmp/policy.conf" | grep -qx "# fixed" || fail "repaired edit was not installed"
+checks=$((checks + 1))
+grep -q bogus_key "$tmp/policy.conf" && fail "the broken version was installed"
+
+EDITOR=true expect 0 "$pg" policy edit --file "$tmp/policy.conf"
+contains out "unchanged"
+EDITOR=false expect 1 "$pg" policy edit --file "$tmp/policy.conf"
+expect 2 "$pg" policy edit extra
+
+checks=$((checks + 1))
+leftover=$(ls -A "$tmp" | grep -c '\.edit-' || true)
+[ "$leftover" = 0 ] || fail "temporary files left behind: $(ls -A "$tmp")"
+
+echo "$checks checks, $failures failed"
+[ $failures = 0 ]
