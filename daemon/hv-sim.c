@@ -1,1 +1,1291 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * hv-sim: a simulated host kept in one JSON file (DESIGN.md "Simulated host
+ * file"). The file is the whole hypervisor: every call re-reads it, and every
+ * call that changes it (or counts itself in "calls") rewrites it, so the
+ * simulated host survives a daemon crash exactly as a real hypervisor would,
+ * and tests can change it from outside.
+ *
+ * Locking protocol, shared with anyone who edits the file:
+ *   readers take a shared flock on FILE.lock, read FILE, unlock;
+ *   writers take an exclusive flock on FILE.lock, re-read FILE, write
+ *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock.
+ *
+ * Parsing is strict (-EBADMSG for anything else): duplicate or unknown keys,
+ * wrong types, bad BDFs, ids or UUIDs. Required are "iommu"; for a device
+ * bdf, vendor, device, class and group; for a domain domid, name (may be ""
+ * when xenstore has none), uuid and type. Everything else defaults: driver,
+ * reset and assigned_to null, no faults, counters 0.
+ *
+ * Answers follow real Xen 4.17 (shared/xenlab/README.md):
+ *   - no IOMMU on the host: test_assign, assign, deassign and device_group
+ *     return -EOPNOTSUPP; this is checked first, before the domain lookup;
+ *   - test_assign: domid 0 -EINVAL (self-assignment), unknown domain -ESRCH,
+ *     domain without IOMMU context -EOPNOTSUPP, device unknown or assigned to a
+ *     guest -EINVAL, otherwise 0 (dom0-owned or quarantined; the dom0 driver
+ *     is not looked at);
+ *   - assign: -ESRCH, -EOPNOTSUPP (domain without IOMMU), -EINVAL (dying
+ *     domain), -ENODEV (no such device), -EBUSY (assigned to any guest);
+ *   - deassign: -ENODEV when the device is not assigned to that domain; a
+ *     guest's device goes to quarantine ("io"), a quarantined device
+ *     deassigned from DOMID_IO goes back to dom0 (null);
+ *   - device_group on an unknown device: -ENODEV (our choice: Xen's answer for
+ *     a device it does not know is not measured);
+ *   - a device assigned to a domain that is no longer in "domains" (destroyed)
+ *     is quarantined, as Xen does; this is applied on every read and persisted
+ *     on the next write.
+ *
+ * sysfs side: pci_reset of a device without a reset method is -ENOTTY (what the
+ * kernel's sysfs "reset" attribute gives when no method exists); pci_prepare
+ * quarantines the device and counts calls.quarantine, not calls.assign, so
+ * that "calls.assign == 0" still proves no guest assignment was tried;
+ * pci_unprepare counts calls.unquarantine.
+ *
+ * Fault injection: faults.OP.BDF = "EIO" (any errno name) makes OP fail with
+ * that errno for that device, after the call was counted and before anything
+ * else is looked at. OP is test_assign, assign, deassign, device_group, reset,
+ * prepare or unprepare.
+ *
+ * Test-only: $PASSGUARD_SIM_XEN_PROBE_ROOT is prepended to /proc/xen and
+ * /dev/xen/privcmd when probing for a real Xen host, so that the refusal to
+ * run on one can itself be tested. Production never sets it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "hv.h"
+#include "pg-util.h"
+#include "pg-wire.h"
+
+#define SIM_FILE_MAX (8 * 1024 * 1024)
+#define SIM_DOMID_MAX 0x7FEFU   /* the last ordinary domid; 0x7FF0.. are reserved */
+
+struct hv {
+        char *path;      /* the host file, absolute */
+        char *lock_path; /* FILE.lock */
+        char *tmp_path;  /* FILE.tmp */
+        char *dir;       /* its directory (watched) */
+        char *base;      /* its name in dir */
+        int lock_fd;     /* FILE.lock, read-only, open for the backend's lifetime */
+        int inotify_fd;
+        ino_t written_ino; /* the inode of the last file this backend renamed into place */
+};
+
+struct sim_device {
+        json_t *obj;     /* borrowed from sim_host.root */
+        uint32_t sbdf;
+        uint16_t vendor, device, subsystem_vendor, subsystem_device;
+        uint32_t class;
+        char driver[HV_DRIVER_MAX];   /* "" for none */
+        json_int_t group;
+        char reset[8];                /* "flr", "bus" or "" */
+        uint32_t owner;               /* HV_DOMID_DOM0, HV_DOMID_IO or a guest */
+};
+
+struct sim_domain {
+        struct hv_domain info;
+        bool iommu;
+};
+
+struct sim_host {
+        json_t *root;
+        int locked_fd;   /* holds an exclusive flock until freed, or -1 */
+        bool iommu;
+        int interrupt_remapping;
+        struct sim_device *devices;
+        size_t n_devices;
+        struct sim_domain *domains;
+        size_t n_domains;
+        json_t *faults;  /* borrowed, or NULL */
+        json_t *calls;   /* borrowed, always set */
+};
+
+static const char *const fault_ops[] = {
+        "test_assign", "assign", "deassign", "device_group", "reset", "prepare", "unprepare", NULL,
+};
+static const char *const call_names[] = {
+        "test_assign", "assign",  "deassign",     "device_group",
+        "reset",       "quarantine", "unquarantine", NULL,
+};
+
+static struct sim_host *sim_host_free(struct sim_host *h)
+{
+        if (!h)
+                return NULL;
+        if (h->locked_fd >= 0)
+                (void)flock(h->locked_fd, LOCK_UN);
+        json_decref(h->root);
+        free(h->devices);
+        free(h->domains);
+        free(h);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sim_host *, sim_host_free);
+
+static bool in_list(const char *const *list, const char *s)
+{
+        for (; *list; list++)
+                if (streq(*list, s))
+                        return true;
+        return false;
+}
+
+/* ---- parsing ---- */
+
+/* "0x" followed by 1..8 hex digits, at most max. */
+static int parse_hex(const json_t *v, uint32_t max, uint32_t *ret)
+{
+        const char *s;
+        uint32_t x = 0;
+        size_t n;
+
+        if (!json_is_string(v))
+                return -EBADMSG;
+        s = json_string_value(v);
+        if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+                return -EBADMSG;
+        s += 2;
+        n = strlen(s);
+        if (n == 0 || n > 8 || n != json_string_length(v) - 2)
+                return -EBADMSG;
+        for (; *s; s++) {
+                int c = tolower((unsigned char)*s);
+
+                if (!isxdigit(c))
+                        return -EBADMSG;
+                x = x << 4 | (uint32_t)(isdigit(c) ? c - '0' : c - 'a' + 10);
+        }
+        if (x > max)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+static int parse_domid(const json_t *v, uint32_t *ret)
+{
+        json_int_t x;
+
+        if (!json_is_integer(v))
+                return -EBADMSG;
+        x = json_integer_value(v);
+        if (x < 0 || x > (json_int_t)SIM_DOMID_MAX)
+                return -EBADMSG;
+        *ret = (uint32_t)x;
+        return 0;
+}
+
+static int parse_uuid(const json_t *v, char ret[static HV_UUID_MAX])
+{
+        const char *s;
+
+        if (!json_is_string(v) || json_string_length(v) != HV_UUID_MAX - 1)
+                return -EBADMSG;
+        s = json_string_value(v);
+        for (size_t i = 0; i < HV_UUID_MAX - 1; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                        return -EBADMSG;
+                ret[i] = (char)tolower((unsigned char)s[i]);
+        }
+        ret[HV_UUID_MAX - 1] = '\0';
+        return 0;
+}
+
+/* A string of at most size-1 bytes without NUL (and not empty unless may_be_empty). */
+static int parse_name(const json_t *v, bool may_be_empty, char *ret, size_t size)
+{
+        size_t n;
+
+        if (!json_is_string(v))
+                return -EBADMSG;
+        n = json_string_length(v);
+        if ((n == 0 && !may_be_empty) || n >= size || strlen(json_string_value(v)) != n)
+                return -EBADMSG;
+        memcpy(ret, json_string_value(v), n + 1);
+        return 0;
+}
+
+/* The same names as pgd_hv_domain_type_parse(); kept here so that hv-sim.c stands alone. */
+static int parse_type(const json_t *v, enum hv_domain_type *ret)
+{
+        static const struct {
+                const char *name;
+                enum hv_domain_type type;
+        } types[] = { { "pv", HV_DOMAIN_PV }, { "pvh", HV_DOMAIN_PVH }, { "hvm", HV_DOMAIN_HVM } };
+
+        if (!json_is_string(v))
+                return -EBADMSG;
+        for (size_t i = 0; i < ELEMENTSOF(types); i++)
+                if (streq(json_string_value(v), types[i].name)) {
+                        *ret = types[i].type;
+                        return 0;
+                }
+        return -EBADMSG;
+}
+
+static int check_keys(const json_t *obj, const char *const *allowed)
+{
+        const char *key;
+
+        if (!json_is_object(obj))
+                return -EBADMSG;
+        return pg_wire_check_keys(obj, allowed, &key);
+}
+
+static int parse_domain(const json_t *obj, struct sim_domain *ret)
+{
+        static const char *const keys[] = {
+                "domid", "name", "uuid", "type", "dying", "iommu", NULL,
+        };
+        struct sim_domain d = { .iommu = true };
+        const json_t *v;
+        int r;
+
+        r = check_keys(obj, keys);
+        if (r < 0)
+                return r;
+        r = parse_domid(json_object_get(obj, "domid"), &d.info.domid);
+        if (r < 0)
+                return r;
+        /* "" is a domain xenstore has no name for. */
+        r = parse_name(json_object_get(obj, "name"), true, d.info.name, sizeof(d.info.name));
+        if (r < 0)
+                return r;
+        r = parse_uuid(json_object_get(obj, "uuid"), d.info.uuid);
+        if (r < 0)
+                return r;
+        r = parse_type(json_object_get(obj, "type"), &d.info.type);
+        if (r < 0)
+                return r;
+        v = json_object_get(obj, "dying");
+        if (v) {
+                if (!json_is_boolean(v))
+                        return -EBADMSG;
+                d.info.dying = json_is_true(v);
+        }
+        v = json_object_get(obj, "iommu");
+        if (v) {
+                if (!json_is_boolean(v))
+                        return -EBADMSG;
+                d.iommu = json_is_true(v);
+        }
+        *ret = d;
+        return 0;
+}
+
+static int parse_device(json_t *obj, struct sim_device *ret)
+{
+        static const char *const keys[] = {
+                "bdf",    "vendor", "device", "class",       "subsystem_vendor", "subsystem_device",
+                "driver", "group",  "reset",  "assigned_to", NULL,
+        };
+        struct sim_device d = { .obj = obj, .owner = HV_DOMID_DOM0 };
+        const json_t *v;
+        uint32_t x;
+        int r;
+
+        r = check_keys(obj, keys);
+        if (r < 0)
+                return r;
+        v = json_object_get(obj, "bdf");
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            pg_bdf_parse(json_string_value(v), &d.sbdf) < 0)
+                return -EBADMSG;
+        if (parse_hex(json_object_get(obj, "vendor"), 0xffff, &x) < 0)
+                return -EBADMSG;
+        d.vendor = (uint16_t)x;
+        if (parse_hex(json_object_get(obj, "device"), 0xffff, &x) < 0)
+                return -EBADMSG;
+        d.device = (uint16_t)x;
+        if (parse_hex(json_object_get(obj, "class"), 0xffffff, &d.class) < 0)
+                return -EBADMSG;
+        v = json_object_get(obj, "subsystem_vendor");
+        if (v) {
+                if (parse_hex(v, 0xffff, &x) < 0)
+                        return -EBADMSG;
+                d.subsystem_vendor = (uint16_t)x;
+        }
+        v = json_object_get(obj, "subsystem_device");
+        if (v) {
+                if (parse_hex(v, 0xffff, &x) < 0)
+                        return -EBADMSG;
+                d.subsystem_device = (uint16_t)x;
+        }
+        v = json_object_get(obj, "driver");
+        if (v && !json_is_null(v) && parse_name(v, false, d.driver, sizeof(d.driver)) < 0)
+                return -EBADMSG;
+        v = json_object_get(obj, "group");
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return -EBADMSG;
+        d.group = json_integer_value(v);
+        v = json_object_get(obj, "reset");
+        if (v && !json_is_null(v)) {
+                if (!json_is_string(v) ||
+                    (!streq(json_string_value(v), "flr") && !streq(json_string_value(v), "bus")))
+                        return -EBADMSG;
+                snprintf(d.reset, sizeof(d.reset), "%s", json_string_value(v));
+        }
+        v = json_object_get(obj, "assigned_to");
+        if (json_is_string(v)) {
+                if (!streq(json_string_value(v), "io"))
+                        return -EBADMSG;
+                d.owner = HV_DOMID_IO;
+        } else if (v && !json_is_null(v)) {
+                r = parse_domid(v, &d.owner);
+                if (r < 0)
+                        return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+/* faults: { OP: { BDF: "ENAME" } } */
+static int parse_faults(const json_t *faults)
+{
+        const char *op;
+        json_t *per_op;
+
+        if (!json_is_object(faults))
+                return -EBADMSG;
+        json_object_foreach((json_t *)faults, op, per_op) {
+                const char *bdf;
+                json_t *name;
+
+                if (!in_list(fault_ops, op) || !json_is_object(per_op))
+                        return -EBADMSG;
+                json_object_foreach(per_op, bdf, name) {
+                        uint32_t sbdf;
+
+                        if (pg_bdf_parse(bdf, &sbdf) < 0 || !json_is_string(name) ||
+                            pg_errno_lookup(json_string_value(name)) < 0)
+                                return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+static int parse_calls(const json_t *calls)
+{
+        const char *name;
+        json_t *count;
+
+        if (!json_is_object(calls))
+                return -EBADMSG;
+        json_object_foreach((json_t *)calls, name, count)
+                if (!in_list(call_names, name) || !json_is_integer(count) ||
+                    json_integer_value(count) < 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+static struct sim_domain *find_domain(struct sim_host *h, uint32_t domid)
+{
+        for (size_t i = 0; i < h->n_domains; i++)
+                if (h->domains[i].info.domid == domid)
+                        return &h->domains[i];
+        return NULL;
+}
+
+static struct sim_device *find_device(struct sim_host *h, uint32_t sbdf)
+{
+        for (size_t i = 0; i < h->n_devices; i++)
+                if (h->devices[i].sbdf == sbdf)
+                        return &h->devices[i];
+        return NULL;
+}
+
+static int set_owner(struct sim_device *dev, uint32_t owner)
+{
+        json_t *v;
+
+        if (owner == HV_DOMID_DOM0)
+                v = json_null();
+        else if (owner == HV_DOMID_IO)
+                v = json_string("io");
+        else
+                v = json_integer(owner);
+        if (!v || json_object_set_new(dev->obj, "assigned_to", v) < 0)
+                return -ENOMEM;
+        dev->owner = owner;
+        return 0;
+}
+
+static int set_driver(struct sim_device *dev, const char *driver)
+{
+        json_t *v = driver[0] ? json_string(driver) : json_null();
+
+        if (!v || json_object_set_new(dev->obj, "driver", v) < 0)
+                return -ENOMEM;
+        snprintf(dev->driver, sizeof(dev->driver), "%s", driver);
+        return 0;
+}
+
+/* Parse and validate a whole host file. Takes no lock: the caller holds it. */
+static int host_parse(const char *text, size_t len, struct sim_host **ret)
+{
+        static const char *const keys[] = {
+                "iommu", "interrupt_remapping", "devices", "domains", "faults", "calls", NULL,
+        };
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        json_error_t error;
+        json_t *v;
+        size_t i;
+        int r;
+
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->locked_fd = -1;
+        h->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
+        if (!h->root)
+                return -EBADMSG;
+        r = check_keys(h->root, keys);
+        if (r < 0)
+                return r;
+
+        v = json_object_get(h->root, "iommu");
+        if (!json_is_boolean(v))
+                return -EBADMSG;
+        h->iommu = json_is_true(v);
+        v = json_object_get(h->root, "interrupt_remapping");
+        if (!v || json_is_null(v))
+                h->interrupt_remapping = -1;
+        else if (json_is_boolean(v))
+                h->interrupt_remapping = json_is_true(v);
+        else
+                return -EBADMSG;
+
+        v = json_object_get(h->root, "domains");
+        if (v) {
+                if (!json_is_array(v))
+                        return -EBADMSG;
+                h->n_domains = json_array_size(v);
+                h->domains = calloc(h->n_domains ? h->n_domains : 1, sizeof(*h->domains));
+                if (!h->domains)
+                        return -ENOMEM;
+                for (i = 0; i < h->n_domains; i++) {
+                        r = parse_domain(json_array_get(v, i), &h->domains[i]);
+                        if (r < 0)
+                                return r;
+                        for (size_t j = 0; j < i; j++)
+                                if (h->domains[j].info.domid == h->domains[i].info.domid ||
+                                    (h->domains[i].info.name[0] &&
+                                     streq(h->domains[j].info.name, h->domains[i].info.name)))
+                                        return -EBADMSG;
+                }
+        }
+
+        v = json_object_get(h->root, "devices");
+        if (v) {
+                if (!json_is_array(v))
+                        return -EBADMSG;
+                h->n_devices = json_array_size(v);
+                h->devices = calloc(h->n_devices ? h->n_devices : 1, sizeof(*h->devices));
+                if (!h->devices)
+                        return -ENOMEM;
+                for (i = 0; i < h->n_devices; i++) {
+                        r = parse_device(json_array_get(v, i), &h->devices[i]);
+                        if (r < 0)
+                                return r;
+                        for (size_t j = 0; j < i; j++)
+                                if (h->devices[j].sbdf == h->devices[i].sbdf)
+                                        return -EBADMSG;
+                }
+        }
+
+        h->faults = json_object_get(h->root, "faults");
+        if (h->faults) {
+                r = parse_faults(h->faults);
+                if (r < 0)
+                        return r;
+        }
+        h->calls = json_object_get(h->root, "calls");
+        if (h->calls) {
+                r = parse_calls(h->calls);
+                if (r < 0)
+                        return r;
+        } else {
+                h->calls = json_object();
+                if (!h->calls || json_object_set_new(h->root, "calls", h->calls) < 0)
+                        return -ENOMEM;
+        }
+
+        /* A destroyed domain's devices are quarantined, as Xen does. */
+        for (i = 0; i < h->n_devices; i++) {
+                uint32_t owner = h->devices[i].owner;
+
+                if (owner != HV_DOMID_DOM0 && owner != HV_DOMID_IO && !find_domain(h, owner)) {
+                        r = set_owner(&h->devices[i], HV_DOMID_IO);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+/* ---- the file and its lock ---- */
+
+static int read_file(const char *path, char **ret, size_t *ret_len)
+{
+        _cleanup_(closep) int fd = -1;
+        _cleanup_(freep) char *buf = NULL;
+        size_t len = 0, size = 4096;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n;
+
+                if (len == size) {
+                        char *p;
+
+                        if (size >= SIM_FILE_MAX)
+                                return -EBADMSG;
+                        size *= 2;
+                        p = realloc(buf, size);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                }
+                n = read(fd, buf + len, size - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int lock_fd(int fd, int op)
+{
+        while (flock(fd, op) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return 0;
+}
+
+/*
+ * Load the host. exclusive: keep an exclusive lock until the returned host is
+ * freed (a transaction, ended by host_save()); otherwise read under a shared
+ * lock and release it at once.
+ */
+static int host_load(struct hv *hv, bool exclusive, struct sim_host **ret)
+{
+        _cleanup_(freep) char *text = NULL;
+        struct sim_host *h = NULL;
+        size_t len = 0;
+        int r;
+
+        r = lock_fd(hv->lock_fd, exclusive ? LOCK_EX : LOCK_SH);
+        if (r < 0)
+                return r;
+        r = read_file(hv->path, &text, &len);
+        if (r >= 0)
+                r = host_parse(text, len, &h);
+        if (r < 0 || !exclusive)
+                (void)flock(hv->lock_fd, LOCK_UN);
+        if (r < 0)
+                return r;
+        if (exclusive)
+                h->locked_fd = hv->lock_fd;
+        *ret = h;
+        return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+        _cleanup_(closep) int fd = -1;
+
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the directory. */
+static int host_save(struct hv *hv, struct sim_host *h)
+{
+        _cleanup_(freep) char *text = NULL;
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+        size_t len, off = 0;
+
+        text = json_dumps(h->root, JSON_INDENT(2));
+        if (!text)
+                return -ENOMEM;
+        len = strlen(text);
+
+        fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0)
+                return -errno;
+        while (off < len) {
+                ssize_t n = write(fd, text + off, len - off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int r = -errno;
+                        (void)unlink(hv->tmp_path);
+                        return r;
+                }
+                off += (size_t)n;
+        }
+        if (write(fd, "\n", 1) != 1 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
+                int r = negative_errno();
+                (void)unlink(hv->tmp_path);
+                return r;
+        }
+        /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
+        fd = safe_close(fd);
+        if (rename(hv->tmp_path, hv->path) < 0) {
+                int r = -errno;
+                (void)unlink(hv->tmp_path);
+                return r;
+        }
+        hv->written_ino = st.st_ino;
+        /*
+         * The rename is the commit point: from here on the call has happened,
+         * as a hypercall that returned would have. Syncing the directory is
+         * best effort, so that the caller never believes the opposite.
+         */
+        (void)fsync_dir(hv->dir);
+        return 0;
+}
+
+/* ---- counters and faults ---- */
+
+static int count_call(struct sim_host *h, const char *name)
+{
+        json_t *v = json_object_get(h->calls, name);
+        json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+
+        if (n < LLONG_MAX)   /* saturate rather than overflow (json_int_t is long long) */
+                n++;
+        if (json_object_set_new(h->calls, name, json_integer(n)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The injected errno for op on sbdf (negative), or 0. */
+static int fault(struct sim_host *h, const char *op, uint32_t sbdf)
+{
+        json_t *per_op = h->faults ? json_object_get(h->faults, op) : NULL;
+        const char *bdf;
+        json_t *name;
+
+        if (!per_op)
+                return 0;
+        json_object_foreach(per_op, bdf, name) {
+                uint32_t x;
+
+                if (pg_bdf_parse(bdf, &x) >= 0 && x == sbdf) {
+                        int e = pg_errno_lookup(json_string_value(name));
+                        return e > 0 ? -e : -EIO;
+                }
+        }
+        return 0;
+}
+
+/* ---- open / close / watch ---- */
+
+static int probe_real_xen(void)
+{
+        static const char *const probes[] = { "/proc/xen", "/dev/xen/privcmd" };
+        const char *root = secure_getenv("PASSGUARD_SIM_XEN_PROBE_ROOT");
+
+        for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
+                char path[PATH_MAX];
+                struct stat st;
+
+                if (snprintf(path, sizeof(path), "%s%s", root ? root : "", probes[i]) >=
+                    (int)sizeof(path))
+                        return -EPERM;
+                if (lstat(path, &st) >= 0)
+                        return -EPERM;
+                /* Fail closed: anything but "it is not there" counts as Xen. */
+                if (errno != ENOENT && errno != ENOTDIR)
+                        return -EPERM;
+        }
+        return 0;
+}
+
+static struct hv *sim_close(struct hv *hv)
+{
+        if (!hv)
+                return NULL;
+        safe_close(hv->lock_fd);
+        safe_close(hv->inotify_fd);
+        free(hv->path);
+        free(hv->lock_path);
+        free(hv->tmp_path);
+        free(hv->dir);
+        free(hv->base);
+        free(hv);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct hv *, sim_close);
+
+/*
+ * -EINVAL without cfg->sim_host, -EPERM on a real Xen host, -ENOENT when the
+ * file is missing, -EBADMSG when it is not a valid host file.
+ */
+static int sim_open(const struct hv_config *cfg, struct hv **ret)
+{
+        _cleanup_(sim_closep) struct hv *hv = NULL;
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        char *slash;
+        int r;
+
+        if (!cfg || !cfg->sim_host || !cfg->sim_host[0])
+                return -EINVAL;
+        r = probe_real_xen();
+        if (r < 0)
+                return r;
+
+        hv = calloc(1, sizeof(*hv));
+        if (!hv)
+                return -ENOMEM;
+        hv->lock_fd = -1;
+        hv->inotify_fd = -1;
+        hv->path = realpath(cfg->sim_host, NULL);
+        if (!hv->path)
+                return -errno;
+        if (asprintf(&hv->lock_path, "%s.lock", hv->path) < 0) {
+                hv->lock_path = NULL;
+                return -ENOMEM;
+        }
+        if (asprintf(&hv->tmp_path, "%s.tmp", hv->path) < 0) {
+                hv->tmp_path = NULL;
+                return -ENOMEM;
+        }
+        hv->dir = strdup(hv->path);
+        if (!hv->dir)
+                return -ENOMEM;
+        slash = strrchr(hv->dir, '/');
+        hv->base = strdup(slash + 1);
+        if (!hv->base)
+                return -ENOMEM;
+        if (slash == hv->dir)
+                slash[1] = '\0';
+        else
+                slash[0] = '\0';
+
+        /* Read-only, so that closing it never looks like a write to a watcher. */
+        hv->lock_fd = open(hv->lock_path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (hv->lock_fd < 0)
+                return -errno;
+
+        hv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (hv->inotify_fd < 0)
+                return -errno;
+        if (inotify_add_watch(hv->inotify_fd, hv->dir,
+                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+                return -errno;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(hv);
+        return 0;
+}
+
+static int sim_watch_fd(struct hv *hv)
+{
+        return hv->inotify_fd;
+}
+
+/*
+ * Consume every pending event. Returns 1 when the host file was changed by
+ * someone else (or deleted), 0 when the events were only this backend's own
+ * writes or concerned other files of the directory.
+ */
+static int sim_watch_drain(struct hv *hv)
+{
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool changed = false;
+
+        for (;;) {
+                ssize_t n = read(hv->inotify_fd, buf, sizeof(buf));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                for (char *p = buf; p < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *)p;
+
+                        p += sizeof(*ev) + ev->len;
+                        if (ev->mask & IN_Q_OVERFLOW) {
+                                changed = true;
+                                continue;
+                        }
+                        if (ev->len == 0 || !streq(ev->name, hv->base))
+                                continue;
+                        if (ev->mask & IN_MOVED_TO) {
+                                struct stat st;
+
+                                if (stat(hv->path, &st) < 0 || st.st_ino != hv->written_ino)
+                                        changed = true;
+                        } else {
+                                changed = true;
+                        }
+                }
+        }
+        return changed ? 1 : 0;
+}
+
+/* ---- reads ---- */
+
+static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        *ret = (struct hv_caps){ .iommu = h->iommu, .interrupt_remapping = h->interrupt_remapping };
+        return 0;
+}
+
+static int sim_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_domain *d;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        d = find_domain(h, domid);
+        if (!d)
+                return -ESRCH;
+        *ret = d->info;
+        return 0;
+}
+
+static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain *ret)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        int r;
+
+        if (!name)
+                return -EINVAL;
+        if (!name[0])
+                return -ESRCH;   /* nameless domains are found by domid only */
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < h->n_domains; i++)
+                if (streq(h->domains[i].info.name, name)) {
+                        *ret = h->domains[i].info;
+                        return 0;
+                }
+        return -ESRCH;
+}
+
+static int sim_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        _cleanup_(freep) struct hv_domain *list = NULL;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        list = calloc(h->n_domains ? h->n_domains : 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n_domains; i++)
+                list[i] = h->domains[i].info;
+        *ret = TAKE_PTR(list);
+        *ret_n = h->n_domains;
+        return 0;
+}
+
+static int sim_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_device *dev;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        dev = find_device(h, sbdf);
+        if (!dev)
+                return -ENODEV;
+        *ret_domid = dev->owner;
+        return 0;
+}
+
+static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        _cleanup_(freep) struct hv_assignment *list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n_devices; i++)
+                if (h->devices[i].owner != HV_DOMID_DOM0)
+                        list[n++] = (struct hv_assignment){ .sbdf = h->devices[i].sbdf,
+                                                            .domid = h->devices[i].owner };
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
+static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_device *dev;
+        struct hv_pci_info info = {};
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        dev = find_device(h, sbdf);
+        if (!dev)
+                return -ENODEV;
+        info.sbdf = dev->sbdf;
+        info.vendor = dev->vendor;
+        info.device = dev->device;
+        info.subsystem_vendor = dev->subsystem_vendor;
+        info.subsystem_device = dev->subsystem_device;
+        info.class = dev->class;
+        snprintf(info.driver, sizeof(info.driver), "%s", dev->driver);
+        info.has_reset = dev->reset[0] != '\0';
+        snprintf(info.reset_method, sizeof(info.reset_method), "%s", dev->reset);
+        *ret = info;
+        return 0;
+}
+
+static int sim_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        _cleanup_(freep) uint32_t *list = NULL;
+        int r;
+
+        r = host_load(hv, false, &h);
+        if (r < 0)
+                return r;
+        list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n_devices; i++)
+                list[i] = h->devices[i].sbdf;
+        *ret = TAKE_PTR(list);
+        *ret_n = h->n_devices;
+        return 0;
+}
+
+/* ---- calls that count themselves or change the host ---- */
+
+struct sim_args {
+        uint32_t domid;
+        uint32_t sbdf;
+        const char *driver;           /* unprepare */
+        char *ret_driver;             /* prepare, HV_DRIVER_MAX bytes */
+        uint32_t *group;              /* device_group: allocated by the op, owned by the caller */
+        size_t n_group;
+};
+
+/* The domain checks Xen's domctl makes: -ESRCH, then -EOPNOTSUPP without IOMMU context. */
+static int check_domain(struct sim_host *h, uint32_t domid)
+{
+        struct sim_domain *d;
+
+        if (domid == HV_DOMID_IO)
+                return 0;
+        d = find_domain(h, domid);
+        if (!d)
+                return -ESRCH;
+        if (!d->iommu)
+                return -EOPNOTSUPP;
+        return 0;
+}
+
+static int do_test_assign(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev;
+        int r;
+
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        if (a->domid == HV_DOMID_DOM0)
+                return -EINVAL;
+        if (a->domid != HV_DOMID_INVALID) {
+                r = check_domain(h, a->domid);
+                if (r < 0)
+                        return r;
+        }
+        dev = find_device(h, a->sbdf);
+        if (!dev || (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO))
+                return -EINVAL;
+        return 0;
+}
+
+static int do_assign(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev;
+        int r;
+
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        if (a->domid == HV_DOMID_DOM0 || a->domid == HV_DOMID_INVALID)
+                return a->domid == HV_DOMID_INVALID ? -ESRCH : -EINVAL;
+        r = check_domain(h, a->domid);
+        if (r < 0)
+                return r;
+        if (a->domid != HV_DOMID_IO && find_domain(h, a->domid)->info.dying)
+                return -EINVAL;
+        dev = find_device(h, a->sbdf);
+        if (!dev)
+                return -ENODEV;
+        if (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO)
+                return -EBUSY;
+        return set_owner(dev, a->domid);
+}
+
+static int do_deassign(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev;
+        int r;
+
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        if (a->domid == HV_DOMID_DOM0 || a->domid == HV_DOMID_INVALID)
+                return a->domid == HV_DOMID_INVALID ? -ESRCH : -EINVAL;
+        r = check_domain(h, a->domid);
+        if (r < 0)
+                return r;
+        dev = find_device(h, a->sbdf);
+        if (!dev || dev->owner != a->domid)
+                return -ENODEV;
+        return set_owner(dev, a->domid == HV_DOMID_IO ? HV_DOMID_DOM0 : HV_DOMID_IO);
+}
+
+static int do_device_group(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev;
+
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        dev = find_device(h, a->sbdf);
+        if (!dev)
+                return -ENODEV;
+        a->group = calloc(h->n_devices, sizeof(uint32_t));
+        if (!a->group)
+                return -ENOMEM;
+        a->n_group = 0;
+        for (size_t i = 0; i < h->n_devices; i++)
+                if (h->devices[i].group == dev->group && h->devices[i].sbdf != dev->sbdf)
+                        a->group[a->n_group++] = h->devices[i].sbdf;
+        return 0;
+}
+
+static int do_reset(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev = find_device(h, a->sbdf);
+
+        if (!dev)
+                return -ENODEV;
+        if (!dev->reset[0])
+                return -ENOTTY;
+        return 0;
+}
+
+static int do_prepare(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev = find_device(h, a->sbdf);
+        char old[HV_DRIVER_MAX];
+        int r;
+
+        if (!dev)
+                return -ENODEV;
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        if (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO)
+                return -EBUSY;
+        /* Already bound to pciback: nothing was unbound. */
+        snprintf(old, sizeof(old), "%s", streq(dev->driver, "pciback") ? "" : dev->driver);
+        r = set_driver(dev, "pciback");
+        if (r < 0)
+                return r;
+        r = set_owner(dev, HV_DOMID_IO);
+        if (r < 0)
+                return r;
+        memcpy(a->ret_driver, old, sizeof(old));
+        return 0;
+}
+
+static int do_unprepare(struct sim_host *h, struct sim_args *a)
+{
+        struct sim_device *dev = find_device(h, a->sbdf);
+        int r;
+
+        if (!dev)
+                return -ENODEV;
+        if (strlen(a->driver) >= HV_DRIVER_MAX)
+                return -EINVAL;
+        if (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO)
+                return -EBUSY;
+        if (dev->owner == HV_DOMID_IO && !h->iommu)
+                return -EOPNOTSUPP;
+        r = set_owner(dev, HV_DOMID_DOM0);
+        if (r < 0)
+                return r;
+        return set_driver(dev, a->driver);
+}
+
+/*
+ * One transaction: lock exclusively, re-read, count the call, apply an
+ * injected fault or the operation, write back, unlock. The counter is written
+ * even when the operation fails. Returns the operation's result, or the
+ * error of the transaction itself.
+ */
+static int transact(struct hv *hv, const char *call, const char *fault_op,
+                    int (*op)(struct sim_host *h, struct sim_args *a), struct sim_args *a)
+{
+        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        int r, result;
+
+        r = host_load(hv, true, &h);
+        if (r < 0)
+                return r;
+        r = count_call(h, call);
+        if (r < 0)
+                return r;
+        result = fault(h, fault_op, a->sbdf);
+        if (result == 0)
+                result = op(h, a);
+        if (result == -ENOMEM)
+                return result;  /* the in-memory host may be half-changed: do not write it */
+        r = host_save(hv, h);
+        if (r < 0)
+                return r;
+        return result;
+}
+
+static int sim_test_assign(struct hv *hv, uint32_t domid, uint32_t sbdf)
+{
+        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+
+        return transact(hv, "test_assign", "test_assign", do_test_assign, &a);
+}
+
+static int sim_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed)
+{
+        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+
+        return transact(hv, "assign", "assign", do_assign, &a);
+}
+
+static int sim_deassign(struct hv *hv, uint32_t domid, uint32_t sbdf)
+{
+        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+
+        return transact(hv, "deassign", "deassign", do_deassign, &a);
+}
+
+static int sim_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t *ret_n)
+{
+        struct sim_args a = { .sbdf = sbdf };
+        int r;
+
+        r = transact(hv, "device_group", "device_group", do_device_group, &a);
+        if (r < 0) {
+                free(a.group);
+                return r;
+        }
+        *ret = a.group;
+        *ret_n = a.n_group;
+        return 0;
+}
+
+static int sim_pci_reset(struct hv *hv, uint32_t sbdf)
+{
+        struct sim_args a = { .sbdf = sbdf };
+
+        return transact(hv, "reset", "reset", do_reset, &a);
+}
+
+static int sim_pci_prepare(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX])
+{
+        char driver[HV_DRIVER_MAX];
+        struct sim_args a = { .sbdf = sbdf, .ret_driver = driver };
+        int r;
+
+        r = transact(hv, "quarantine", "prepare", do_prepare, &a);
+        if (r < 0)
+                return r;
+        memcpy(ret_driver, driver, sizeof(driver));
+        return 0;
+}
+
+static int sim_pci_unprepare(struct hv *hv, uint32_t sbdf, const char *driver)
+{
+        struct sim_args a = { .sbdf = sbdf, .driver = driver ? driver : "" };
+
+        return transact(hv, "unquarantine", "unprepare", do_unprepare, &a);
+}
+
+const struct hv_ops hv_sim_ops = {
+        .name = "sim",
+        .open = sim_open,
+        .close = sim_close,
+        .host_caps = sim_host_caps,
+        .domain_get = sim_domain_get,
+        .domain_by_name = sim_domain_by_name,
+        .domain_list = sim_domain_list,
+        .test_assign = sim_test_assign,
+        .assign = sim_assign,
+        .deassign = sim_deassign,
+        .device_group = sim_device_group,
+        .device_owner = sim_device_owner,
+        .assignments = sim_assignments,
+        .watch_fd = sim_watch_fd,
+        .watch_drain = sim_watch_drain,
+        .pci_info = sim_pci_info,
+        .pci_list = sim_pci_list,
+        .pci_reset = sim_pci_reset,
+        .pci_prepare = sim_pci_prepare,
+        .pci_unprepare = sim_pci_unprepare,
+};
