@@ -102,8 +102,10 @@ struct hv_ops {
 
         /*
          * An fd (owned by the backend) that becomes readable when domains come
-         * or go, or the host changes; watch_drain() consumes the event. The
-         * daemon then rescans: the event never says which domain.
+         * or go, or the host changes; watch_drain() consumes the events and
+         * returns > 0 when something may have changed, 0 when the events were
+         * the backend's own. The daemon then rescans: an event never says
+         * which domain.
          */
         int (*watch_fd)(struct hv *hv);
         int (*watch_drain)(struct hv *hv);
