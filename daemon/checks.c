@@ -1,1 +1,634 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The ordered checks of DESIGN.md invariant 3. Each check appends one entry
+ * {name, pass|fail|skip, detail}; the first failure stops the pipeline and
+ * becomes the refusal, naming the check. assign and explain both run this.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "checks.h"
+#include "grants.h"
+#include "log.h"
+
+/* Domids at or above this are Xen's special domains (DOMID_FIRST_RESERVED). */
+#define DOMID_FIRST_RESERVED 0x7FF0U
+
+#define MAX_CLIENT_NAMES 8
+
+static bool is_no_iommu(int r)
+{
+        return r == -EOPNOTSUPP || r == -ENOSYS;
+}
+
+int pgd_checks_hv_code(const char *step, int r)
+{
+        bool domain_step =
+                streq(step, "domain-iommu") || streq(step, "assign") || streq(step, "deassign");
+
+        if (r >= 0)
+                return 0;
+        /*
+         * No IOMMU: Xen >= 4.13 answers EOPNOTSUPP, older ones ENOSYS. For a
+         * call about one domain on a host that has an IOMMU (the iommu check
+         * passed before) it means that domain has no IOMMU context.
+         */
+        if (is_no_iommu(r))
+                return domain_step ? PG_ERR_DOMAIN_NO_IOMMU : PG_ERR_NO_IOMMU;
+        /* test-assign: "already assigned, or non-existent". */
+        if (r == -EINVAL && (streq(step, "free") || streq(step, "domain-iommu")))
+                return PG_ERR_BUSY;
+        /* The domain went away after the domain check. */
+        if (r == -ESRCH && domain_step)
+                return PG_ERR_NO_SUCH_DOMAIN;
+        /* Only the assign call itself says EBUSY and ENODEV. */
+        if (r == -EBUSY)
+                return PG_ERR_BUSY;
+        if (r == -ENODEV)
+                return PG_ERR_NO_SUCH_DEVICE;
+        return PG_ERR_HYPERVISOR_ERROR;
+}
+
+const char *pgd_check_result_name(enum pgd_check_result r)
+{
+        switch (r) {
+        case PGD_CHECK_PASS:
+                return "pass";
+        case PGD_CHECK_FAIL:
+                return "fail";
+        case PGD_CHECK_SKIP:
+                return "skip";
+        }
+        return "fail";
+}
+
+_printf_(4, 0) static void record(struct pgd_checks *c, const char *name,
+                                  enum pgd_check_result result, const char *fmt, va_list ap)
+{
+        struct pgd_check *e;
+
+        if (c->n >= ELEMENTSOF(c->v))
+                return; /* cannot happen: there are fewer checks than slots */
+        e = &c->v[c->n++];
+        e->name = name;
+        e->result = result;
+        vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+}
+
+_printf_(3, 4) static void pass(struct pgd_checks *c, const char *name, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        record(c, name, PGD_CHECK_PASS, fmt, ap);
+        va_end(ap);
+}
+
+_printf_(3, 4) static void skip(struct pgd_checks *c, const char *name, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        record(c, name, PGD_CHECK_SKIP, fmt, ap);
+        va_end(ap);
+}
+
+/* Record a failed check and fill the refusal; returns code. */
+_printf_(6, 7) static int fail(struct pgd_checks *c, struct pgd_error *err, const char *name,
+                               int code, int hv_errno, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        record(c, name, PGD_CHECK_FAIL, fmt, ap);
+        va_end(ap);
+
+        c->allow = false;
+        c->code = code;
+        err->code = code;
+        err->hv_errno = hv_errno;
+        err->check = name;
+        snprintf(err->message, sizeof(err->message), "%s", c->v[c->n - 1].detail);
+        return code;
+}
+
+/* A hypervisor answer that is not one the check expected. */
+/*
+ * A failed hypervisor call during check name. The code comes from
+ * pgd_checks_hv_code(); the detail says what that answer means.
+ */
+static int fail_hv(struct pgd_checks *c, struct pgd_error *err, const char *name, const char *call,
+                   uint32_t sbdf, int r)
+{
+        int code = pgd_checks_hv_code(name, r);
+        const char *en = pg_errno_name(-r) ?: strerror(-r);
+        char bdf[PG_BDF_MAX];
+
+        pg_bdf_format(sbdf, bdf);
+        switch (code) {
+        case PG_ERR_NO_IOMMU:
+                return fail(c, err, name, code, -r, "%s answered %s: the host has no IOMMU", call,
+                            en);
+        case PG_ERR_DOMAIN_NO_IOMMU:
+                return fail(c, err, name, code, -r,
+                            "%s answered %s: domid %u was created without an IOMMU context", call,
+                            en, c->domain.domid);
+        case PG_ERR_BUSY:
+                return fail(c, err, name, code, -r,
+                            "%s answered %s: the hypervisor has %s assigned already", call, en,
+                            bdf);
+        case PG_ERR_NO_SUCH_DOMAIN:
+                return fail(c, err, name, code, -r, "%s answered %s: domid %u is gone", call, en,
+                            c->domain.domid);
+        case PG_ERR_NO_SUCH_DEVICE:
+                return fail(c, err, name, code, -r,
+                            "%s answered %s: the hypervisor does not know %s", call, en, bdf);
+        default:
+                return fail(c, err, name, code, -r, "%s for %s failed: %s", call, bdf, en);
+        }
+}
+
+static const char *domain_label(const struct pgd_request *req, char *buf, size_t size)
+{
+        if (req->domain)
+                return req->domain;
+        snprintf(buf, size, "domid %u", req->domid);
+        return buf;
+}
+
+void pgd_checks_policy_device(const struct hv_pci_info *pci, struct pg_policy_device *ret)
+{
+        *ret = (struct pg_policy_device){
+                .sbdf = pci->sbdf,
+                .vendor = pci->vendor,
+                .device = pci->device,
+                .subsystem_vendor = pci->subsystem_vendor,
+                .subsystem_device = pci->subsystem_device,
+                .class = (int32_t)pci->class,
+        };
+}
+
+static int check_client(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd_checks *c,
+                        struct pgd_error *err)
+{
+        struct pg_policy_identity id;
+        const char *names[MAX_CLIENT_NAMES];
+        char buf[200] = "";
+        size_t n;
+
+        pgd_peer_identity(peer, &id);
+        n = pg_policy_clients(d->policy, &id, names, ELEMENTSOF(names));
+        if (n == 0)
+                return fail(c, err, "client", PG_ERR_NOT_AUTHORIZED, 0,
+                            "uid %u gid %u%s%s is not a client the policy knows",
+                            (unsigned)peer->uid, (unsigned)peer->gid, peer->unit ? " unit " : "",
+                            peer->unit ? peer->unit : "");
+        for (size_t i = 0, len = 0; i < n && i < ELEMENTSOF(names) && len < sizeof(buf); i++)
+                len += snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? ", " : "", names[i]);
+        pass(c, "client", "uid %u is client %s", (unsigned)peer->uid, buf);
+        return 0;
+}
+
+static int check_host(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_error *err)
+{
+        struct hv_caps caps;
+        int r;
+
+        r = d->hv_ops->host_caps(d->hv, &caps);
+        if (r < 0)
+                return fail(c, err, "iommu", PG_ERR_HYPERVISOR_ERROR, -r,
+                            "cannot read the host capabilities: %s", strerror(-r));
+        if (!caps.iommu)
+                return fail(c, err, "iommu", PG_ERR_NO_IOMMU, 0,
+                            "the host has no IOMMU (no directio capability): no policy can "
+                            "override this");
+        pass(c, "iommu", "the host has an IOMMU");
+
+        if (!pg_policy_require_interrupt_remapping(d->policy)) {
+                skip(c, "interrupt-remapping", "not required by the policy");
+                return 0;
+        }
+        /* Fail closed: "unknown" is not "yes". */
+        if (caps.interrupt_remapping != 1)
+                return fail(c, err, "interrupt-remapping", PG_ERR_NO_INTERRUPT_REMAPPING, 0,
+                            "the policy requires interrupt remapping and the host %s",
+                            caps.interrupt_remapping == 0 ? "has none" : "does not confirm it");
+        pass(c, "interrupt-remapping", "the host has interrupt remapping");
+        return 0;
+}
+
+static bool is_special_domid(uint32_t domid)
+{
+        return domid == HV_DOMID_DOM0 || domid >= DOMID_FIRST_RESERVED;
+}
+
+static int check_domain(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
+                        struct pgd_error *err)
+{
+        struct hv_domain dom;
+        char label[32];
+        const char *what = domain_label(req, label, sizeof(label));
+        int r;
+
+        if (req->has_domid && is_special_domid(req->domid))
+                return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
+                            req->domid == HV_DOMID_DOM0 ? "dom0 is not a guest"
+                                                        : "domid %u is not a guest",
+                            req->domid);
+        if (req->has_domid)
+                r = d->hv_ops->domain_get(d->hv, req->domid, &dom);
+        else
+                r = d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &dom);
+        if (r == -ESRCH)
+                return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0, "no domain %s", what);
+        if (r < 0)
+                return fail(c, err, "domain", PG_ERR_HYPERVISOR_ERROR, -r,
+                            "cannot look up domain %s: %s", what, strerror(-r));
+        if (req->has_domid && req->domain && !streq(req->domain, dom.name))
+                return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
+                            "domid %u is named \"%s\", not \"%s\"", dom.domid, dom.name,
+                            req->domain);
+        if (is_special_domid(dom.domid))
+                return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
+                            dom.domid == HV_DOMID_DOM0 ? "%s is dom0, and dom0 is not a guest"
+                                                       : "%s is not a guest",
+                            what);
+        if (dom.dying)
+                return fail(c, err, "domain", PG_ERR_DOMAIN_DYING, 0,
+                            "domain %s (domid %u) is dying", what, dom.domid);
+        if (dom.uuid[0] == '\0')
+                return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
+                            "domain %s (domid %u) has no UUID recorded", what, dom.domid);
+
+        c->domain = dom;
+        c->have_domain = true;
+        pass(c, "domain", "%s: domid %u, %s, uuid %s", dom.name[0] ? dom.name : what, dom.domid,
+             pgd_hv_domain_type_name(dom.type), dom.uuid);
+        return 0;
+}
+
+static int check_device(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
+                        struct pgd_error *err)
+{
+        struct pg_policy_device dev;
+        const char *why = NULL;
+        int r;
+
+        r = d->hv_ops->pci_info(d->hv, req->sbdf, &c->pci);
+        if (r == -ENODEV)
+                return fail(c, err, "device", PG_ERR_NO_SUCH_DEVICE, 0, "no PCI device %s",
+                            req->bdf);
+        if (r < 0)
+                return fail(c, err, "device", PG_ERR_HYPERVISOR_ERROR, -r,
+                            "cannot read PCI device %s: %s", req->bdf, strerror(-r));
+        c->have_pci = true;
+        pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", req->bdf, c->pci.vendor,
+             c->pci.device, c->pci.class);
+
+        pgd_checks_policy_device(&c->pci, &dev);
+        if (pg_policy_is_protected(d->policy, &dev, &why))
+                return fail(c, err, "protected", PG_ERR_PROTECTED_DEVICE, 0,
+                            "%s is protected by policy (%s)", req->bdf, why ?: "protected");
+        pass(c, "protected", "no protected entry matches %s", req->bdf);
+        return 0;
+}
+
+static int check_assignable(struct pgd_daemon *d, const struct pgd_request *req,
+                            struct pgd_checks *c, struct pgd_error *err)
+{
+        uint32_t owner;
+        int r;
+
+        if (!streq(c->pci.driver, "pciback"))
+                return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
+                            "%s is %s%s, not pciback: run `passguard prepare %s`", req->bdf,
+                            c->pci.driver[0] ? "bound to " : "bound to no driver", c->pci.driver,
+                            req->bdf);
+        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        if (r == -ENODEV)
+                return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
+                            "the hypervisor does not know %s", req->bdf);
+        if (r < 0)
+                return fail_hv(c, err, "assignable", "device owner", req->sbdf, r);
+        if (owner == HV_DOMID_DOM0)
+                return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
+                            "%s is owned by dom0, not quarantined: run `passguard prepare %s`",
+                            req->bdf, req->bdf);
+        if (owner == HV_DOMID_IO)
+                pass(c, "assignable", "bound to pciback, quarantined");
+        else
+                pass(c, "assignable", "bound to pciback, owned by domid %u", owner);
+        return 0;
+}
+
+static bool contains(const uint32_t *v, size_t n, uint32_t x)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i] == x)
+                        return true;
+        return false;
+}
+
+/* The IOMMU group's other members and the other functions of the same slot. */
+static int group_members(struct pgd_daemon *d, uint32_t sbdf, uint32_t **ret, size_t *ret_n,
+                         int *ret_hv_errno)
+{
+        _cleanup_(freep) uint32_t *group = NULL, *all = NULL, *v = NULL;
+        size_t n_group = 0, n_all = 0, n = 0;
+        int r;
+
+        r = d->hv_ops->device_group(d->hv, sbdf, &group, &n_group);
+        if (r < 0) {
+                *ret_hv_errno = -r;
+                return r;
+        }
+        r = d->hv_ops->pci_list(d->hv, &all, &n_all);
+        if (r < 0) {
+                *ret_hv_errno = 0;
+                return r;
+        }
+        v = calloc(n_group + n_all + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_group; i++)
+                if (group[i] != sbdf && !contains(v, n, group[i]))
+                        v[n++] = group[i];
+        for (size_t i = 0; i < n_all; i++)
+                if (all[i] != sbdf && (all[i] & ~0x7U) == (sbdf & ~0x7U) && !contains(v, n, all[i]))
+                        v[n++] = all[i];
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+static int check_group(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
+                       struct pgd_error *err)
+{
+        _cleanup_(freep) uint32_t *members = NULL;
+        size_t n = 0;
+        int hv_errno = 0, r;
+
+        r = group_members(d, req->sbdf, &members, &n, &hv_errno);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 && hv_errno)
+                return fail_hv(c, err, "group", "get device group", req->sbdf, r);
+        if (r < 0)
+                return fail(c, err, "group", PG_ERR_HYPERVISOR_ERROR, 0,
+                            "cannot list PCI devices: %s", strerror(-r));
+
+        for (size_t i = 0; i < n; i++) {
+                char bdf[PG_BDF_MAX];
+                struct hv_pci_info info;
+                uint32_t owner;
+
+                pg_bdf_format(members[i], bdf);
+                r = d->hv_ops->device_owner(d->hv, members[i], &owner);
+                if (r == -ENODEV)
+                        continue; /* not known to the hypervisor: it cannot be anyone's */
+                if (r < 0)
+                        return fail_hv(c, err, "group", "device owner", members[i], r);
+                if (owner == HV_DOMID_IO || owner == c->domain.domid)
+                        continue;
+                if (owner != HV_DOMID_DOM0)
+                        return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
+                                    "%s shares the group of %s and belongs to domid %u", bdf,
+                                    req->bdf, owner);
+                r = d->hv_ops->pci_info(d->hv, members[i], &info);
+                if (r == -ENODEV)
+                        continue;
+                if (r < 0)
+                        return fail(c, err, "group", PG_ERR_HYPERVISOR_ERROR, 0,
+                                    "cannot read PCI device %s: %s", bdf, strerror(-r));
+                if (!streq(info.driver, "pciback"))
+                        return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
+                                    "%s shares the group of %s and belongs to dom0 (driver %s)",
+                                    bdf, req->bdf, info.driver[0] ? info.driver : "none");
+        }
+        if (n == 0)
+                pass(c, "group", "%s is alone in its group", req->bdf);
+        else
+                pass(c, "group", "%zu other member%s free or already domid %u's", n,
+                     n == 1 ? "" : "s", c->domain.domid);
+        return 0;
+}
+
+static int check_free(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
+                      struct pgd_error *err)
+{
+        const struct pgd_grant *g;
+        uint32_t owner;
+        int r;
+
+        g = pgd_grants_find(d->grants, req->sbdf);
+        if (g && streq(g->domain_uuid, c->domain.uuid))
+                return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is already granted to this domain",
+                            req->bdf);
+        if (g)
+                return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is granted to domid %u (%s)",
+                            req->bdf, g->domid, g->domain_name);
+
+        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        if (r < 0 && r != -ENODEV)
+                return fail_hv(c, err, "free", "device owner", req->sbdf, r);
+        if (r >= 0 && owner != HV_DOMID_IO && owner != HV_DOMID_DOM0)
+                return fail(c, err, "free", PG_ERR_BUSY, 0,
+                            "the hypervisor has %s assigned to domid %u", req->bdf, owner);
+
+        /* EINVAL: assigned to a guest; EOPNOTSUPP/ENOSYS: no IOMMU after all. */
+        r = d->hv_ops->test_assign(d->hv, HV_DOMID_INVALID, req->sbdf);
+        if (r < 0)
+                return fail_hv(c, err, "free", "test-assign", req->sbdf, r);
+        pass(c, "free", "not granted, not assigned to any guest");
+        return 0;
+}
+
+static int check_domain_iommu(struct pgd_daemon *d, const struct pgd_request *req,
+                              struct pgd_checks *c, struct pgd_error *err)
+{
+        int r;
+
+        /* EOPNOTSUPP here: this domain has no IOMMU context; EINVAL: raced, now assigned. */
+        r = d->hv_ops->test_assign(d->hv, c->domain.domid, req->sbdf);
+        if (r < 0)
+                return fail_hv(c, err, "domain-iommu", "test-assign", req->sbdf, r);
+        pass(c, "domain-iommu", "test-assign to domid %u succeeded", c->domain.domid);
+        return 0;
+}
+
+static void misses_text(const struct pg_policy_decision *dec, char *buf, size_t size)
+{
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < dec->n_misses && len < size; i++)
+                len += snprintf(buf + len, size - len, "; %s: %s", dec->misses[i].rule,
+                                dec->misses[i].reason);
+}
+
+static int check_policy(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd_checks *c,
+                        struct pgd_error *err)
+{
+        struct pg_policy_decision dec = {};
+        struct pg_policy_identity id;
+        struct pg_policy_device dev;
+        struct pg_policy_domain dom;
+        char misses[200];
+        bool allow;
+        int r;
+
+        pgd_peer_identity(peer, &id);
+        pgd_checks_policy_device(&c->pci, &dev);
+        dom = (struct pg_policy_domain){
+                .name = c->domain.name,
+                .domid = c->domain.domid,
+                .uuid = c->domain.uuid,
+                .type = pgd_hv_domain_type_name(c->domain.type),
+        };
+        r = pg_policy_evaluate(d->policy, &id, &dev, &dom, true, &dec);
+        if (r < 0)
+                return r;
+
+        c->policy_ran = true;
+        snprintf(c->rule, sizeof(c->rule), "%s", dec.rule ?: "default");
+        c->rdm_policy = dec.rdm_policy;
+        c->reset = dec.reset;
+        c->max_devices_per_domain = dec.max_devices_per_domain;
+        allow = dec.allow;
+        misses_text(&dec, misses, sizeof(misses));
+        pg_policy_decision_clear(&dec);
+
+        snprintf(err->rule, sizeof(err->rule), "%s", c->rule);
+        if (!allow) {
+                if (streq(c->rule, "default"))
+                        return fail(c, err, "policy", PG_ERR_DENIED, 0,
+                                    "no rule allows it (default deny)%s", misses);
+                return fail(c, err, "policy", PG_ERR_DENIED, 0, "denied by rule %s%s", c->rule,
+                            misses);
+        }
+        pass(c, "policy", "rule %s", c->rule);
+        return 0;
+}
+
+static int check_limit(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_error *err)
+{
+        size_t have;
+
+        if (c->max_devices_per_domain == 0) {
+                skip(c, "limit", "rule %s sets no limit", c->rule);
+                return 0;
+        }
+        have = pgd_grants_count_domain(d->grants, c->domain.uuid);
+        if (have >= c->max_devices_per_domain)
+                return fail(c, err, "limit", PG_ERR_LIMIT_REACHED, 0,
+                            "domid %u has %zu device%s, rule %s allows %u", c->domain.domid, have,
+                            have == 1 ? "" : "s", c->rule, c->max_devices_per_domain);
+        pass(c, "limit", "domid %u has %zu of %u devices", c->domain.domid, have,
+             c->max_devices_per_domain);
+        return 0;
+}
+
+static int check_reset(struct pgd_daemon *d, const struct pgd_request *req,
+                       enum pgd_checks_mode mode, struct pgd_checks *c, struct pgd_error *err)
+{
+        const char *method = c->pci.reset_method[0] ? c->pci.reset_method : "unknown method";
+        int r;
+
+        if (c->reset == PG_POLICY_RESET_NEVER) {
+                skip(c, "reset", "rule %s: reset never", c->rule);
+                return 0;
+        }
+        if (!c->pci.has_reset) {
+                if (c->reset == PG_POLICY_RESET_REQUIRED)
+                        return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0,
+                                    "rule %s requires a reset and %s has none", c->rule, req->bdf);
+                skip(c, "reset", "%s has no reset", req->bdf);
+                return 0;
+        }
+        if (mode == PGD_CHECKS_EXPLAIN) {
+                pass(c, "reset", "would reset (%s)", method);
+                return 0;
+        }
+        r = d->hv_ops->pci_reset(d->hv, req->sbdf);
+        /* Also under "if-available": the device offered a reset and it failed. Fail closed. */
+        if (r < 0)
+                return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0, "reset of %s (%s) failed: %s",
+                            req->bdf, method, strerror(-r));
+        c->reset_done = true;
+        pass(c, "reset", "reset (%s)", method);
+        return 0;
+}
+
+int pgd_checks_run(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
+                   enum pgd_checks_mode mode, struct pgd_checks *ret, struct pgd_error *err)
+{
+        char label[32];
+        int r;
+
+        *ret = (struct pgd_checks){};
+        err->code = 0;
+        err->hv_errno = 0;
+        err->check = NULL;
+        err->rule[0] = '\0';
+        err->message[0] = '\0';
+
+        pass(ret, "request", "assign %s to %s", req->bdf, domain_label(req, label, sizeof(label)));
+
+        r = check_client(d, peer, ret, err);
+        if (r != 0)
+                return r;
+        r = check_host(d, ret, err);
+        if (r != 0)
+                return r;
+        r = check_domain(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_device(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_assignable(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_group(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_free(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_domain_iommu(d, req, ret, err);
+        if (r != 0)
+                return r;
+        r = check_policy(d, peer, ret, err);
+        if (r != 0)
+                return r;
+        r = check_limit(d, ret, err);
+        if (r != 0)
+                return r;
+        r = check_reset(d, req, mode, ret, err);
+        if (r != 0)
+                return r;
+
+        ret->allow = true;
+        ret->code = 0;
+        return 0;
+}
+
+json_t *pgd_checks_to_json(const struct pgd_checks *c)
+{
+        json_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < c->n; i++) {
+                json_t *o =
+                        json_pack("{s:s, s:s, s:s}", "check", c->v[i].name, "result",
+                                  pgd_check_result_name(c->v[i].result), "detail", c->v[i].detail);
+                if (!o || json_array_append_new(a, o) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        }
+        return a;
+}
