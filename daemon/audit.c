@@ -1,1 +1,249 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Audit records: one structured journald record per decision.
+ *
+ *   MESSAGE=passguard: <decision> <op> <device> → d<domid> (<rule>): <message>
+ *   MESSAGE_ID=<fixed per kind>, PRIORITY=<per kind>
+ *   PASSGUARD_KIND, PASSGUARD_OP, PASSGUARD_DEVICE, PASSGUARD_DOMID,
+ *   PASSGUARD_DOMAIN_UUID, PASSGUARD_DOMAIN_NAME, PASSGUARD_CLIENT_UID,
+ *   PASSGUARD_CLIENT_PID, PASSGUARD_CLIENT_UNIT, PASSGUARD_RULE,
+ *   PASSGUARD_DECISION, PASSGUARD_ERROR (the wire name)
+ *
+ * Absent fields are left out of the record (and out of MESSAGE).
+ *
+ * With --debug the same record also goes to stderr as one line, which the
+ * integration tests grep; its format is a contract:
+ *
+ *   passguardd: audit: kind=grant op=assign device=0000:03:00.0 domid=5 uuid=<uuid>
+ *   client_uid=0 client_pid=123 unit=- rule=r decision=granted error=- message="..."
+ *
+ * (one line; every key always present, in this order; "-" for an absent
+ * value; message double-quoted with \" \\ \n escaped.)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <syslog.h>
+
+#include <systemd/sd-journal.h>
+
+#include "audit.h"
+#include "log.h"
+
+struct kind_info {
+        const char *name;
+        const char *message_id;
+        int priority;
+};
+
+/* MESSAGE_IDs are stable: journalctl MESSAGE_ID=... filters on them. Never change one. */
+static const struct kind_info kinds[_PGD_AUDIT_MAX] = {
+        [PGD_AUDIT_GRANT] = {"grant", "0641ab6ab8e040bca182a82730f3dc74", LOG_INFO},
+        [PGD_AUDIT_REFUSE] = {"refuse", "381931e46c6e40d2b3871c3b75707903", LOG_NOTICE},
+        [PGD_AUDIT_RELEASE] = {"release", "55f44c58e7934d48999dc3104baa079a", LOG_INFO},
+        [PGD_AUDIT_DOMAIN_GONE] = {"domain-gone", "c7e53117662c479dbec06c691b15bf18", LOG_WARNING},
+        [PGD_AUDIT_UNMANAGED] = {"unmanaged", "e51f3371028840fab9c789bb0efc7539", LOG_WARNING},
+        [PGD_AUDIT_RECONCILE] = {"reconcile", "43f889141f8742138c44b30f2189ec76", LOG_NOTICE},
+        [PGD_AUDIT_PREPARE] = {"prepare", "991ec23ed2314a49a82b9699eaf5e2b9", LOG_INFO},
+        [PGD_AUDIT_RELOAD] = {"reload", "aff96d8140e04f76be2d42288b660ceb", LOG_INFO},
+};
+
+static const struct kind_info *kind_info(enum pgd_audit_kind kind)
+{
+        if ((unsigned)kind >= _PGD_AUDIT_MAX)
+                return NULL;
+        return &kinds[kind];
+}
+
+const char *pgd_audit_message_id(enum pgd_audit_kind kind)
+{
+        const struct kind_info *k = kind_info(kind);
+
+        return k ? k->message_id : NULL;
+}
+
+static int priority_of(const struct kind_info *k, const struct pgd_audit_record *r)
+{
+        /* A failed grant, release, prepare or reload is a refusal. */
+        if (r->error != 0 && k->priority > LOG_NOTICE)
+                return LOG_NOTICE;
+        return k->priority;
+}
+
+static const char *nonempty(const char *s)
+{
+        return s && *s ? s : NULL;
+}
+
+/* Up to this many fields per record. */
+#define AUDIT_FIELDS_MAX 16
+
+struct fields {
+        char *v[AUDIT_FIELDS_MAX];
+        size_t n;
+        bool oom;
+};
+
+static void fields_clear(struct fields *f)
+{
+        for (size_t i = 0; i < f->n; i++)
+                free(f->v[i]);
+        f->n = 0;
+}
+
+_printf_(2, 3) static void field_add(struct fields *f, const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        if (f->n >= AUDIT_FIELDS_MAX) {
+                f->oom = true;
+                return;
+        }
+        va_start(ap, fmt);
+        int k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                f->oom = true;
+                return;
+        }
+        f->v[f->n++] = s;
+}
+
+static void write_quoted(FILE *out, const char *s)
+{
+        fputc('"', out);
+        for (; s && *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        fprintf(out, "\\%c", *s);
+                else if (*s == '\n')
+                        fputs("\\n", out);
+                else
+                        fputc(*s, out);
+        }
+        fputc('"', out);
+}
+
+static void debug_line(const struct kind_info *k, const struct pgd_audit_record *r,
+                       const char *device, const char *error)
+{
+        const char *uuid = nonempty(r->domain_uuid);
+        const char *unit = r->peer ? nonempty(r->peer->unit) : NULL;
+        const char *rule = nonempty(r->rule);
+        const char *decision = nonempty(r->decision);
+        /* One buffered line, so that concurrent writers to stderr do not interleave. */
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&buf, &size);
+
+        if (!out)
+                return;
+        fprintf(out, "passguardd: audit: kind=%s op=%s device=%s", k->name,
+                nonempty(r->op) ? r->op : "-", device ? device : "-");
+        if (r->domid >= 0)
+                fprintf(out, " domid=%" PRId64, r->domid);
+        else
+                fputs(" domid=-", out);
+        fprintf(out, " uuid=%s", uuid ? uuid : "-");
+        if (r->peer)
+                fprintf(out, " client_uid=%u client_pid=%d", (unsigned)r->peer->uid,
+                        (int)r->peer->pid);
+        else
+                fputs(" client_uid=- client_pid=-", out);
+        fprintf(out, " unit=%s rule=%s decision=%s error=%s message=", unit ? unit : "-",
+                rule ? rule : "-", decision ? decision : "-", error ? error : "-");
+        write_quoted(out, r->message);
+        fputc('\n', out);
+        if (fclose(out) == 0 && buf)
+                fputs(buf, stderr);
+        free(buf);
+}
+
+void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
+{
+        static bool journal_warned;
+        const struct kind_info *k = kind_info(r->kind);
+        struct fields f = {};
+        char bdf[PG_BDF_MAX];
+        const char *device = NULL, *error = NULL, *s;
+        char *msg = NULL;
+        size_t msg_size = 0;
+        FILE *m;
+
+        if (!k)
+                return;
+        if (r->sbdf != UINT32_MAX)
+                device = pg_bdf_format(r->sbdf, bdf);
+        if (r->error != 0)
+                error = pg_error_name(r->error);
+
+        if (d && d->cfg.debug)
+                debug_line(k, r, device, error);
+
+        /* MESSAGE: passguard: <decision> <op> <device> → d<domid> (<rule>): <message> */
+        m = open_memstream(&msg, &msg_size);
+        if (!m)
+                return;
+        fprintf(m, "passguard: %s %s", nonempty(r->decision) ? r->decision : k->name,
+                nonempty(r->op) ? r->op : k->name);
+        if (device)
+                fprintf(m, " %s", device);
+        if (r->domid >= 0)
+                fprintf(m, " → d%" PRId64, r->domid);
+        if (nonempty(r->rule))
+                fprintf(m, " (%s)", r->rule);
+        if (nonempty(r->message))
+                fprintf(m, ": %s", r->message);
+        if (fclose(m) != 0 || !msg) {
+                free(msg);
+                return;
+        }
+
+        field_add(&f, "MESSAGE=%s", msg);
+        free(msg);
+        field_add(&f, "MESSAGE_ID=%s", k->message_id);
+        field_add(&f, "PRIORITY=%d", priority_of(k, r));
+        field_add(&f, "PASSGUARD_KIND=%s", k->name);
+        if ((s = nonempty(r->op)))
+                field_add(&f, "PASSGUARD_OP=%s", s);
+        if (device)
+                field_add(&f, "PASSGUARD_DEVICE=%s", device);
+        if (r->domid >= 0)
+                field_add(&f, "PASSGUARD_DOMID=%" PRId64, r->domid);
+        if ((s = nonempty(r->domain_uuid)))
+                field_add(&f, "PASSGUARD_DOMAIN_UUID=%s", s);
+        if ((s = nonempty(r->domain_name)))
+                field_add(&f, "PASSGUARD_DOMAIN_NAME=%s", s);
+        if (r->peer) {
+                field_add(&f, "PASSGUARD_CLIENT_UID=%u", (unsigned)r->peer->uid);
+                field_add(&f, "PASSGUARD_CLIENT_PID=%d", (int)r->peer->pid);
+                if ((s = nonempty(r->peer->unit)))
+                        field_add(&f, "PASSGUARD_CLIENT_UNIT=%s", s);
+        }
+        if ((s = nonempty(r->rule)))
+                field_add(&f, "PASSGUARD_RULE=%s", s);
+        if ((s = nonempty(r->decision)))
+                field_add(&f, "PASSGUARD_DECISION=%s", s);
+        if (error)
+                field_add(&f, "PASSGUARD_ERROR=%s", error);
+
+        if (!f.oom) {
+                struct iovec iov[AUDIT_FIELDS_MAX];
+                for (size_t i = 0; i < f.n; i++)
+                        iov[i] = (struct iovec){.iov_base = f.v[i], .iov_len = strlen(f.v[i])};
+                int e = sd_journal_sendv(iov, (int)f.n);
+                /*
+                 * No journald (a container, a test): the record is lost, which
+                 * must not stop the daemon. Say so once, not per record.
+                 */
+                if (e < 0 && !journal_warned) {
+                        journal_warned = true;
+                        log_warning_errno(e, "Cannot write audit records to the journal: %m");
+                }
+        }
+        fields_clear(&f);
+}

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "hv.h"
+#include "pg-util.h"
 #include "policy.h"
 
 #define PGD_GRANTS_FILE "grants.json"
@@ -41,6 +42,7 @@ int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, const char *
 /* An empty store for STATE_DIR that ignores what is on disk (--rebuild-state). */
 int pgd_grants_new_empty(const char *state_dir, struct pgd_grants **ret);
 struct pgd_grants *pgd_grants_free(struct pgd_grants *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pgd_grants *, pgd_grants_free);
 
 const char *pgd_grants_path(const struct pgd_grants *g);
 size_t pgd_grants_count(const struct pgd_grants *g);
@@ -67,3 +69,18 @@ int pgd_grants_clear_prepared(struct pgd_grants *g, uint32_t sbdf);
 
 /* Parse/serialise (also used by the fuzzer): text <-> store. */
 int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const char **ret_why);
+
+/*
+ * The file's text for the store as it is in memory, checksum included, as
+ * pgd_grants_commit() writes it. *ret_text is freed with free().
+ */
+int pgd_grants_format(const struct pgd_grants *g, char **ret_text, size_t *ret_len);
+
+/* "sha256:" and 64 hex digits, NUL included. */
+#define PGD_GRANTS_CHECKSUM_MAX (sizeof("sha256:") + 64)
+struct json_t;
+/*
+ * The file's checksum of obj, a top-level object without its "checksum" key:
+ * "sha256:<hex>" over json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS).
+ */
+int pgd_grants_checksum(const struct json_t *obj, char ret[static PGD_GRANTS_CHECKSUM_MAX]);

@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The grant store: round trips through the real file, strict parsing, and
+ * the durability rules of commit (DESIGN.md invariant 4).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "grants.h"
+#include "harness.h"
+#include "pg-wire.h"
+#include "testutil.h"
+
+static struct pgd_grant make_grant(const char *bdf, uint32_t domid, const char *uuid,
+                                   const char *name, const char *rule)
+{
+        struct pgd_grant g = {
+                .domid = domid,
+                .client_uid = 0,
+                .client_pid = 4242,
+                .rdm_policy = PG_POLICY_RDM_STRICT,
+                .time = 1700000000,
+        };
+        if (pg_bdf_parse(bdf, &g.sbdf) < 0)
+                abort();
+        snprintf(g.domain_uuid, sizeof(g.domain_uuid), "%s", uuid);
+        snprintf(g.domain_name, sizeof(g.domain_name), "%s", name);
+        snprintf(g.rule, sizeof(g.rule), "%s", rule);
+        return g;
+}
+
+static const char *UUID5 = "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f";
+static const char *UUID6 = "6a0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e60";
+
+static void test_missing_file_is_empty(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+        const char *why = NULL;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK(g && pgd_grants_count(g) == 0);
+        /* Opening creates nothing. */
+        CHECK(!file_exists(dir, "grants.json"));
+}
+
+static void test_round_trip(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:01:00.1", 6, UUID6, "net-1", "nics");
+        struct pgd_grant c = make_grant("0001:00:02.0", 5, UUID5, "render-1", "gpus");
+        const char *why = NULL;
+        struct stat st;
+
+        snprintf(b.client_unit, sizeof(b.client_unit), "libvirtd.service");
+        b.rdm_policy = PG_POLICY_RDM_RELAXED;
+        b.client_uid = 107;
+        b.client_pid = 99;
+        b.time = 1712345678;
+
+        CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &c), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &b), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), -EEXIST);
+        CHECK_INTEQ(pgd_grants_set_prepared(g, a.sbdf, "nouveau"), 0);
+        CHECK_INTEQ(pgd_grants_set_prepared(g, b.sbdf, ""), 0);
+        CHECK_INTEQ(pgd_grants_count_domain(g, UUID5), 2);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+
+        /* Written 0600, and no temporary file is left behind. */
+        CHECK(stat(pgd_grants_path(g), &st) == 0 && (st.st_mode & 07777) == 0600);
+        CHECK(!file_exists(dir, "grants.json.tmp"));
+
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 3);
+        /* Sorted by device, whatever the order of adding. */
+        CHECK_INTEQ(pgd_grants_get(h, 0)->sbdf, b.sbdf);
+        CHECK_INTEQ(pgd_grants_get(h, 1)->sbdf, a.sbdf);
+        CHECK_INTEQ(pgd_grants_get(h, 2)->sbdf, c.sbdf);
+        CHECK(pgd_grants_get(h, 3) == NULL);
+
+        const struct pgd_grant *x = pgd_grants_find(h, b.sbdf);
+        CHECK(x != NULL);
+        if (x) {
+                CHECK_INTEQ(x->domid, 6);
+                CHECK_STREQ(x->domain_uuid, UUID6);
+                CHECK_STREQ(x->domain_name, "net-1");
+                CHECK_INTEQ(x->client_uid, 107);
+                CHECK_INTEQ(x->client_pid, 99);
+                CHECK_STREQ(x->client_unit, "libvirtd.service");
+                CHECK_STREQ(x->rule, "nics");
+                CHECK_INTEQ(x->rdm_policy, PG_POLICY_RDM_RELAXED);
+                CHECK_INTEQ(x->time, 1712345678);
+        }
+        x = pgd_grants_find(h, a.sbdf);
+        CHECK(x && streq(x->client_unit, "") && x->rdm_policy == PG_POLICY_RDM_STRICT);
+
+        CHECK_STREQ(pgd_grants_prepared_driver(h, a.sbdf), "nouveau");
+        CHECK_STREQ(pgd_grants_prepared_driver(h, b.sbdf), "");
+        CHECK(pgd_grants_prepared_driver(h, c.sbdf) == NULL);
+
+        /* Remove and clear, commit, reopen. */
+        CHECK_INTEQ(pgd_grants_remove(h, a.sbdf), 0);
+        CHECK_INTEQ(pgd_grants_remove(h, a.sbdf), -ENOENT);
+        CHECK_INTEQ(pgd_grants_clear_prepared(h, a.sbdf), 0);
+        CHECK_INTEQ(pgd_grants_clear_prepared(h, a.sbdf), -ENOENT);
+        CHECK_INTEQ(pgd_grants_commit(h), 0);
+        g = pgd_grants_free(g);
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(g), 2);
+        CHECK(pgd_grants_find(g, a.sbdf) == NULL);
+        CHECK(pgd_grants_prepared_driver(g, a.sbdf) == NULL);
+        CHECK_STREQ(pgd_grants_prepared_driver(g, b.sbdf), "");
+        CHECK_INTEQ(pgd_grants_count_domain(g, UUID5), 1);
+}
+
+/* The SHA-256 is checked against coreutils, on inputs of one and several blocks. */
+static void test_checksum_matches_sha256sum(void)
+{
+        const char *texts[] = {
+                "{}",
+                "{\"a\":\"0123456789012345678901234567890123456789012345678901\"}",
+                "{\"format\":1,\"grants\":[],\"prepared\":[],\"x\":\"" /* > 128 bytes */
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                json_t *j = json_loads(texts[i], 0, NULL);
+                char sum[PGD_GRANTS_CHECKSUM_MAX], want[128];
+                _cleanup_(freep) char *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+                CHECK(j && canon);
+                if (!j || !canon)
+                        continue;
+                CHECK_INTEQ(pgd_grants_checksum(j, sum), 0);
+                CHECK(sha256sum_of(canon, want, sizeof(want)) == 0);
+                CHECK_STREQ(sum, want);
+                json_decref(j);
+        }
+}
+
+static void test_corruption_detected(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        _cleanup_(freep) char *before = NULL, *after = NULL;
+        const char *why = NULL;
+        size_t n_before = 0, n_after = 0;
+
+        CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+
+        /* Flip one character of the domain name: still valid JSON, wrong content. */
+        before = read_text(dir, "grants.json", &n_before);
+        CHECK(before != NULL);
+        if (!before)
+                return;
+        char *p = strstr(before, "render-1");
+        CHECK(p != NULL);
+        if (!p)
+                return;
+        p[0] = 'R';
+        write_text(dir, "grants.json", before);
+
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
+        CHECK(h == NULL);
+        CHECK_STREQ(why, "checksum mismatch");
+        /* Never silently emptied: the file is exactly as it was. */
+        after = read_text(dir, "grants.json", &n_after);
+        CHECK(after && n_after == n_before && memcmp(after, before, n_before) == 0);
+
+        /* Truncated. */
+        before[n_before / 2] = '\0';
+        write_text(dir, "grants.json", before);
+        why = NULL;
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
+        CHECK(why && strstr(why, "line") != NULL);
+
+        /* Empty. */
+        write_text(dir, "grants.json", "");
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
+}
+
+/* Write obj (a JSON text without "checksum") with a correct checksum added. */
+static void write_signed(const char *dir, const char *text)
+{
+        json_error_t err;
+        json_t *j = json_loads(text, 0, &err);
+        char sum[PGD_GRANTS_CHECKSUM_MAX];
+
+        if (!j) {
+                fprintf(stderr, "bad test JSON: %s\n", err.text);
+                abort();
+        }
+        if (pgd_grants_checksum(j, sum) < 0 || json_object_set_new(j, "checksum", json_string(sum)))
+                abort();
+        char *s = json_dumps(j, JSON_INDENT(2));
+        write_text(dir, "grants.json", s);
+        free(s);
+        json_decref(j);
+}
+
+#define GRANT_OK                                                                                   \
+        "{\"device\": \"0000:03:00.0\", \"domid\": 5, \"domain_uuid\": "                           \
+        "\"5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f\", \"domain_name\": \"render-1\", "                \
+        "\"client_uid\": 0, \"client_pid\": 123, \"client_unit\": \"\", \"rule\": \"r\", "         \
+        "\"rdm_policy\": \"strict\", \"time\": 1700000000"
+
+static void expect_bad(const char *what, const char *text, int want_r, const char *want_why,
+                       bool sign)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+        _cleanup_(freep) char *before = NULL, *after = NULL;
+        size_t nb = 0, na = 0;
+        const char *why = NULL;
+        int r;
+
+        if (sign)
+                write_signed(dir, text);
+        else
+                write_text(dir, "grants.json", text);
+        before = read_text(dir, "grants.json", &nb);
+        r = pgd_grants_open(dir, &g, &why);
+        CHECK_MSG(r == want_r, "%s: got %d, expected %d (%s)", what, r, want_r, why ? why : "-");
+        CHECK_MSG(why && strstr(why, want_why), "%s: reason \"%s\", expected \"%s\"", what,
+                  why ? why : "(null)", want_why);
+        CHECK(g == NULL);
+        after = read_text(dir, "grants.json", &na);
+        CHECK(before && after && na == nb && memcmp(before, after, nb) == 0);
+}
+
+static void test_strict_parse(void)
+{
+        /* A signed file that is fine, to show the others fail for their own reason. */
+        {
+                _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+                _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+                const char *why = NULL;
+                write_signed(dir, "{\"format\": 1, \"grants\": [" GRANT_OK "}], \"prepared\": "
+                                  "[{\"device\": \"0000:03:00.0\", \"driver\": \"e1000\"}]}");
+                CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+                CHECK(g && pgd_grants_count(g) == 1);
+                CHECK(g && streq_ptr(pgd_grants_prepared_driver(g, PG_SBDF(0, 3, 0, 0)), "e1000"));
+        }
+        expect_bad("format 2", "{\"format\": 2, \"grants\": [], \"prepared\": []}",
+                   -EPROTONOSUPPORT, "unsupported format 2", true);
+        expect_bad("format 2, unsigned", "{\"format\": 2, \"whatever\": true}", -EPROTONOSUPPORT,
+                   "unsupported format 2", false);
+        expect_bad("format string", "{\"format\": \"1\", \"grants\": [], \"prepared\": []}",
+                   -EBADMSG, "'format' must be an integer", true);
+        expect_bad("no checksum", "{\"format\": 1, \"grants\": [], \"prepared\": []}", -EBADMSG,
+                   "missing key 'checksum'", false);
+        expect_bad("top-level unknown key",
+                   "{\"format\": 1, \"grants\": [], \"prepared\": [], \"extra\": 1}", -EBADMSG,
+                   "unknown key 'extra'", true);
+        expect_bad("grant unknown key",
+                   "{\"format\": 1, \"grants\": [" GRANT_OK "}, {\"device\": \"0000:04:00.0\", "
+                   "\"foo\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 1: unknown key 'foo'", true);
+        expect_bad("grant missing key",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:00.0\"}], "
+                   "\"prepared\": []}",
+                   -EBADMSG, "grant 0: missing key 'domid'", true);
+        expect_bad("duplicate key",
+                   "{\"format\": 1, \"format\": 1, \"grants\": [], \"prepared\": [], "
+                   "\"checksum\": \"sha256:00\"}",
+                   -EBADMSG, "duplicate object key", false);
+        expect_bad("duplicate device",
+                   "{\"format\": 1, \"grants\": [" GRANT_OK "}, " GRANT_OK "}], \"prepared\": []}",
+                   -EBADMSG, "grant 1: device 0000:03:00.0 is granted twice", true);
+        expect_bad("bad BDF",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:20.0\", \"domid\": 5, "
+                   "\"domain_uuid\": \"5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f\", \"domain_name\": "
+                   "\"x\", \"client_uid\": 0, \"client_pid\": 1, \"client_unit\": \"\", \"rule\": "
+                   "\"r\", \"rdm_policy\": \"strict\", \"time\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 0: 'device' is not a PCI address", true);
+        expect_bad("BDF without segment",
+                   "{\"format\": 1, \"grants\": [], \"prepared\": [{\"device\": \"03:00.0\", "
+                   "\"driver\": \"\"}]}",
+                   -EBADMSG, "prepared 0: 'device' is not a PCI address", true);
+        expect_bad("domid type",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:00.0\", \"domid\": \"5\", "
+                   "\"domain_uuid\": \"5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f\", \"domain_name\": "
+                   "\"x\", \"client_uid\": 0, \"client_pid\": 1, \"client_unit\": \"\", \"rule\": "
+                   "\"r\", \"rdm_policy\": \"strict\", \"time\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 0: 'domid' must be an integer, not a string", true);
+        expect_bad("domid 0",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:00.0\", \"domid\": 0, "
+                   "\"domain_uuid\": \"5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f\", \"domain_name\": "
+                   "\"x\", \"client_uid\": 0, \"client_pid\": 1, \"client_unit\": \"\", \"rule\": "
+                   "\"r\", \"rdm_policy\": \"strict\", \"time\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 0: 'domid' is out of range", true);
+        expect_bad("bad uuid",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:00.0\", \"domid\": 5, "
+                   "\"domain_uuid\": \"5F0C1D2E-8A4B-4C6D-9E7F-0A1B2C3D4E5F\", \"domain_name\": "
+                   "\"x\", \"client_uid\": 0, \"client_pid\": 1, \"client_unit\": \"\", \"rule\": "
+                   "\"r\", \"rdm_policy\": \"strict\", \"time\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 0: 'domain_uuid' is not a lowercase UUID", true);
+        expect_bad("bad rdm",
+                   "{\"format\": 1, \"grants\": [{\"device\": \"0000:03:00.0\", \"domid\": 5, "
+                   "\"domain_uuid\": \"5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f\", \"domain_name\": "
+                   "\"x\", \"client_uid\": 0, \"client_pid\": 1, \"client_unit\": \"\", \"rule\": "
+                   "\"r\", \"rdm_policy\": \"loose\", \"time\": 1}], \"prepared\": []}",
+                   -EBADMSG, "grant 0: 'rdm_policy' must be \"strict\" or \"relaxed\"", true);
+        expect_bad("duplicate prepared",
+                   "{\"format\": 1, \"grants\": [], \"prepared\": [{\"device\": \"0000:03:00.0\", "
+                   "\"driver\": \"a\"}, {\"device\": \"0000:03:00.0\", \"driver\": \"b\"}]}",
+                   -EBADMSG, "prepared 1: device 0000:03:00.0 is listed twice", true);
+        expect_bad("grants not an array", "{\"format\": 1, \"grants\": {}, \"prepared\": []}",
+                   -EBADMSG, "'grants' must be an array, not an object", true);
+        expect_bad("not an object", "[1, 2]", -EBADMSG, "top level must be an object", false);
+}
+
+static void test_commit_failures(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:04:00.0", 5, UUID5, "render-1", "gpus");
+        _cleanup_(freep) char *missing = NULL, *notdir = NULL, *before = NULL, *after = NULL;
+        size_t nb = 0, na = 0;
+        const char *why = NULL;
+
+        /* A state directory that does not exist: error, nothing created. */
+        CHECK(asprintf(&missing, "%s/nope", dir) > 0);
+        CHECK_INTEQ(pgd_grants_new_empty(missing, &g), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), -ENOENT);
+        CHECK(!file_exists(dir, "nope"));
+        g = pgd_grants_free(g);
+
+        /* A state "directory" that is a file. */
+        write_text(dir, "plain", "x");
+        CHECK(asprintf(&notdir, "%s/plain", dir) > 0);
+        CHECK_INTEQ(pgd_grants_new_empty(notdir, &g), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), -ENOTDIR);
+        g = pgd_grants_free(g);
+
+        /* The temporary file cannot be created: the committed file stays as it was. */
+        CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        before = read_text(dir, "grants.json", &nb);
+        CHECK(mkdir_in(dir, "grants.json.tmp") == 0);
+        CHECK_INTEQ(pgd_grants_add(g, &b), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), -EISDIR);
+        after = read_text(dir, "grants.json", &na);
+        CHECK(before && after && na == nb && memcmp(before, after, nb) == 0);
+        CHECK(rmdir_in(dir, "grants.json.tmp") == 0);
+
+        /* The rename fails (grants.json is a directory): the temporary file is removed. */
+        {
+                _cleanup_(tmpdir_freep) char *dir2 = tmpdir_new();
+                _cleanup_(pgd_grants_freep) struct pgd_grants *k = NULL;
+                _cleanup_(freep) char *sub = path_in(dir2, "grants.json");
+                int r;
+
+                CHECK(mkdir(sub, 0700) == 0);
+                write_text(sub, "keep", "x");
+                CHECK_INTEQ(pgd_grants_new_empty(dir2, &k), 0);
+                CHECK_INTEQ(pgd_grants_add(k, &a), 0);
+                r = pgd_grants_commit(k);
+                CHECK_MSG(r == -EISDIR || r == -ENOTEMPTY, "commit: %d", r);
+                CHECK(!file_exists(dir2, "grants.json.tmp"));
+                CHECK(file_exists(sub, "keep"));
+        }
+
+        /* A stale temporary file (a crash before the rename) is removed on open. */
+        write_text(dir, "grants.json.tmp", "half a fi");
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK(h && pgd_grants_count(h) == 1);
+        CHECK(!file_exists(dir, "grants.json.tmp"));
+}
+
+static void test_format_is_parseable(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "r\xc3\xa9nder \"1\"", "gpus");
+        _cleanup_(freep) char *text = NULL, *text2 = NULL;
+        size_t len = 0, len2 = 0;
+        const char *why = NULL;
+
+        CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
+        CHECK_INTEQ(pgd_grants_new_empty(dir, &h), 0);
+        CHECK_INTEQ(pgd_grants_add(g, &a), 0);
+        CHECK_INTEQ(pgd_grants_format(g, &text, &len), 0);
+        CHECK(text && len == strlen(text) && text[len - 1] == '\n');
+        CHECK_INTEQ(pgd_grants_parse(text, len, h, &why), 0);
+        CHECK(pgd_grants_count(h) == 1 &&
+              streq(pgd_grants_get(h, 0)->domain_name, "r\xc3\xa9nder \"1\""));
+        /* Serialising is deterministic. */
+        CHECK_INTEQ(pgd_grants_format(h, &text2, &len2), 0);
+        CHECK(text2 && len2 == len && memcmp(text, text2, len) == 0);
+        /* A failed parse leaves the store as it was. */
+        CHECK_INTEQ(pgd_grants_parse("{", 1, h, &why), -EBADMSG);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+}
+
+/* The fuzz corpus's seeds say what they are: valid-* load, bad-* are refused. */
+static void test_corpus(const char *corpus)
+{
+        static const struct {
+                const char *name;
+                int r;
+                const char *why;
+                size_t n_grants;
+        } seeds[] = {
+                {"valid-empty.json", 0, NULL, 0},
+                {"valid-two-grants.json", 0, NULL, 2},
+                {"valid-unsorted.json", 0, NULL, 2},
+                {"valid-prepared-only.json", 0, NULL, 0},
+                {"bad-checksum.json", -EBADMSG, "checksum mismatch", 0},
+                {"bad-format-2.json", -EPROTONOSUPPORT, "unsupported format 2", 0},
+                {"bad-unknown-key.json", -EBADMSG, "grant 0: unknown key 'foo'", 0},
+                {"bad-duplicate-device.json", -EBADMSG, "is granted twice", 0},
+                {"bad-bdf.json", -EBADMSG, "'device' is not a PCI address", 0},
+                {"bad-duplicate-key.json", -EBADMSG, "duplicate object key", 0},
+                {"bad-truncated.json", -EBADMSG, "line", 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+                _cleanup_(freep) char *text = NULL;
+                const char *why = NULL;
+                size_t len = 0;
+                int r;
+
+                text = read_text(corpus, seeds[i].name, &len);
+                CHECK_MSG(text != NULL, "%s missing", seeds[i].name);
+                if (!text)
+                        continue;
+                CHECK_INTEQ(pgd_grants_new_empty("/nonexistent", &g), 0);
+                r = pgd_grants_parse(text, len, g, &why);
+                CHECK_MSG(r == seeds[i].r, "%s: %d (%s)", seeds[i].name, r, why ? why : "-");
+                if (seeds[i].why)
+                        CHECK_MSG(why && strstr(why, seeds[i].why), "%s: %s", seeds[i].name,
+                                  why ? why : "(null)");
+                CHECK_INTEQ(pgd_grants_count(g), seeds[i].n_grants);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        test_missing_file_is_empty();
+        test_round_trip();
+        test_checksum_matches_sha256sum();
+        test_corruption_detected();
+        test_strict_parse();
+        test_commit_failures();
+        test_format_is_parseable();
+        if (argc > 1)
+                test_corpus(argv[1]);
+        return harness_exit();
+}
