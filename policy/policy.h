@@ -140,3 +140,6 @@ bool pg_policy_may_prepare(const struct pg_policy *p, const struct pg_policy_ide
 
 const char *pg_policy_reset_name(enum pg_policy_reset r);
 const char *pg_policy_rdm_name(enum pg_policy_rdm r);
+
+/* The reset option of the rule called name; -ENOENT when no rule has that name. */
+int pg_policy_rule_reset(const struct pg_policy *p, const char *name, enum pg_policy_reset *ret);
