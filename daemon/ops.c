@@ -397,35 +397,15 @@ static int request_names_grant_domain(struct pgd_daemon *d, const struct pgd_req
 }
 
 /*
- * The reset the grant's rule asks for on release. The policy is asked again
- * with the grant's device and domain; if it no longer ends at the grant's rule
- * (the policy changed, or another client releases), reset when the device can.
+ * The reset the grant's rule asks for on release; a rule that a reload removed
+ * resets when the device can, the safe side for the next guest.
  */
-static enum pg_policy_reset release_reset(struct pgd_daemon *d, const struct pgd_peer *peer,
-                                          const struct pgd_grant *g, bool alive,
-                                          const struct hv_domain *dom,
-                                          const struct hv_pci_info *info)
+static enum pg_policy_reset release_reset(const struct pgd_daemon *d, const struct pgd_grant *g)
 {
-        struct pg_policy_decision dec = {};
-        struct pg_policy_identity id;
-        struct pg_policy_device dev;
-        struct pg_policy_domain pdom;
-        enum pg_policy_reset reset = PG_POLICY_RESET_IF_AVAILABLE;
+        enum pg_policy_reset reset;
 
-        if (!alive)
-                return reset;
-        pgd_peer_identity(peer, &id);
-        pgd_checks_policy_device(info, &dev);
-        pdom = (struct pg_policy_domain){
-                .name = dom->name,
-                .domid = dom->domid,
-                .uuid = dom->uuid,
-                .type = pgd_hv_domain_type_name(dom->type),
-        };
-        if (pg_policy_evaluate(d->policy, &id, &dev, &pdom, false, &dec) >= 0 && dec.allow &&
-            streq_ptr(dec.rule, g->rule))
-                reset = dec.reset;
-        pg_policy_decision_clear(&dec);
+        if (pg_policy_rule_reset(d->policy, g->rule, &reset) < 0)
+                return PG_POLICY_RESET_IF_AVAILABLE;
         return reset;
 }
 
@@ -520,7 +500,7 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
         /* Back in quarantine now. A reset is best effort: the release is done. */
         have_info = d->hv_ops->pci_info(d->hv, g.sbdf, &info) >= 0;
         if (have_info) {
-                reset = release_reset(d, peer, &g, alive, &dom, &info);
+                reset = release_reset(d, &g);
                 if (reset != PG_POLICY_RESET_NEVER && info.has_reset) {
                         r = d->hv_ops->pci_reset(d->hv, g.sbdf);
                         if (r < 0) {

@@ -155,7 +155,12 @@ static void audit_grant(struct pgd_daemon *d, enum pgd_audit_kind kind, const ch
  */
 static bool rule_wants_reset(const struct pgd_daemon *d, const char *rule)
 {
-        return true;
+        enum pg_policy_reset reset;
+
+        /* A rule that a reload removed: reset, the safe side for the next guest. */
+        if (pg_policy_rule_reset(d->policy, rule, &reset) < 0)
+                return true;
+        return reset != PG_POLICY_RESET_NEVER;
 }
 
 /* ---- domain events ---- */
