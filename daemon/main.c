@@ -1,5 +1,182 @@
 /* SPDX-License-Identifier: MIT */
-int main(void)
+/*
+ * passguardd: parse the command line, load the configuration and the policy,
+ * open the host, load and reconcile the grant store, listen, tell systemd,
+ * loop. Every start-up failure says what and where, and exits 1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "grants.h"
+#include "log.h"
+#include "pgd.h"
+#include "reconcile.h"
+#include "server.h"
+
+static void daemon_done(struct pgd_daemon *d)
 {
+        pgd_server_free(d->server);
+        d->grants = pgd_grants_free(d->grants);
+        if (d->hv)
+                d->hv = d->hv_ops->close(d->hv);
+        d->policy = pg_policy_free(d->policy);
+        pgd_config_clear(&d->cfg);
+}
+
+/* Load the policy; on failure print every "file:line: message". */
+static int load_policy(struct pgd_daemon *d)
+{
+        _cleanup_(pg_policy_diags_clear) struct pg_policy_diags diags = {};
+        int r;
+
+        r = pg_policy_load(d->cfg.policy_path, &d->policy, &diags);
+        if (r < 0) {
+                pg_policy_diags_print(&diags, stderr);
+                if (diags.n == 0)
+                        fprintf(stderr, "%s: %s\n", d->cfg.policy_path, strerror(-r));
+                return r;
+        }
+        d->policy_loaded = time(NULL);
         return 0;
+}
+
+static int open_backend(struct pgd_daemon *d)
+{
+        const struct hv_config hc = {
+                .sim_host = d->cfg.sim_host,
+                .sysfs_root = d->cfg.sysfs_root,
+        };
+        int r;
+
+        d->hv_ops = pgd_hv_lookup(d->cfg.backend);
+        if (!d->hv_ops)
+                return log_error_errno(-EOPNOTSUPP, "Backend '%s' is not built in", d->cfg.backend);
+        r = d->hv_ops->open(&hc, &d->hv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the %s backend%s%s: %m", d->cfg.backend,
+                                       d->cfg.sim_host ? " on " : "", d->cfg.sim_host ?: "");
+        log_info("Using the %s backend", d->hv_ops->name);
+        return 0;
+}
+
+/* The grant store; a corrupt or unknown one stops us unless asked to rebuild it. */
+static int open_grants(struct pgd_daemon *d)
+{
+        const char *why = NULL;
+        int r;
+
+        if (mkdir(d->cfg.state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create the state directory %s: %m",
+                                       d->cfg.state_dir);
+
+        if (d->cfg.rebuild_state) {
+                r = pgd_grants_new_empty(d->cfg.state_dir, &d->grants);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the grant store in %s: %m",
+                                               d->cfg.state_dir);
+                r = pgd_reconcile_rebuild(d);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to rebuild the grant store: %m");
+                r = pgd_grants_commit(d->grants);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m",
+                                               pgd_grants_path(d->grants));
+                return 0;
+        }
+
+        r = pgd_grants_open(d->cfg.state_dir, &d->grants, &why);
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+                return log_error_errno(r,
+                                       "Refusing to start: %s/%s is %s (%s). The file is left "
+                                       "untouched; start once with --rebuild-state to rebuild "
+                                       "it from the hypervisor.",
+                                       d->cfg.state_dir, PGD_GRANTS_FILE,
+                                       r == -EBADMSG ? "corrupt" : "of an unknown format",
+                                       why ?: "no details");
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the grant store in %s: %m",
+                                       d->cfg.state_dir);
+        return 0;
+}
+
+static int check_config(struct pgd_daemon *d)
+{
+        if (load_policy(d) < 0)
+                return 1;
+        printf("configuration OK\n");
+        return 0;
+}
+
+static int run(int argc, char *argv[])
+{
+        _cleanup_(daemon_done) struct pgd_daemon d = {};
+        _cleanup_(pgd_diags_clear) struct pgd_diags diags = {};
+        enum pgd_action action;
+        int r;
+
+        /* 1. the command line and the config file */
+        r = pgd_config_from_args(argc, argv, &d.cfg, &action, &diags);
+        if (r < 0) {
+                pgd_diags_print(&diags, stderr);
+                if (d.cfg.check_config && d.cfg.policy_path) {
+                        /* Say everything that is wrong, the policy's problems too. */
+                        _cleanup_(pg_policy_diags_clear) struct pg_policy_diags pd = {};
+                        struct pg_policy *p = NULL;
+                        if (pg_policy_load(d.cfg.policy_path, &p, &pd) < 0)
+                                pg_policy_diags_print(&pd, stderr);
+                        pg_policy_free(p);
+                }
+                if (r == -ENOMEM)
+                        fprintf(stderr, "passguardd: out of memory\n");
+                return 1;
+        }
+        if (action == PGD_ACTION_HELP) {
+                pgd_config_usage(stdout);
+                return 0;
+        }
+        if (action == PGD_ACTION_VERSION) {
+                printf("passguardd %s\n", PG_VERSION);
+                return 0;
+        }
+        pgd_log_set_debug(d.cfg.debug);
+
+        /* 2. the policy */
+        if (d.cfg.check_config)
+                return check_config(&d);
+        if (load_policy(&d) < 0) {
+                log_error("Refusing to start without a valid policy");
+                return 1;
+        }
+        log_info("passguardd %s starting; policy %s (%zu rules)", PG_VERSION, d.cfg.policy_path,
+                 pg_policy_n_rules(d.policy));
+
+        /* 3. the host, 4. the grant store, reconciled with the host */
+        if (open_backend(&d) < 0 || open_grants(&d) < 0)
+                return 1;
+        r = pgd_reconcile_startup(&d);
+        if (r < 0) {
+                log_error_errno(r, "Failed to reconcile the grants with the host: %m");
+                return 1;
+        }
+
+        /* 5. the event loop and the socket */
+        struct pgd_server *s = NULL;
+        if (pgd_server_new(&d, &s) < 0 || pgd_server_listen(s) < 0 || pgd_server_watch_host(s) < 0)
+                return 1;
+
+        /* 6. ready; 7. loop */
+        pgd_server_notify_ready(&d);
+        log_info("Ready: %zu grant(s)", pgd_grants_count(d.grants));
+        r = pgd_server_run(s);
+        log_info("Stopped");
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char *argv[])
+{
+        return run(argc, argv);
 }

@@ -43,6 +43,7 @@ struct pgd_config {
         /* limits (config file only) */
         unsigned max_connections;
         unsigned idle_timeout_sec;
+        unsigned max_connections_per_uid;
 };
 
 struct pgd_daemon {

@@ -1,1 +1,767 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: sd-event alone, no threads. Everything that happens is an
+ * event source on one loop: the listening socket, each connection, its idle
+ * timer, the host's watch fd, SIGTERM/SIGINT/SIGHUP and the watchdog.
+ *
+ * A connection never blocks the loop: sockets are non-blocking, each wake-up
+ * reads at most one buffer (64 KiB) of requests, replies are queued and sent
+ * when the socket is writable, and a client that sends too much, reads too
+ * little or says nothing for too long is disconnected.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-login.h>
+
+#include "audit.h"
+#include "grants.h"
+#include "log.h"
+#include "pgd.h"
+#include "reconcile.h"
+#include "server.h"
+
+#define SOCKET_GROUP "passguard"
+#define ACCEPT_RETRY_USEC (100 * 1000ULL)
+#define HOST_RESCAN_USEC (500 * 1000ULL) /* fallback without a watch fd */
+
+struct client {
+        struct pgd_server *server;
+        struct client *prev, *next;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *idle;
+        struct pgd_peer peer;
+        char in[PG_WIRE_MAX_MESSAGE]; /* one line fits, '\n' included */
+        size_t in_len;
+        char *out; /* unsent replies: out[out_off .. out_len) */
+        size_t out_off, out_len, out_alloc;
+        bool eof;     /* the client will send no more */
+        bool closing; /* read nothing more; close once the output is flushed */
+        bool dead;    /* close now */
+};
+
+struct pgd_server {
+        struct pgd_daemon *d;
+        sd_event *event;
+        int listen_fd;
+        char *socket_path; /* set when the socket file is ours to remove */
+        sd_event_source *listen_source;
+        sd_event_source *listen_retry;
+        sd_event_source *host_source;
+        struct client *clients;
+        unsigned n_clients;
+};
+
+static uint64_t now_usec(clockid_t clock)
+{
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/* ---- reload ---- */
+
+static void diag_format(const struct pg_policy_diag *g, char *buf, size_t size)
+{
+        if (g->line > 0)
+                snprintf(buf, size, "%s:%d: %s", g->file, g->line, g->message);
+        else
+                snprintf(buf, size, "%s: %s", g->file, g->message);
+}
+
+void pgd_server_notify_ready(const struct pgd_daemon *d)
+{
+        sd_notifyf(false, "READY=1\nSTATUS=Serving %zu grant(s); policy %s, %zu rule(s)",
+                   d->grants ? pgd_grants_count(d->grants) : 0, d->cfg.policy_path,
+                   d->policy ? pg_policy_n_rules(d->policy) : 0);
+}
+
+int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err)
+{
+        _cleanup_(pg_policy_diags_clear) struct pg_policy_diags diags = {};
+        struct pg_policy *p = NULL;
+        int r;
+
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
+        log_info("Reloading the policy from %s", d->cfg.policy_path);
+
+        r = pg_policy_load(d->cfg.policy_path, &p, &diags);
+        if (r < 0) {
+                /* Keep the old policy; say everything that is wrong, as far as it fits. */
+                size_t used = 0;
+                char line[512];
+
+                err->code = PG_ERR_POLICY_INVALID;
+                err->check = NULL;
+                err->message[0] = '\0';
+                for (size_t i = 0; i < diags.n; i++) {
+                        diag_format(&diags.v[i], line, sizeof(line));
+                        log_error("%s", line);
+                        size_t len = strlen(line), sep = used ? 2 : 0;
+                        if (used + sep + len < sizeof(err->message)) {
+                                memcpy(err->message + used, "; ", sep);
+                                memcpy(err->message + used + sep, line, len + 1);
+                                used += sep + len;
+                        }
+                }
+                if (!used)
+                        snprintf(err->message, sizeof(err->message), "%s: %s", d->cfg.policy_path,
+                                 strerror(-r));
+                log_error("The policy in %s is invalid; the old policy stays in force",
+                          d->cfg.policy_path);
+                pgd_audit(d, &(struct pgd_audit_record){
+                                     .kind = PGD_AUDIT_RELOAD,
+                                     .op = "reload",
+                                     .sbdf = UINT32_MAX,
+                                     .domid = -1,
+                                     .decision = "refused",
+                                     .error = PG_ERR_POLICY_INVALID,
+                                     .message = err->message,
+                             });
+                pgd_server_notify_ready(d);
+                return PG_ERR_POLICY_INVALID;
+        }
+
+        pg_policy_free(d->policy);
+        d->policy = p;
+        d->policy_loaded = time(NULL);
+        log_info("Policy reloaded from %s: %zu rule(s)", d->cfg.policy_path, pg_policy_n_rules(p));
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = PGD_AUDIT_RELOAD,
+                             .op = "reload",
+                             .sbdf = UINT32_MAX,
+                             .domid = -1,
+                             .decision = "reloaded",
+                             .message = d->cfg.policy_path,
+                     });
+        pgd_server_notify_ready(d);
+        return 0;
+}
+
+/* ---- connections ---- */
+
+static struct client *client_free(struct client *c)
+{
+        if (!c)
+                return NULL;
+        if (c->server) {
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        c->server->clients = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                c->server->n_clients--;
+        }
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->idle);
+        safe_close(c->fd);
+        pgd_peer_clear(&c->peer);
+        free(c->out);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct client *, client_free);
+
+/* Ask the kernel who is on the other end: SO_PEERCRED, SO_PEERGROUPS, the unit. */
+static int peer_read(int fd, struct pgd_peer *ret)
+{
+        _cleanup_(freep) gid_t *groups = NULL;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        size_t n_groups = 0;
+        char *unit = NULL;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+
+        len = 0;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) < 0 && errno != ERANGE &&
+            errno != ENOPROTOOPT)
+                return -errno;
+        if (len > 0) {
+                groups = malloc(len);
+                if (!groups)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                        return -errno;
+                n_groups = len / sizeof(gid_t);
+        }
+
+        if (cred.pid > 0 && sd_pid_get_unit(cred.pid, &unit) < 0)
+                unit = NULL; /* not in a unit: the policy matches it by uid/gid only */
+
+        *ret = (struct pgd_peer){
+                .uid = cred.uid,
+                .gid = cred.gid,
+                .pid = cred.pid,
+                .groups = TAKE_PTR(groups),
+                .n_groups = n_groups,
+                .unit = unit,
+        };
+        return 0;
+}
+
+static void client_update_events(struct client *c)
+{
+        uint32_t events = 0;
+
+        if (!c->closing && !c->eof)
+                events |= EPOLLIN;
+        if (c->out_off < c->out_len)
+                events |= EPOLLOUT;
+        if (!events) {
+                /* Nothing more to read or write: done. */
+                c->dead = true;
+                return;
+        }
+        if (sd_event_source_set_io_events(c->io, events) < 0)
+                c->dead = true;
+}
+
+static void client_flush(struct client *c)
+{
+        while (c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        log_debug_errno(-errno, "uid %u: write failed, disconnecting: %m",
+                                        (unsigned)c->peer.uid);
+                        c->dead = true;
+                        return;
+                }
+                c->out_off += (size_t)n;
+        }
+        if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+}
+
+/* Queue a reply (consumes it) and try to send it at once. */
+static void client_send(struct client *c, json_t *reply)
+{
+        char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = pg_wire_dump(reply, &buf, &len);
+        json_decref(reply);
+        if (r < 0) {
+                log_error_errno(r, "Failed to serialise a reply: %m");
+                c->dead = true;
+                return;
+        }
+        if (c->out_len - c->out_off + len > PGD_OUTPUT_MAX) {
+                log_warning("uid %u pid %d does not read its replies; disconnecting",
+                            (unsigned)c->peer.uid, (int)c->peer.pid);
+                free(buf);
+                c->dead = true;
+                return;
+        }
+        if (c->out_len + len > c->out_alloc) {
+                size_t want = c->out_len + len;
+                char *p = realloc(c->out, want);
+                if (!p) {
+                        free(buf);
+                        c->dead = true;
+                        return;
+                }
+                c->out = p;
+                c->out_alloc = want;
+        }
+        memcpy(c->out + c->out_len, buf, len);
+        c->out_len += len;
+        free(buf);
+        client_flush(c);
+}
+
+static void client_handle_line(struct client *c, const char *line, size_t len)
+{
+        json_t *reply = NULL;
+        int r;
+
+        r = pgd_request_handle(c->server->d, &c->peer, line, len, &reply);
+        if (r < 0) {
+                log_error_errno(r, "Failed to handle a request: %m");
+                c->dead = true;
+                return;
+        }
+        client_send(c, reply);
+        /* A complete request: the idle clock starts again. */
+        if (sd_event_source_set_time_relative(c->idle,
+                                              c->server->d->cfg.idle_timeout_sec * 1000000ULL) < 0)
+                c->dead = true;
+}
+
+static void client_read(struct client *c)
+{
+        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        c->dead = true;
+                return;
+        }
+        if (n == 0) {
+                c->eof = true;
+                return;
+        }
+        c->in_len += (size_t)n;
+
+        /* Every complete line; the partial rest stays for the next read. */
+        size_t start = 0;
+        for (;;) {
+                char *nl = memchr(c->in + start, '\n', c->in_len - start);
+                if (!nl)
+                        break;
+                size_t len = (size_t)(nl - (c->in + start));
+                client_handle_line(c, c->in + start, len);
+                start += len + 1;
+                if (c->dead)
+                        return;
+        }
+        memmove(c->in, c->in + start, c->in_len - start);
+        c->in_len -= start;
+
+        if (c->in_len == sizeof(c->in)) {
+                log_warning("uid %u pid %d sent a line over %d bytes; disconnecting",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, PG_WIRE_MAX_MESSAGE);
+                client_send(c, pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST,
+                                                       "message too long"));
+                c->closing = true;
+        }
+}
+
+static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct client *c = userdata;
+
+        if (revents & EPOLLIN && !c->closing && !c->eof)
+                client_read(c);
+        if (!c->dead && (revents & EPOLLOUT))
+                client_flush(c);
+        if (!c->dead && (revents & EPOLLERR))
+                c->dead = true;
+        if (!c->dead && (revents & EPOLLHUP) && !(revents & EPOLLIN))
+                c->dead = true; /* the peer is gone: its replies have nowhere to go */
+        if (!c->dead)
+                client_update_events(c);
+        if (c->dead)
+                client_free(c);
+        return 0;
+}
+
+static int on_client_idle(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct client *c = userdata;
+
+        log_debug("uid %u pid %d idle for %u s; disconnecting", (unsigned)c->peer.uid,
+                  (int)c->peer.pid, c->server->d->cfg.idle_timeout_sec);
+        client_free(c);
+        return 0;
+}
+
+/* Takes ownership of fd. */
+static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer)
+{
+        _cleanup_(client_freep) struct client *c = NULL;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        c->peer = *peer;
+        *peer = (struct pgd_peer){0};
+
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_client_io, c);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
+                                       s->d->cfg.idle_timeout_sec * 1000000ULL, 0, on_client_idle,
+                                       c);
+        if (r < 0)
+                return r;
+
+        c->server = s;
+        c->next = s->clients;
+        if (s->clients)
+                s->clients->prev = c;
+        s->clients = c;
+        s->n_clients++;
+        TAKE_PTR(c);
+        return 0;
+}
+
+/* One error line to a connection we will not serve, then close it (takes fd). */
+static void refuse_connection(int fd, const char *message)
+{
+        json_t *reply = pgd_request_error_reply(false, 0, PG_ERR_LIMIT_REACHED, message);
+        char *buf = NULL;
+        size_t len;
+
+        if (reply && pg_wire_dump(reply, &buf, &len) >= 0)
+                (void)!send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        free(buf);
+        json_decref(reply);
+        safe_close(fd);
+}
+
+static unsigned clients_of_uid(const struct pgd_server *s, uid_t uid)
+{
+        unsigned n = 0;
+
+        for (const struct client *c = s->clients; c; c = c->next)
+                if (c->peer.uid == uid)
+                        n++;
+        return n;
+}
+
+static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        s->listen_retry = sd_event_source_disable_unref(s->listen_retry);
+        sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        const struct pgd_config *cfg = &s->d->cfg;
+        struct pgd_peer peer = {};
+        char message[128];
+        int cfd, r;
+
+        cfd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                r = -errno;
+                if (r == -EAGAIN || r == -EINTR || r == -ECONNABORTED)
+                        return 0;
+                log_warning_errno(r, "Failed to accept a connection: %m");
+                /* Out of fds or memory: pause accepting briefly rather than spin. */
+                if (!s->listen_retry &&
+                    sd_event_add_time_relative(s->event, &s->listen_retry, CLOCK_MONOTONIC,
+                                               ACCEPT_RETRY_USEC, 0, on_accept_retry, s) >= 0)
+                        sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
+                return 0;
+        }
+
+        r = peer_read(cfd, &peer);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to identify a client, closing: %m");
+                safe_close(cfd);
+                return 0;
+        }
+
+        if (s->n_clients >= cfg->max_connections) {
+                log_warning("Refusing a connection from uid %u: %u connections already",
+                            (unsigned)peer.uid, s->n_clients);
+                snprintf(message, sizeof(message), "too many connections (limit %u)",
+                         cfg->max_connections);
+                refuse_connection(cfd, message);
+                pgd_peer_clear(&peer);
+                return 0;
+        }
+        if (clients_of_uid(s, peer.uid) >= cfg->max_connections_per_uid) {
+                log_warning("Refusing a connection from uid %u: its limit of %u reached",
+                            (unsigned)peer.uid, cfg->max_connections_per_uid);
+                snprintf(message, sizeof(message), "too many connections from uid %u (limit %u)",
+                         (unsigned)peer.uid, cfg->max_connections_per_uid);
+                refuse_connection(cfd, message);
+                pgd_peer_clear(&peer);
+                return 0;
+        }
+
+        log_debug("Connection from uid %u gid %u pid %d unit %s", (unsigned)peer.uid,
+                  (unsigned)peer.gid, (int)peer.pid, peer.unit ?: "-");
+        r = client_new(s, cfd, &peer);
+        pgd_peer_clear(&peer);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up a connection: %m");
+        return 0;
+}
+
+/* ---- the listening socket ---- */
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+        _cleanup_(freep) char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+                *slash = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *slash = '/';
+        }
+        return 0;
+}
+
+/* Remove a socket file left by a daemon that died; never one still listening. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *sa)
+{
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return log_error_errno(-EEXIST, "%s exists and is not a socket; not replacing it",
+                                       path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+                return log_error_errno(-EADDRINUSE, "Another daemon is listening on %s", path);
+        if (unlink(path) < 0 && errno != ENOENT)
+                return log_error_errno(-errno, "Failed to remove the stale socket %s: %m", path);
+        return 0;
+}
+
+static int socket_create(const char *path, int *ret_fd)
+{
+        _cleanup_(closep) int fd = -1;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        struct group grp, *g = NULL;
+        char buf[1024];
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long", path);
+        strcpy(sa.sun_path, path);
+
+        r = mkdir_parents(path, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the directory of %s: %m", path);
+        r = remove_stale_socket(path, &sa);
+        if (r < 0)
+                return r;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create a socket: %m");
+        /* Born 0600, then opened to the group: never briefly world-accessible. */
+        mode_t old = umask(0177);
+        r = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+        if (r < 0)
+                r = -errno;
+        umask(old);
+        if (r < 0)
+                return log_error_errno(r, "Failed to bind %s: %m", path);
+
+        if (getgrnam_r(SOCKET_GROUP, &grp, buf, sizeof(buf), &g) == 0 && g &&
+            chown(path, (uid_t)-1, g->gr_gid) < 0)
+                log_warning_errno(-errno, "Failed to give %s to group %s: %m", path, SOCKET_GROUP);
+        if (chmod(path, 0660) < 0)
+                return log_error_errno(-errno, "Failed to chmod %s: %m", path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "Failed to listen on %s: %m", path);
+
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int pgd_server_listen(struct pgd_server *s)
+{
+        const char *path = s->d->cfg.socket_path ?: PG_DEFAULT_SOCKET;
+        int fd = -1, n, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Failed to get the sockets from systemd: %m");
+        if (n > 1)
+                return log_error_errno(-EINVAL, "systemd passed %d sockets; expected one", n);
+        if (n == 1) {
+                fd = SD_LISTEN_FDS_START;
+                r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to check the socket from systemd: %m");
+                if (r == 0)
+                        return log_error_errno(-EINVAL, "The socket from systemd is not a "
+                                                        "listening AF_UNIX stream socket");
+                if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                        return log_error_errno(-errno, "Failed to make the socket "
+                                                       "non-blocking: %m");
+                log_info("Listening on the socket passed by systemd");
+        } else {
+                r = socket_create(path, &fd);
+                if (r < 0)
+                        return r;
+                s->socket_path = strdup(path);
+                if (!s->socket_path) {
+                        safe_close(fd);
+                        return -ENOMEM;
+                }
+                log_info("Listening on %s", path);
+        }
+        s->listen_fd = fd;
+
+        r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the listening socket: %m");
+        return 0;
+}
+
+const char *pgd_server_socket_path(const struct pgd_server *s)
+{
+        return s->socket_path;
+}
+
+/* ---- the host ---- */
+
+static void host_changed(struct pgd_server *s)
+{
+        int r = pgd_reconcile_domains(s->d);
+        if (r < 0)
+                log_warning_errno(r, "Failed to rescan the domains: %m");
+}
+
+static int on_host_event(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        int r = s->d->hv_ops->watch_drain(s->d->hv);
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the host's events: %m");
+        host_changed(s);
+        return 0;
+}
+
+static int on_host_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        host_changed(s);
+        sd_event_source_set_time(source, usec + HOST_RESCAN_USEC);
+        return 0;
+}
+
+int pgd_server_watch_host(struct pgd_server *s)
+{
+        const struct pgd_daemon *d = s->d;
+        int fd = -ENOTSUP, r;
+
+        if (d->hv_ops->watch_fd)
+                fd = d->hv_ops->watch_fd(d->hv);
+        if (fd >= 0) {
+                r = sd_event_add_io(s->event, &s->host_source, fd, EPOLLIN, on_host_event, s);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch the host: %m");
+                return 0;
+        }
+
+        /* No events from this host: poll, so that dead domains still free their devices. */
+        log_warning_errno(fd, "The host gives no domain events (%m); rescanning every %llu ms",
+                          HOST_RESCAN_USEC / 1000);
+        r = sd_event_add_time_relative(s->event, &s->host_source, CLOCK_MONOTONIC, HOST_RESCAN_USEC,
+                                       0, on_host_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the host rescan timer: %m");
+        return sd_event_source_set_enabled(s->host_source, SD_EVENT_ON);
+}
+
+/* ---- signals and the loop ---- */
+
+static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        struct pgd_error err = {};
+
+        if (si->ssi_signo == SIGHUP) {
+                (void)pgd_daemon_reload(s->d, &err);
+                return 0;
+        }
+        log_info("Received %s, exiting", strsignal((int)si->ssi_signo));
+        sd_notify(false, "STOPPING=1");
+        return sd_event_exit(s->event, 0);
+}
+
+int pgd_server_new(struct pgd_daemon *d, struct pgd_server **ret)
+{
+        _cleanup_(pgd_server_freep) struct pgd_server *s = NULL;
+        static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+        sigset_t mask;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->listen_fd = -1;
+        s->d = d;
+
+        r = sd_event_new(&s->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+
+        /* Replies go with MSG_NOSIGNAL; a stray SIGPIPE must not kill us either. */
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++)
+                sigaddset(&mask, signals[i]);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block signals: %m");
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++) {
+                r = sd_event_add_signal(s->event, NULL, signals[i], on_signal, s);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to handle signal %d: %m", signals[i]);
+        }
+
+        /* Pings the watchdog from the loop itself, if systemd asked for one. */
+        r = sd_event_set_watchdog(s->event, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
+
+        d->event = s->event;
+        d->server = s;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+struct pgd_server *pgd_server_free(struct pgd_server *s)
+{
+        if (!s)
+                return NULL;
+        while (s->clients)
+                client_free(s->clients);
+        sd_event_source_disable_unref(s->listen_source);
+        sd_event_source_disable_unref(s->listen_retry);
+        sd_event_source_disable_unref(s->host_source);
+        safe_close(s->listen_fd);
+        if (s->socket_path) {
+                unlink(s->socket_path);
+                free(s->socket_path);
+        }
+        if (s->d && s->d->server == s) {
+                s->d->server = NULL;
+                s->d->event = NULL;
+        }
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+int pgd_server_run(struct pgd_server *s)
+{
+        int r = sd_event_loop(s->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
