@@ -56,6 +56,15 @@ static int open_backend(struct pgd_daemon *d)
         if (!d->hv_ops)
                 return log_error_errno(-EOPNOTSUPP, "Backend '%s' is not built in", d->cfg.backend);
         r = d->hv_ops->open(&hc, &d->hv);
+        if (r == -EPERM && streq(d->hv_ops->name, "sim"))
+                /* A toolstack would believe in grants that no IOMMU backs. */
+                return log_error_errno(r, "The simulated backend refuses to run on a real Xen host "
+                                          "(/proc/xen or /dev/xen/privcmd exists): use --backend xen");
+        if (r < 0 && streq(d->hv_ops->name, "xen") && (r == -ENOENT || r == -ENODEV))
+                return log_error_errno(r, "No Xen here (%m): on a machine without Xen, use "
+                                          "--backend sim --sim-host FILE");
+        if (r == -EBADMSG)
+                return log_error_errno(r, "The host file %s is not valid", d->cfg.sim_host ?: "");
         if (r < 0)
                 return log_error_errno(r, "Failed to open the %s backend%s%s: %m", d->cfg.backend,
                                        d->cfg.sim_host ? " on " : "", d->cfg.sim_host ?: "");
