@@ -100,6 +100,7 @@ int main(void)
         refused("assign", "nowhere", 0, DEV_GPU, "no-such-domain", "domain");
         refused("assign", NULL, 77, DEV_GPU, "no-such-domain", "domain");
         refused("assign", NULL, 0, DEV_SPARE, "no-such-domain", "domain");
+        refused("assign", NULL, 0x7FF1, DEV_SPARE, "no-such-domain", "domain"); /* DOMID_IO */
         refused("assign", "dying-1", 0, DEV_SPARE, "domain-dying", "domain");
 
         /* the device */

@@ -147,10 +147,10 @@ static void test_malformed(struct pgd_daemon *d, const struct pgd_peer *root)
                        "bad-request", 11, "not both");
         expect_refusal(d, root,
                        "{\"id\":11,\"op\":\"explain\",\"device\":\"03:00.0\",\"domid\":-1}",
-                       "bad-request", 11, "'domid' must be between 0 and 32751");
+                       "bad-request", 11, "'domid' must be between 0 and 65535");
         expect_refusal(d, root,
-                       "{\"id\":11,\"op\":\"release\",\"device\":\"03:00.0\",\"domid\":32752}",
-                       "bad-request", 11, "'domid' must be between 0 and 32751");
+                       "{\"id\":11,\"op\":\"release\",\"device\":\"03:00.0\",\"domid\":65536}",
+                       "bad-request", 11, "'domid' must be between 0 and 65535");
         expect_refusal(d, root,
                        "{\"id\":11,\"op\":\"release\",\"device\":\"03:00.0\",\"domid\":\"5\"}",
                        "bad-request", 11, "'domid' must be an integer");
