@@ -1,1 +1,940 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The real host: libxenctrl for the hypervisor, libxenstore for domain names,
+ * types and the domain watches, sysfs for PCI facts and the pciback binding.
+ * This is the only file in passguard that includes a Xen header.
+ *
+ * Xen has no "who owns this device" call, and test-assign answers 0 both for a
+ * device dom0 owns and for a quarantined one. The 'Q' debug key makes Xen print
+ * every PCI device with its owner into its console ring, so the owner is read
+ * from a fresh 'Q' dump (see pci_dump()). Xen 4.17 prints "d0" for dom0, "dN"
+ * for a guest and "DomIO:<pseudo-domid>" for a quarantined device (older and
+ * newer releases print "d[IO]").
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenctrl.h>
+#include <xenstore.h>
+
+#include "hv-xen-parse.h"
+#include "hv.h"
+#include "pg-util.h"
+#include "pg-wire.h"
+
+#define CONRING_READ_MAX (64U << 20)
+
+struct hv {
+        xc_interface *xch;
+        struct xs_handle *xs;        /* reads */
+        struct xs_handle *xs_watch;  /* the domain watches; its fd is watch_fd() */
+        char *sysfs_root;
+        uint32_t conring_index;      /* how far the console ring has been read */
+        bool conring_index_valid;
+};
+
+/* ---- sysfs ---- */
+
+static int device_path(const char *root, uint32_t sbdf, const char *file, char **ret)
+{
+        char bdf[PG_BDF_MAX];
+        char *p;
+
+        pg_bdf_format(sbdf, bdf);
+        if (asprintf(&p, "%s/bus/pci/devices/%s%s%s", root, bdf, file ? "/" : "", file ? file : "") < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* The first line of a small sysfs file, without its newline. */
+static int read_line(const char *path, char *buf, size_t size)
+{
+        _cleanup_(closep) int fd = -1;
+        ssize_t n;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
+}
+
+static int read_hex(const char *root, uint32_t sbdf, const char *file, uint32_t max,
+                    uint32_t *ret)
+{
+        _cleanup_(freep) char *path = NULL;
+        char buf[64], *end;
+        unsigned long v;
+        int r;
+
+        r = device_path(root, sbdf, file, &path);
+        if (r < 0)
+                return r;
+        r = read_line(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        errno = 0;
+        v = strtoul(buf, &end, 16);
+        if (errno != 0 || end == buf || *end != '\0' || v > max)
+                return -EBADMSG;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+static int write_string(const char *path, const char *s)
+{
+        _cleanup_(closep) int fd = -1;
+        size_t len = strlen(s);
+        ssize_t n;
+
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = write(fd, s, len);
+        if (n < 0)
+                return -errno;
+        if ((size_t)n != len)
+                return -EIO;
+        if (close(TAKE_FD(fd)) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The basename of a symlink's target, "" when there is no link. */
+static int link_basename(const char *path, char *buf, size_t size)
+{
+        char target[PATH_MAX];
+        const char *base;
+        ssize_t n;
+
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0) {
+                if (errno == ENOENT) {
+                        buf[0] = '\0';
+                        return 0;
+                }
+                return -errno;
+        }
+        target[n] = '\0';
+        base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        if (strlen(base) >= size)
+                return -ENAMETOOLONG;
+        strcpy(buf, base);
+        return 1;
+}
+
+int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret)
+{
+        _cleanup_(freep) char *dir = NULL, *path = NULL, *physfn = NULL;
+        struct hv_pci_info info = { .sbdf = sbdf };
+        char buf[PG_BDF_MAX + 8];
+        uint32_t v;
+        struct stat st;
+        int r;
+
+        r = device_path(root, sbdf, NULL, &dir);
+        if (r < 0)
+                return r;
+        if (stat(dir, &st) < 0)
+                return errno == ENOENT ? -ENODEV : -errno;
+
+        r = read_hex(root, sbdf, "vendor", 0xffff, &v);
+        if (r < 0)
+                return r;
+        info.vendor = (uint16_t)v;
+        r = read_hex(root, sbdf, "device", 0xffff, &v);
+        if (r < 0)
+                return r;
+        info.device = (uint16_t)v;
+        r = read_hex(root, sbdf, "class", 0xffffff, &info.class);
+        if (r < 0)
+                return r;
+        /* Optional: older kernels and some devices lack the subsystem ids. */
+        if (read_hex(root, sbdf, "subsystem_vendor", 0xffff, &v) >= 0)
+                info.subsystem_vendor = (uint16_t)v;
+        if (read_hex(root, sbdf, "subsystem_device", 0xffff, &v) >= 0)
+                info.subsystem_device = (uint16_t)v;
+
+        r = device_path(root, sbdf, "driver", &path);
+        if (r < 0)
+                return r;
+        r = link_basename(path, info.driver, sizeof(info.driver));
+        if (r < 0)
+                return r;
+
+        path = pg_free(path);
+        r = device_path(root, sbdf, "reset", &path);
+        if (r < 0)
+                return r;
+        info.has_reset = access(path, F_OK) == 0;
+
+        path = pg_free(path);
+        r = device_path(root, sbdf, "reset_method", &path);
+        if (r < 0)
+                return r;
+        /* "flr bus": the first is the one the kernel tries first. */
+        if (read_line(path, buf, sizeof(buf)) >= 0) {
+                buf[strcspn(buf, " \t")] = '\0';
+                snprintf(info.reset_method, sizeof(info.reset_method), "%s", buf);
+        }
+
+        r = device_path(root, sbdf, "physfn", &physfn);
+        if (r < 0)
+                return r;
+        r = link_basename(physfn, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = pg_bdf_parse(buf, &info.physfn);
+                if (r < 0)
+                        return -EBADMSG;
+                info.has_physfn = true;
+        }
+
+        *ret = info;
+        return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
+int pgd_xen_sysfs_pci_list(const char *root, uint32_t **ret, size_t *ret_n)
+{
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(freep) uint32_t *list = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+
+        if (asprintf(&path, "%s/bus/pci/devices", root) < 0)
+                return -ENOMEM;
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        errno = 0;
+        while ((de = readdir(d))) {
+                uint32_t sbdf;
+
+                if (pg_bdf_parse(de->d_name, &sbdf) < 0)
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 32;
+                        uint32_t *p = reallocarray(list, ncap, sizeof(*list));
+
+                        if (!p)
+                                return -ENOMEM;
+                        list = p;
+                        cap = ncap;
+                }
+                list[n++] = sbdf;
+                errno = 0;
+        }
+        if (errno != 0)
+                return -errno;
+        if (n > 0)
+                qsort(list, n, sizeof(*list), cmp_u32);
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
+int pgd_xen_sysfs_pci_reset(const char *root, uint32_t sbdf)
+{
+        _cleanup_(freep) char *dir = NULL, *path = NULL;
+        int r;
+
+        r = device_path(root, sbdf, NULL, &dir);
+        if (r < 0)
+                return r;
+        if (access(dir, F_OK) < 0)
+                return errno == ENOENT ? -ENODEV : -errno;
+        r = device_path(root, sbdf, "reset", &path);
+        if (r < 0)
+                return r;
+        r = write_string(path, "1");
+        return r == -ENOENT ? -ENOTTY : r;
+}
+
+static int driver_file(const char *root, const char *driver, const char *file, char **ret)
+{
+        char *p;
+
+        if (asprintf(&p, "%s/bus/pci/drivers/%s/%s", root, driver, file) < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+static int write_driver_file(const char *root, const char *driver, const char *file,
+                             uint32_t sbdf)
+{
+        _cleanup_(freep) char *path = NULL;
+        char bdf[PG_BDF_MAX];
+        int r;
+
+        r = driver_file(root, driver, file, &path);
+        if (r < 0)
+                return r;
+        return write_string(path, pg_bdf_format(sbdf, bdf));
+}
+
+int pgd_xen_sysfs_bind_pciback(const char *root, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX])
+{
+        struct hv_pci_info info;
+        int r;
+
+        r = pgd_xen_sysfs_pci_info(root, sbdf, &info);
+        if (r < 0)
+                return r;
+        if (streq(info.driver, "pciback")) {
+                ret_driver[0] = '\0';
+                return 0;
+        }
+        if (info.driver[0] != '\0') {
+                _cleanup_(freep) char *unbind = NULL;
+
+                r = device_path(root, sbdf, "driver/unbind", &unbind);
+                if (r < 0)
+                        return r;
+                r = write_string(unbind, pg_bdf_format(sbdf, (char[PG_BDF_MAX]){ 0 }));
+                if (r < 0)
+                        return r;
+        }
+        /* new_slot fails with EEXIST-like errors when pciback already knows the slot. */
+        (void)write_driver_file(root, "pciback", "new_slot", sbdf);
+        r = write_driver_file(root, "pciback", "bind", sbdf);
+        if (r < 0) {
+                /* Leave the device as it was found. */
+                if (info.driver[0] != '\0')
+                        (void)write_driver_file(root, info.driver, "bind", sbdf);
+                return r;
+        }
+        snprintf(ret_driver, HV_DRIVER_MAX, "%s", info.driver);
+        return 0;
+}
+
+int pgd_xen_sysfs_unbind_pciback(const char *root, uint32_t sbdf, const char *driver)
+{
+        struct hv_pci_info info;
+        int r;
+
+        r = pgd_xen_sysfs_pci_info(root, sbdf, &info);
+        if (r < 0)
+                return r;
+        if (streq(info.driver, "pciback")) {
+                r = write_driver_file(root, "pciback", "unbind", sbdf);
+                if (r < 0)
+                        return r;
+        }
+        (void)write_driver_file(root, "pciback", "remove_slot", sbdf);
+        if (driver && driver[0] != '\0' && !streq(driver, "pciback"))
+                return write_driver_file(root, driver, "bind", sbdf);
+        return 0;
+}
+
+/* ---- console ring text ---- */
+
+/* Skip Xen's "(XEN) " prefix and an optional "[timestamp] ". */
+static const char *skip_prefix(const char *l, const char *end)
+{
+        while (l < end && (*l == ' ' || *l == '\t'))
+                l++;
+        if (end - l >= 6 && memcmp(l, "(XEN) ", 6) == 0)
+                l += 6;
+        if (l < end && *l == '[') {
+                const char *q = memchr(l, ']', (size_t)(end - l));
+
+                if (q)
+                        l = q + 1;
+        }
+        while (l < end && *l == ' ')
+                l++;
+        return l;
+}
+
+static bool line_starts(const char *l, const char *end, const char *s)
+{
+        size_t n = strlen(s);
+
+        return (size_t)(end - l) >= n && memcmp(l, s, n) == 0;
+}
+
+/* "SSSS:BB:DD.F - OWNER ..." -> sbdf and domid; false for any other line. */
+static bool parse_dump_line(const char *l, const char *end, struct hv_assignment *ret)
+{
+        char line[160], owner[32];
+        unsigned s, b, d, f;
+        int n = 0;
+
+        if (end - l >= (ptrdiff_t)sizeof(line))
+                end = l + sizeof(line) - 1;
+        memcpy(line, l, (size_t)(end - l));
+        line[end - l] = '\0';
+        if (sscanf(line, "%4x:%2x:%2x.%1u - %31s%n", &s, &b, &d, &f, owner, &n) != 5 || n == 0)
+                return false;
+        if (d > 0x1f || f > 7)
+                return false;
+        ret->sbdf = PG_SBDF(s, b, d, f);
+        if (streq(owner, "d[IO]") || strncmp(owner, "DomIO", 5) == 0)
+                ret->domid = HV_DOMID_IO;
+        else if (streq(owner, "d[XEN]"))
+                ret->domid = PGD_XEN_DOMID_XEN;
+        else if (owner[0] == 'd' && isdigit((unsigned char)owner[1])) {
+                char *e;
+                unsigned long v = strtoul(owner + 1, &e, 10);
+
+                if (*e != '\0' || v >= 0x7FF0)
+                        return false;
+                ret->domid = (uint32_t)v;
+        } else
+                return false;
+        return true;
+}
+
+int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret,
+                           size_t *ret_n)
+{
+        _cleanup_(freep) struct hv_assignment *list = NULL;
+        const char *p = text, *end = text + len;
+        size_t n = 0, cap = 0;
+        bool in_dump = false, found = false;
+
+        while (p < end) {
+                const char *eol = memchr(p, '\n', (size_t)(end - p));
+                const char *le = eol ? eol : end;
+                const char *l = skip_prefix(p, le);
+                struct hv_assignment a;
+
+                if (le > l && le[-1] == '\r')
+                        le--;
+                if (line_starts(l, le, "==== PCI devices ====")) {
+                        /* A new dump: only the last one counts. */
+                        n = 0;
+                        in_dump = true;
+                        found = true;
+                } else if (in_dump && line_starts(l, le, "==== segment ")) {
+                        /* next segment of the same dump */
+                } else if (in_dump && parse_dump_line(l, le, &a)) {
+                        if (n == cap) {
+                                size_t ncap = cap ? cap * 2 : 32;
+                                struct hv_assignment *q = reallocarray(list, ncap, sizeof(*q));
+
+                                if (!q)
+                                        return -ENOMEM;
+                                list = q;
+                                cap = ncap;
+                        }
+                        list[n++] = a;
+                } else
+                        in_dump = false;
+                p = eol ? eol + 1 : end;
+        }
+        if (!found)
+                return -ENOENT;
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
+static bool contains_ci(const char *l, const char *end, const char *needle)
+{
+        size_t n = strlen(needle);
+
+        for (; (size_t)(end - l) >= n; l++)
+                if (strncasecmp(l, needle, n) == 0)
+                        return true;
+        return false;
+}
+
+int pgd_xen_parse_intremap(const char *text, size_t len)
+{
+        const char *p = text, *end = text + len;
+        int result = -1;
+
+        while (p < end) {
+                const char *eol = memchr(p, '\n', (size_t)(end - p));
+                const char *le = eol ? eol : end;
+
+                /*
+                 * Intel: "Intel VT-d Interrupt Remapping enabled." / "... not enabled."
+                 * AMD:   "AMD-Vi: Interrupt remapping enabled"
+                 * Without an IOMMU: "I/O virtualisation disabled".
+                 */
+                if (contains_ci(p, le, "interrupt remapping enabled"))
+                        result = 1;
+                else if (contains_ci(p, le, "interrupt remapping not enabled") ||
+                         contains_ci(p, le, "interrupt remapping disabled") ||
+                         contains_ci(p, le, "I/O virtualisation disabled"))
+                        result = 0;
+                p = eol ? eol + 1 : end;
+        }
+        return result;
+}
+
+/* ---- the hypervisor ---- */
+
+static int xen_errno(int rc)
+{
+        /* libxenctrl returns -1 and sets errno; keep Xen's errno unchanged. */
+        if (rc >= 0)
+                return 0;
+        return errno > 0 ? -errno : -EIO;
+}
+
+static struct hv *xen_close(struct hv *hv)
+{
+        if (!hv)
+                return NULL;
+        if (hv->xs_watch)
+                xs_close(hv->xs_watch);
+        if (hv->xs)
+                xs_close(hv->xs);
+        if (hv->xch)
+                xc_interface_close(hv->xch);
+        free(hv->sysfs_root);
+        free(hv);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct hv *, xen_close)
+
+static int xen_open(const struct hv_config *cfg, struct hv **ret)
+{
+        _cleanup_(xen_closep) struct hv *hv = NULL;
+        const char *root = cfg && cfg->sysfs_root ? cfg->sysfs_root : "/sys";
+
+        /* No hypervisor here: say so plainly rather than through libxenctrl's log. */
+        if (access("/dev/xen/privcmd", F_OK) < 0 && access("/proc/xen/privcmd", F_OK) < 0)
+                return errno == ENOENT ? -ENODEV : -errno;
+
+        hv = calloc(1, sizeof(*hv));
+        if (!hv)
+                return -ENOMEM;
+        hv->sysfs_root = strdup(root);
+        if (!hv->sysfs_root)
+                return -ENOMEM;
+        hv->xch = xc_interface_open(NULL, NULL, 0);
+        if (!hv->xch)
+                return errno > 0 ? -errno : -ENODEV;
+        hv->xs = xs_open(0);
+        if (!hv->xs)
+                return errno > 0 ? -errno : -ENOTCONN;
+        *ret = TAKE_PTR(hv);
+        return 0;
+}
+
+/*
+ * Console-ring text written since the last call (the whole ring the first
+ * time). The ring index lets a caller see only what a debug key just printed.
+ */
+static int conring_read(struct hv *hv, bool from_start, char **ret, size_t *ret_len)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t size = 64 * 1024, len = 0;
+        uint32_t index = from_start || !hv->conring_index_valid ? 0 : hv->conring_index;
+
+        for (;;) {
+                unsigned int nr;
+                char *p;
+
+                if (size - len < 16 * 1024) {
+                        if (size >= CONRING_READ_MAX)
+                                break;
+                        p = realloc(text, size * 2);
+                        if (!p)
+                                return -ENOMEM;
+                        text = p;
+                        size *= 2;
+                } else if (!text) {
+                        text = malloc(size);
+                        if (!text)
+                                return -ENOMEM;
+                }
+                nr = (unsigned int)(size - len - 1);
+                if (xc_readconsolering(hv->xch, text + len, &nr, 0, 1, &index) < 0)
+                        return xen_errno(-1);
+                len += nr;
+                if (nr == 0)
+                        break;
+        }
+        text[len] = '\0';
+        hv->conring_index = index;
+        hv->conring_index_valid = true;
+        *ret = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
+}
+
+static int xen_host_caps(struct hv *hv, struct hv_caps *ret)
+{
+        _cleanup_(freep) char *text = NULL;
+        xc_physinfo_t info = { 0 };
+        size_t len;
+        int r;
+
+        if (xc_physinfo(hv->xch, &info) < 0)
+                return xen_errno(-1);
+        r = conring_read(hv, true, &text, &len);
+        *ret = (struct hv_caps){
+                .iommu = (info.capabilities & XEN_SYSCTL_PHYSCAP_directio) != 0,
+                /* An unreadable ring leaves the answer unknown, not wrong. */
+                .interrupt_remapping = r < 0 ? -1 : pgd_xen_parse_intremap(text, len),
+        };
+        return 0;
+}
+
+static void format_uuid(const xen_domain_handle_t h, char buf[HV_UUID_MAX])
+{
+        snprintf(buf, HV_UUID_MAX,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0],
+                 h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13],
+                 h[14], h[15]);
+}
+
+/* /local/domain/<domid>/name, /libxl/<domid>/type: NULL when absent. */
+static char *xs_read_domain(struct hv *hv, const char *top, uint32_t domid, const char *leaf)
+{
+        char path[96];
+        unsigned int len;
+
+        snprintf(path, sizeof(path), "%s/%u/%s", top, domid, leaf);
+        return xs_read(hv->xs, XBT_NULL, path, &len);
+}
+
+static void fill_domain(struct hv *hv, const xc_domaininfo_t *info, struct hv_domain *ret)
+{
+        _cleanup_(freep) char *name = NULL, *type = NULL;
+        struct hv_domain d = { .domid = info->domain };
+
+        format_uuid(info->handle, d.uuid);
+        d.dying = (info->flags & XEN_DOMINF_dying) != 0;
+        name = xs_read_domain(hv, "/local/domain", info->domain, "name");
+        if (name)
+                snprintf(d.name, sizeof(d.name), "%s", name);
+        /* libxl records the type it built; Xen itself only knows HVM-container or not. */
+        type = xs_read_domain(hv, "/libxl", info->domain, "type");
+        if (type && streq(type, "pvh"))
+                d.type = HV_DOMAIN_PVH;
+        else if (type && streq(type, "hvm"))
+                d.type = HV_DOMAIN_HVM;
+        else if (type && streq(type, "pv"))
+                d.type = HV_DOMAIN_PV;
+        else
+                d.type = (info->flags & XEN_DOMINF_hvm_guest) ? HV_DOMAIN_HVM : HV_DOMAIN_PV;
+        *ret = d;
+}
+
+static int xen_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
+{
+        xc_domaininfo_t info;
+        int n;
+
+        if (domid >= 0x7FF0)
+                return -ESRCH;
+        n = xc_domain_getinfolist(hv->xch, domid, 1, &info);
+        if (n < 0)
+                return xen_errno(n);
+        /* The call answers with the next domain when domid does not exist. */
+        if (n == 0 || info.domain != domid)
+                return -ESRCH;
+        fill_domain(hv, &info, ret);
+        return 0;
+}
+
+static int xen_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
+{
+        _cleanup_(freep) struct hv_domain *list = NULL;
+        xc_domaininfo_t info[64];
+        size_t n = 0;
+        uint32_t next = 0;
+
+        for (;;) {
+                struct hv_domain *p;
+                int got = xc_domain_getinfolist(hv->xch, next, ELEMENTSOF(info), info);
+
+                if (got < 0)
+                        return xen_errno(got);
+                if (got == 0)
+                        break;
+                p = reallocarray(list, n + (size_t)got, sizeof(*list));
+                if (!p)
+                        return -ENOMEM;
+                list = p;
+                for (int i = 0; i < got; i++)
+                        fill_domain(hv, &info[i], &list[n++]);
+                next = info[got - 1].domain + 1;
+                if ((size_t)got < ELEMENTSOF(info) || next >= 0x7FF0)
+                        break;
+        }
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
+static int xen_domain_by_name(struct hv *hv, const char *name, struct hv_domain *ret)
+{
+        _cleanup_(freep) struct hv_domain *list = NULL;
+        size_t n;
+        int r;
+
+        r = xen_domain_list(hv, &list, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i].name, name)) {
+                        *ret = list[i];
+                        return 0;
+                }
+        return -ESRCH;
+}
+
+static int xen_test_assign(struct hv *hv, uint32_t domid, uint32_t sbdf)
+{
+        return xen_errno(xc_test_assign_device(hv->xch, domid, sbdf));
+}
+
+static int xen_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed)
+{
+        return xen_errno(
+                xc_assign_device(hv->xch, domid, sbdf, rdm_relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0));
+}
+
+static int xen_deassign(struct hv *hv, uint32_t domid, uint32_t sbdf)
+{
+        return xen_errno(xc_deassign_device(hv->xch, domid, sbdf));
+}
+
+static int xen_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t *ret_n)
+{
+        _cleanup_(freep) uint32_t *raw = NULL, *out = NULL;
+        uint32_t max = 256, num = 0;
+        size_t n = 0;
+
+        raw = calloc(max, sizeof(*raw));
+        if (!raw)
+                return -ENOMEM;
+        if (xc_get_device_group(hv->xch, 0, sbdf, max, &num, raw) < 0)
+                return xen_errno(-1);
+        if (num > max)
+                num = max;
+        out = calloc(num ? num : 1, sizeof(*out));
+        if (!out)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < num; i++) {
+                /* Xen answers bus << 16 | devfn << 8, in the queried segment. */
+                uint32_t m = (PG_SBDF_SEG(sbdf) << 16) | (((raw[i] >> 16) & 0xff) << 8) |
+                             ((raw[i] >> 8) & 0xff);
+
+                if (m != sbdf)
+                        out[n++] = m;
+        }
+        *ret = TAKE_PTR(out);
+        *ret_n = n;
+        return 0;
+}
+
+/* Every device with its owner, from a fresh 'Q' dump. */
+static int pci_dump(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
+{
+        int r;
+
+        /* Consume what is already there, so that only the new dump is read. */
+        if (hv->conring_index_valid) {
+                _cleanup_(freep) char *old = NULL;
+                size_t len;
+
+                r = conring_read(hv, false, &old, &len);
+                if (r < 0)
+                        return r;
+        } else {
+                _cleanup_(freep) char *old = NULL;
+                size_t len;
+
+                r = conring_read(hv, true, &old, &len);
+                if (r < 0)
+                        return r;
+        }
+        if (xc_send_debug_keys(hv->xch, "Q") < 0)
+                return xen_errno(-1);
+
+        /* The dump is printed by the time the call returns; allow a little slack. */
+        for (int attempt = 0; attempt < 50; attempt++) {
+                _cleanup_(freep) char *text = NULL;
+                size_t len;
+
+                r = conring_read(hv, false, &text, &len);
+                if (r < 0)
+                        return r;
+                r = pgd_xen_parse_pci_dump(text, len, ret, ret_n);
+                if (r != -ENOENT)
+                        return r;
+                nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+static int xen_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
+{
+        _cleanup_(freep) struct hv_assignment *list = NULL;
+        size_t n;
+        int r;
+
+        r = pci_dump(hv, &list, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (list[i].sbdf == sbdf) {
+                        *ret_domid = list[i].domid;
+                        return 0;
+                }
+        return -ENODEV;
+}
+
+static int xen_assignments(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
+{
+        _cleanup_(freep) struct hv_assignment *list = NULL;
+        size_t n, m = 0;
+        int r;
+
+        r = pci_dump(hv, &list, &n);
+        if (r < 0)
+                return r;
+        /* dom0's devices and Xen's own (d[XEN]: IOMMUs, its serial port) are not assignments. */
+        for (size_t i = 0; i < n; i++)
+                if (list[i].domid != HV_DOMID_DOM0 && list[i].domid != PGD_XEN_DOMID_XEN)
+                        list[m++] = list[i];
+        *ret = TAKE_PTR(list);
+        *ret_n = m;
+        return 0;
+}
+
+static int xen_watch_fd(struct hv *hv)
+{
+        if (!hv->xs_watch) {
+                struct xs_handle *xs = xs_open(0);
+
+                if (!xs)
+                        return errno > 0 ? -errno : -ENOTCONN;
+                if (!xs_watch(xs, "@releaseDomain", "pg-release") ||
+                    !xs_watch(xs, "@introduceDomain", "pg-introduce")) {
+                        int r = errno > 0 ? -errno : -EIO;
+
+                        xs_close(xs);
+                        return r;
+                }
+                hv->xs_watch = xs;
+        }
+        return xs_fileno(hv->xs_watch);
+}
+
+static int xen_watch_drain(struct hv *hv)
+{
+        char **ev;
+        int n = 0;
+
+        if (!hv->xs_watch)
+                return 0;
+        while ((ev = xs_check_watch(hv->xs_watch))) {
+                free(ev);
+                n++;
+        }
+        if (errno != EAGAIN)
+                return errno > 0 ? -errno : -EIO;
+        return n;
+}
+
+static int xen_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
+{
+        return pgd_xen_sysfs_pci_info(hv->sysfs_root, sbdf, ret);
+}
+
+static int xen_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
+{
+        return pgd_xen_sysfs_pci_list(hv->sysfs_root, ret, ret_n);
+}
+
+static int xen_pci_reset(struct hv *hv, uint32_t sbdf)
+{
+        return pgd_xen_sysfs_pci_reset(hv->sysfs_root, sbdf);
+}
+
+static int xen_pci_prepare(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX])
+{
+        char driver[HV_DRIVER_MAX];
+        uint32_t owner;
+        int r;
+
+        r = pgd_xen_sysfs_bind_pciback(hv->sysfs_root, sbdf, driver);
+        if (r < 0)
+                return r;
+        /*
+         * Quarantine, as libxl does: DOMID_IO has no mappings, so the assignment
+         * is always RDM-relaxed. A device that is in quarantine already is fine.
+         */
+        r = xen_assign(hv, HV_DOMID_IO, sbdf, true);
+        if (r < 0 && !(xen_device_owner(hv, sbdf, &owner) >= 0 && owner == HV_DOMID_IO)) {
+                (void)pgd_xen_sysfs_unbind_pciback(hv->sysfs_root, sbdf, driver);
+                return r;
+        }
+        memcpy(ret_driver, driver, HV_DRIVER_MAX);
+        return 0;
+}
+
+static int xen_pci_unprepare(struct hv *hv, uint32_t sbdf, const char *driver)
+{
+        int r;
+
+        r = xen_deassign(hv, HV_DOMID_IO, sbdf);
+        if (r < 0)
+                return r;
+        return pgd_xen_sysfs_unbind_pciback(hv->sysfs_root, sbdf, driver);
+}
+
+const struct hv_ops hv_xen_ops = {
+        .name = "xen",
+        .open = xen_open,
+        .close = xen_close,
+        .host_caps = xen_host_caps,
+        .domain_get = xen_domain_get,
+        .domain_by_name = xen_domain_by_name,
+        .domain_list = xen_domain_list,
+        .test_assign = xen_test_assign,
+        .assign = xen_assign,
+        .deassign = xen_deassign,
+        .device_group = xen_device_group,
+        .device_owner = xen_device_owner,
+        .assignments = xen_assignments,
+        .watch_fd = xen_watch_fd,
+        .watch_drain = xen_watch_drain,
+        .pci_info = xen_pci_info,
+        .pci_list = xen_pci_list,
+        .pci_reset = xen_pci_reset,
+        .pci_prepare = xen_pci_prepare,
+        .pci_unprepare = xen_pci_unprepare,
+};

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The parts of the Xen backend that need no hypervisor: sysfs under a given
+ * root, and the parsers for text that Xen prints into its console ring. They
+ * live in hv-xen.c; this header exists so that unit tests can drive them on a
+ * machine without Xen. No Xen header is included here.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv.h"
+
+/* Xen's own domain ids as the 'Q' dump names them ("d[XEN]", "d[IO]"). */
+#define PGD_XEN_DOMID_XEN 0x7FF2U
+
+/* Facts about SSSS:BB:DD.F from ROOT/bus/pci/devices/; -ENODEV when absent. */
+int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret);
+/* Every function in ROOT/bus/pci/devices/, sorted; *ret freed with free(). */
+int pgd_xen_sysfs_pci_list(const char *root, uint32_t **ret, size_t *ret_n);
+/* Write "1" to the function's reset file; -ENOTTY when it has none. */
+int pgd_xen_sysfs_pci_reset(const char *root, uint32_t sbdf);
+/*
+ * Unbind the dom0 driver (its name in ret_driver, "" for none or when it is
+ * pciback already) and bind pciback (new_slot, bind), as xl pci-assignable-add.
+ */
+int pgd_xen_sysfs_bind_pciback(const char *root, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX]);
+/* Unbind pciback (unbind, remove_slot); then bind DRIVER when not NULL or "". */
+int pgd_xen_sysfs_unbind_pciback(const char *root, uint32_t sbdf, const char *driver);
+
+/*
+ * The owner of every device in the LAST 'Q' (dump PCI devices) output found in
+ * TEXT, console-ring lines such as (Xen 4.17)
+ *     (XEN) ==== PCI devices ====
+ *     (XEN) ==== segment 0000 ====
+ *     (XEN) 0000:00:02.0 - DomIO:8001 - node -1
+ *     (XEN) 0000:00:01.0 - d0 - node -1
+ * "d0" is dom0, "DomIO:<pseudo-domid>" or "d[IO]" quarantine (HV_DOMID_IO),
+ * "dN" a guest, "d[XEN]" Xen's own (PGD_XEN_DOMID_XEN). -ENOENT when
+ * TEXT holds no complete dump. *ret (all devices, dom0's included) freed with free().
+ */
+int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret,
+                           size_t *ret_n);
+/*
+ * What Xen's boot messages in TEXT say about interrupt remapping: 1 enabled,
+ * 0 disabled (or no IOMMU at all), -1 when they do not say.
+ */
+int pgd_xen_parse_intremap(const char *text, size_t len);
