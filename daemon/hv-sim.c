@@ -32,8 +32,8 @@
  *   - device_group on an unknown device: -ENODEV (our choice: Xen's answer for
  *     a device it does not know is not measured);
  *   - a device assigned to a domain that is no longer in "domains" (destroyed)
- *     is quarantined, as Xen does; this is applied on every read and persisted
- *     on the next write.
+ *     or that is dying is quarantined, as Xen does; this is applied on every
+ *     read and persisted on the next write.
  *
  * sysfs side: pci_reset of a device without a reset method is -ENOTTY (what the
  * kernel's sysfs "reset" attribute gives when no method exists); pci_prepare
@@ -522,11 +522,15 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         return -ENOMEM;
         }
 
-        /* A destroyed domain's devices are quarantined, as Xen does. */
+        /*
+         * A destroyed or dying domain's devices are quarantined, as Xen does:
+         * it releases them while the domain dies, before it is gone.
+         */
         for (i = 0; i < h->n_devices; i++) {
                 uint32_t owner = h->devices[i].owner;
+                const struct sim_domain *dom = find_domain(h, owner);
 
-                if (owner != HV_DOMID_DOM0 && owner != HV_DOMID_IO && !find_domain(h, owner)) {
+                if (owner != HV_DOMID_DOM0 && owner != HV_DOMID_IO && (!dom || dom->info.dying)) {
                         r = set_owner(&h->devices[i], HV_DOMID_IO);
                         if (r < 0)
                                 return r;

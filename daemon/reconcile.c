@@ -8,8 +8,8 @@
  *   - the hypervisor no longer shows the device assigned to the grant's domid
  *     (a crash between the deassign and the commit of a release): the grant is
  *     dropped (audit "reconcile");
- *   - otherwise it is kept. A dying domain keeps its grants until it is gone;
- *     the domain event that follows releases them.
+ *   - otherwise it is kept. A dying domain counts as gone: Xen releases its
+ *     devices while it dies, and @releaseDomain fires only once, then.
  * Then, for every device the hypervisor shows assigned to a guest with no
  * matching grant (an "unmanaged" assignment, always audited as a warning):
  *   - the device is one passguard prepared (it is in the store's prepared
@@ -26,7 +26,7 @@
  * The store is committed once, if anything changed.
  *
  * On every domain event (pgd_reconcile_domains) the grants of domains that
- * are gone, or whose domid now names another UUID, are released: Xen has
+ * are gone or dying, or whose domid now names another UUID, are released: Xen has
  * already moved their devices into quarantine. The device is reset (best
  * effort) and the release audited.
  */
@@ -186,8 +186,11 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         for (size_t i = 0; i < n; i++) {
                 const struct pgd_grant *gr = pgd_grants_get(d->grants, i);
                 const struct hv_domain *dom = find_domain(&v, gr->domid);
-                /* A dying domain keeps its grants until it is gone. */
-                if (!dom || !streq(dom->uuid, gr->domain_uuid))
+                /*
+                 * Xen fires @releaseDomain once, when the domain starts dying,
+                 * and releases its devices into quarantine then: dying is gone.
+                 */
+                if (!dom || dom->dying || !streq(dom->uuid, gr->domain_uuid))
                         gone[n_gone++] = *gr;
         }
         host_view_clear(&v);
@@ -263,7 +266,7 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                 uint32_t owner = owner_of(&v, gr.sbdf);
 
                 pg_bdf_format(gr.sbdf, bdf);
-                if (!dom) {
+                if (!dom || dom->dying) {
                         /* Gone: Xen quarantines its devices; clean up if it did not. */
                         if (owner == gr.domid) {
                                 r = deassign(d, &v, gr.domid, gr.sbdf);
@@ -272,8 +275,8 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                                                 r, "Failed to deassign %s from d%" PRIu32 ": %m",
                                                 bdf, gr.domid);
                         }
-                        snprintf(msg, sizeof(msg), "domain d%" PRIu32 " (%s) no longer exists",
-                                 gr.domid, gr.domain_uuid);
+                        snprintf(msg, sizeof(msg), "domain d%" PRIu32 " (%s) %s", gr.domid,
+                                 gr.domain_uuid, dom ? "is dying" : "no longer exists");
                 } else if (!streq(dom->uuid, gr.domain_uuid)) {
                         /*
                          * The domid was reused. Whatever the new domain holds, it
