@@ -153,14 +153,22 @@ static void audit_grant(struct pgd_daemon *d, enum pgd_audit_kind kind, const ch
  * logged. (A failed reset cannot undo a release; the next assign resets it
  * again when its rule asks.)
  */
-static bool rule_wants_reset(const struct pgd_daemon *d, const char *rule)
+/*
+ * Whether the grant's rule asks for a reset of this device now: "required"
+ * always (a failure is logged), "if-available" when the device has a reset,
+ * "never" not. A rule that a reload removed resets when the device can.
+ */
+static bool rule_wants_reset(const struct pgd_daemon *d, const char *rule, uint32_t sbdf)
 {
-        enum pg_policy_reset reset;
+        enum pg_policy_reset reset = PG_POLICY_RESET_IF_AVAILABLE;
+        struct hv_pci_info info;
 
-        /* A rule that a reload removed: reset, the safe side for the next guest. */
-        if (pg_policy_rule_reset(d->policy, rule, &reset) < 0)
+        (void)pg_policy_rule_reset(d->policy, rule, &reset);
+        if (reset == PG_POLICY_RESET_NEVER)
+                return false;
+        if (reset == PG_POLICY_RESET_REQUIRED)
                 return true;
-        return reset != PG_POLICY_RESET_NEVER;
+        return d->hv_ops->pci_info(d->hv, sbdf, &info) >= 0 && info.has_reset;
 }
 
 /* ---- domain events ---- */
@@ -214,7 +222,7 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
                 const char *reset = "not reset";
 
                 pg_bdf_format(gr->sbdf, bdf);
-                if (rule_wants_reset(d, gr->rule)) {
+                if (rule_wants_reset(d, gr->rule, gr->sbdf)) {
                         r = d->hv_ops->pci_reset(d->hv, gr->sbdf);
                         if (r < 0) {
                                 log_warning_errno(

@@ -102,7 +102,7 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
   if CC=clang build "$prefix-fuzz" -Dfuzz=true -Dsystem-tests=false -Db_sanitize=address,undefined \
       -Db_lundef=false; then
     for f in "$prefix-fuzz"/tests/fuzz/fuzz-*; do
-      [ -x "$f" ] || continue
+      [ -f "$f" ] && [ -x "$f" ] || continue
       name=${f##*/fuzz-}
       work=$(mktemp -d)
       cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null
