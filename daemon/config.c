@@ -123,28 +123,6 @@ static const struct {
         {"idle_timeout", KEY_UINT, offsetof(struct pgd_config, idle_timeout_sec), 1, 86400},
 };
 
-static const char *type_name(int type)
-{
-        switch (type) {
-        case CONFIG_TYPE_GROUP:
-                return "a group";
-        case CONFIG_TYPE_INT:
-        case CONFIG_TYPE_INT64:
-                return "an integer";
-        case CONFIG_TYPE_FLOAT:
-                return "a float";
-        case CONFIG_TYPE_STRING:
-                return "a string";
-        case CONFIG_TYPE_BOOL:
-                return "a boolean";
-        case CONFIG_TYPE_ARRAY:
-                return "an array";
-        case CONFIG_TYPE_LIST:
-                return "a list";
-        }
-        return "an unknown type";
-}
-
 /* One top-level setting; problems go to diags, the return value is for ENOMEM. */
 static int load_key(struct pgd_config *cfg, const char *path, config_setting_t *s,
                     struct pgd_diags *diags, bool *bad)
@@ -198,7 +176,7 @@ static int load_key(struct pgd_config *cfg, const char *path, config_setting_t *
                         [KEY_UINT] = "an integer",
                 };
                 return pgd_diags_add(diags, "%s:%d: '%s' must be %s, not %s", path, line, name,
-                                     want[config_keys[i].type], type_name(type));
+                                     want[config_keys[i].type], pg_policy_config_type_name(type));
         }
         *bad = true;
         return pgd_diags_add(diags, "%s:%d: unknown key '%s'", path, line, name);

@@ -378,7 +378,7 @@ static bool check_keys(struct loader *l, const config_setting_t *group, const ch
         return ok;
 }
 
-static const char *type_name(int type)
+const char *pg_policy_config_type_name(int type)
 {
         switch (type) {
         case CONFIG_TYPE_GROUP:
@@ -397,13 +397,13 @@ static const char *type_name(int type)
         case CONFIG_TYPE_LIST:
                 return "a list";
         }
-        return "unknown";
+        return "an unknown type";
 }
 
 static void wrong_type(struct loader *l, const config_setting_t *s, const char *expected)
 {
         diag(l, line_of(s), "'%s' must be %s, not %s", name_of(s), expected,
-             type_name(config_setting_type(s)));
+             pg_policy_config_type_name(config_setting_type(s)));
 }
 
 /* An integer in [min, max]. Returns false (and reports) otherwise. */
@@ -903,7 +903,7 @@ static bool parse_client_refs(struct loader *l, const config_setting_t *s, const
                 const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
                 if (config_setting_type(e) != CONFIG_TYPE_STRING) {
                         diag(l, line_of(e), "%s must name clients (strings), not %s", where,
-                             type_name(config_setting_type(e)));
+                             pg_policy_config_type_name(config_setting_type(e)));
                         continue;
                 }
                 const char *name = config_setting_get_string(e);

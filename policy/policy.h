@@ -46,6 +46,9 @@ int pg_policy_load_string(const char *text, const char *filename, struct pg_poli
                           struct pg_policy_diags *diags);
 struct pg_policy *pg_policy_free(struct pg_policy *p);
 
+/* "an integer", "a string", ... for a libconfig CONFIG_TYPE_*, in messages. */
+const char *pg_policy_config_type_name(int type);
+
 const char *pg_policy_path(const struct pg_policy *p);
 size_t pg_policy_n_rules(const struct pg_policy *p);
 const char *pg_policy_rule_name(const struct pg_policy *p, size_t i);
