@@ -17,9 +17,12 @@
  * when xenstore has none), uuid and type. Everything else defaults: driver,
  * reset and assigned_to null, no faults, counters 0.
  *
- * Answers follow real Xen 4.17 (shared/xenlab/README.md):
+ * Answers follow real Xen 4.17 (shared/xenlab/README.md, and
+ * tests/scenarios/hv-calls.txt, which the system suite runs on real Xen):
+ *   - a domain that does not exist: -ESRCH, before anything else (the domctl
+ *     looks the domain up first), with or without an IOMMU;
  *   - no IOMMU on the host: test_assign, assign, deassign and device_group
- *     return -EOPNOTSUPP; this is checked first, before the domain lookup;
+ *     return -EOPNOTSUPP;
  *   - test_assign: domid 0 -EINVAL (self-assignment), unknown domain -ESRCH,
  *     domain without IOMMU context -EOPNOTSUPP, device unknown or assigned to a
  *     guest -EINVAL, otherwise 0 (dom0-owned or quarantined; the dom0 driver
@@ -29,8 +32,7 @@
  *   - deassign: -ENODEV when the device is not assigned to that domain; a
  *     guest's device goes to quarantine ("io"), a quarantined device
  *     deassigned from DOMID_IO goes back to dom0 (null);
- *   - device_group on an unknown device: -ENODEV (our choice: Xen's answer for
- *     a device it does not know is not measured);
+ *   - device_group on an unknown device: an empty group, as Xen answers;
  *   - a device assigned to a domain that is no longer in "domains" (destroyed)
  *     or that is dying is quarantined, as Xen does; this is applied on every
  *     read and persisted on the next write.
@@ -1051,6 +1053,9 @@ static int do_test_assign(struct sim_host *h, struct sim_args *a)
         struct sim_device *dev;
         int r;
 
+        if (a->domid != HV_DOMID_INVALID && a->domid != HV_DOMID_DOM0 &&
+            a->domid != HV_DOMID_IO && !find_domain(h, a->domid))
+                return -ESRCH; /* the domctl looks the domain up first */
         if (!h->iommu)
                 return -EOPNOTSUPP;
         if (a->domid == HV_DOMID_DOM0)
@@ -1071,10 +1076,13 @@ static int do_assign(struct sim_host *h, struct sim_args *a)
         struct sim_device *dev;
         int r;
 
+        if (a->domid == HV_DOMID_INVALID ||
+            (a->domid != HV_DOMID_DOM0 && a->domid != HV_DOMID_IO && !find_domain(h, a->domid)))
+                return -ESRCH; /* the domctl looks the domain up first */
         if (!h->iommu)
                 return -EOPNOTSUPP;
-        if (a->domid == HV_DOMID_DOM0 || a->domid == HV_DOMID_INVALID)
-                return a->domid == HV_DOMID_INVALID ? -ESRCH : -EINVAL;
+        if (a->domid == HV_DOMID_DOM0)
+                return -EINVAL;
         r = check_domain(h, a->domid);
         if (r < 0)
                 return r;
@@ -1093,10 +1101,13 @@ static int do_deassign(struct sim_host *h, struct sim_args *a)
         struct sim_device *dev;
         int r;
 
+        if (a->domid == HV_DOMID_INVALID ||
+            (a->domid != HV_DOMID_DOM0 && a->domid != HV_DOMID_IO && !find_domain(h, a->domid)))
+                return -ESRCH; /* the domctl looks the domain up first */
         if (!h->iommu)
                 return -EOPNOTSUPP;
-        if (a->domid == HV_DOMID_DOM0 || a->domid == HV_DOMID_INVALID)
-                return a->domid == HV_DOMID_INVALID ? -ESRCH : -EINVAL;
+        if (a->domid == HV_DOMID_DOM0)
+                return -EINVAL;
         r = check_domain(h, a->domid);
         if (r < 0)
                 return r;
@@ -1112,13 +1123,13 @@ static int do_device_group(struct sim_host *h, struct sim_args *a)
 
         if (!h->iommu)
                 return -EOPNOTSUPP;
-        dev = find_device(h, a->sbdf);
-        if (!dev)
-                return -ENODEV;
-        a->group = calloc(h->n_devices, sizeof(uint32_t));
+        a->group = calloc(h->n_devices + 1, sizeof(uint32_t));
         if (!a->group)
                 return -ENOMEM;
         a->n_group = 0;
+        dev = find_device(h, a->sbdf);
+        if (!dev)
+                return 0; /* Xen answers an empty group for a device it does not know */
         for (size_t i = 0; i < h->n_devices; i++)
                 if (h->devices[i].group == dev->group && h->devices[i].sbdf != dev->sbdf)
                         a->group[a->n_group++] = h->devices[i].sbdf;
