@@ -83,6 +83,81 @@ static int internal_failure(const struct pgd_daemon *d, const struct pgd_peer *p
         return r;
 }
 
+/* One audit record about a grant: the granted device, its domain and its rule. */
+static void audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind,
+                        const struct pgd_peer *peer, const struct pgd_request *req,
+                        const struct pgd_grant *g, const char *decision, const char *message)
+{
+        struct pgd_audit_record rec = {
+                .kind = kind,
+                .op = req->op,
+                .sbdf = g->sbdf,
+                .domid = g->domid,
+                .domain_uuid = g->domain_uuid,
+                .domain_name = g->domain_name,
+                .peer = peer,
+                .rule = g->rule,
+                .decision = decision,
+                .error = 0,
+                .message = message,
+        };
+
+        pgd_audit(d, &rec);
+}
+
+/* ---- the grant store's health ---- */
+
+/* Commit the store as it is in memory; remember whether the file now matches it. */
+static int state_commit(struct pgd_daemon *d)
+{
+        int r = pgd_grants_commit(d->grants);
+
+        if (r < 0) {
+                d->state_error = r;
+                return r;
+        }
+        if (d->state_broken)
+                log_notice("%s written again: changes are accepted again",
+                           pgd_grants_path(d->grants));
+        d->state_broken = false;
+        d->state_error = 0;
+        return 0;
+}
+
+/*
+ * A commit failed and the change was undone in memory and in the hypervisor.
+ * The failure may have come after the rename (the directory fsync), so the
+ * file may hold the undone change: write memory again. If that fails too,
+ * the file may disagree with memory and the hypervisor, and the store is
+ * broken until a commit succeeds (state_usable()).
+ */
+static void state_rewrite_after_rollback(struct pgd_daemon *d)
+{
+        int r = state_commit(d);
+
+        if (r < 0) {
+                d->state_broken = true;
+                log_error_errno(r,
+                                "Failed to write %s again after a rollback; refusing every "
+                                "change until it can be written: %m",
+                                pgd_grants_path(d->grants));
+        }
+}
+
+/*
+ * Before anything of a state-changing op: a broken store is written first,
+ * and the op refused state-error while it cannot be.
+ */
+static int state_usable(struct pgd_daemon *d, struct pgd_error *err)
+{
+        if (!d->state_broken)
+                return 0;
+        if (state_commit(d) >= 0)
+                return 0;
+        return pgd_error_set(err, PG_ERR_STATE_ERROR, "the grant store cannot be written: %s: %s",
+                             pgd_grants_path(d->grants), strerror(-d->state_error));
+}
+
 /* ---- status, list, owner ---- */
 
 int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
@@ -109,7 +184,8 @@ int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
             set_new(reply, "rules", json_integer((json_int_t)pg_policy_n_rules(d->policy))) < 0 ||
             set_new(reply, "policy_loaded", json_integer((json_int_t)d->policy_loaded)) < 0 ||
             set_new(reply, "version", json_string(PG_VERSION)) < 0 ||
-            set_new(reply, "enforce", json_boolean(d->cfg.enforce)) < 0)
+            set_new(reply, "enforce", json_boolean(d->cfg.enforce)) < 0 ||
+            set_new(reply, "state_ok", json_boolean(!d->state_broken)) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -159,20 +235,63 @@ static int list_assignable(struct pgd_daemon *d, json_t *array)
         return 0;
 }
 
+/*
+ * A reply must fit one wire message (PG_WIRE_MAX_MESSAGE). The arrays of a
+ * list reply get this much of it; the rest is ample for "id", "ok", the keys
+ * and the counts.
+ */
+#define LIST_BUDGET (60u * 1024)
+
+/* The bytes o adds to an array on the wire: its compact text and a comma. */
+static size_t wire_size(const json_t *o)
+{
+        size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+        return n == 0 ? SIZE_MAX : n + 1;
+}
+
+/* Move the elements of all into ret, in order, while they fit in *budget. */
+static int take_fitting(json_t *all, json_t *ret, size_t *budget, bool *truncated)
+{
+        size_t i;
+        json_t *o;
+
+        json_array_foreach(all, i, o)
+        {
+                size_t n = wire_size(o);
+                if (n > *budget) {
+                        *truncated = true;
+                        break;
+                }
+                *budget -= n;
+                if (json_array_append(ret, o) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * Grants first, then assignable devices, as many as fit one wire message:
+ * "truncated" says whether some were left out, and "grant_count" and
+ * "assignable_count" give the totals.
+ */
 int pgd_op_list(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
                 json_t *reply, struct pgd_error *err)
 {
+        _cleanup_(json_decrefp) json_t *all_grants = json_array(), *all_assignable = json_array();
         _cleanup_(json_decrefp) json_t *grants = json_array(), *assignable = json_array();
+        size_t budget = LIST_BUDGET;
+        bool truncated = false;
         int r;
 
-        if (!grants || !assignable)
+        if (!all_grants || !all_assignable || !grants || !assignable)
                 return -ENOMEM;
         for (size_t i = 0; i < pgd_grants_count(d->grants); i++) {
                 json_t *o = grant_to_json(pgd_grants_get(d->grants, i));
-                if (!o || json_array_append_new(grants, o) < 0)
+                if (!o || json_array_append_new(all_grants, o) < 0)
                         return -ENOMEM;
         }
-        r = list_assignable(d, assignable);
+        r = list_assignable(d, all_assignable);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -180,8 +299,22 @@ int pgd_op_list(struct pgd_daemon *d, const struct pgd_peer *peer, const struct 
                               strerror(-r));
                 return PG_ERR_HYPERVISOR_ERROR;
         }
+        r = take_fitting(all_grants, grants, &budget, &truncated);
+        if (r < 0)
+                return r;
+        if (truncated)
+                budget = 0; /* no device may come before a grant that was left out */
+        r = take_fitting(all_assignable, assignable, &budget, &truncated);
+        if (r < 0)
+                return r;
+
         if (set_new(reply, "grants", TAKE_PTR(grants)) < 0 ||
-            set_new(reply, "assignable", TAKE_PTR(assignable)) < 0)
+            set_new(reply, "assignable", TAKE_PTR(assignable)) < 0 ||
+            set_new(reply, "grant_count", json_integer((json_int_t)json_array_size(all_grants))) <
+                    0 ||
+            set_new(reply, "assignable_count",
+                    json_integer((json_int_t)json_array_size(all_assignable))) < 0 ||
+            set_new(reply, "truncated", json_boolean(truncated)) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -277,9 +410,14 @@ int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
         _cleanup_(json_decrefp) json_t *grant_json = NULL;
         struct pgd_checks c;
         struct pgd_grant g = {};
-        bool relaxed;
+        bool relaxed, committed = false;
         int code, r;
 
+        r = state_usable(d, err);
+        if (r > 0) {
+                audit_refusal(d, peer, req, NULL, err);
+                return r;
+        }
         r = pgd_checks_run(d, peer, req, PGD_CHECKS_ASSIGN, &c, err);
         if (r < 0)
                 return internal_failure(d, peer, req, c.have_domain ? &c.domain : NULL, err, r);
@@ -324,7 +462,8 @@ int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
 
         r = pgd_grants_add(d->grants, &g);
         if (r >= 0) {
-                r = pgd_grants_commit(d->grants);
+                committed = true;
+                r = state_commit(d);
                 if (r < 0)
                         (void)pgd_grants_remove(d->grants, g.sbdf);
         }
@@ -338,6 +477,8 @@ int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
                                         req->bdf, g.domid);
                 log_error_errno(r, "Failed to record the grant of %s in %s: %m", req->bdf,
                                 pgd_grants_path(d->grants));
+                if (committed)
+                        state_rewrite_after_rollback(d);
                 pgd_error_set(err, PG_ERR_STATE_ERROR,
                               "cannot record the grant of %s: %s; the assignment was %s", req->bdf,
                               strerror(-r), q < 0 ? "NOT rolled back" : "rolled back");
@@ -346,20 +487,8 @@ int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
         }
         pgd_crash_point(d, "assign:after-commit");
 
-        struct pgd_audit_record rec = {
-                .kind = PGD_AUDIT_GRANT,
-                .op = req->op,
-                .sbdf = g.sbdf,
-                .domid = g.domid,
-                .domain_uuid = g.domain_uuid,
-                .domain_name = g.domain_name,
-                .peer = peer,
-                .rule = g.rule,
-                .decision = "granted",
-                .error = 0,
-                .message = c.reset_done ? "granted after reset" : "granted",
-        };
-        pgd_audit(d, &rec);
+        audit_grant(d, PGD_AUDIT_GRANT, peer, req, &g, "granted",
+                    c.reset_done ? "granted after reset" : "granted");
 
         return set_new(reply, "grant", TAKE_PTR(grant_json));
 }
@@ -420,9 +549,29 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
         bool match = false, alive = false, have_info;
         enum pg_policy_reset reset;
         const char *message = "released";
+        bool committed = false;
         int code, r;
 
+        r = state_usable(d, err);
+        if (r > 0) {
+                audit_refusal(d, peer, req, NULL, err);
+                return r;
+        }
+
+        /*
+         * Who may release comes first, before anything about the grant is
+         * said: a client that may not release this device learns neither
+         * the domain nor the client that holds it, whatever domain it names.
+         */
+        pgd_peer_identity(peer, &id);
         found = pgd_grants_find(d->grants, req->sbdf);
+        if (found && peer->uid != found->client_uid && !pg_policy_is_admin(d->policy, &id)) {
+                pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
+                              "only the client that was granted %s, or an admin, may release it",
+                              req->bdf);
+                audit_refusal(d, peer, req, NULL, err);
+                return PG_ERR_NOT_AUTHORIZED;
+        }
         if (!found) {
                 pgd_error_set(err, PG_ERR_NOT_ASSIGNED, "%s is not granted", req->bdf);
                 audit_refusal(d, peer, req, NULL, err);
@@ -446,16 +595,6 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                 return PG_ERR_NOT_ASSIGNED;
         }
 
-        pgd_peer_identity(peer, &id);
-        if (peer->uid != g.client_uid && !pg_policy_is_admin(d->policy, &id)) {
-                pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
-                              "%s was granted to uid %u: only that client or an admin may "
-                              "release it",
-                              req->bdf, (unsigned)g.client_uid);
-                audit_refusal(d, peer, req, alive ? &dom : NULL, err);
-                return PG_ERR_NOT_AUTHORIZED;
-        }
-
         pgd_crash_point(d, "release:before-hv");
         r = d->hv_ops->deassign(d->hv, g.domid, g.sbdf);
         if (r == -ENODEV || r == -ESRCH) {
@@ -475,7 +614,8 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
 
         r = pgd_grants_remove(d->grants, g.sbdf);
         if (r >= 0) {
-                r = pgd_grants_commit(d->grants);
+                committed = true;
+                r = state_commit(d);
                 if (r < 0)
                         (void)pgd_grants_add(d->grants, &g);
         }
@@ -490,6 +630,8 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                                         req->bdf, g.domid);
                 log_error_errno(r, "Failed to record the release of %s in %s: %m", req->bdf,
                                 pgd_grants_path(d->grants));
+                if (committed)
+                        state_rewrite_after_rollback(d);
                 pgd_error_set(err, PG_ERR_STATE_ERROR, "cannot record the release of %s: %s",
                               req->bdf, strerror(-r));
                 audit_refusal(d, peer, req, alive ? &dom : NULL, err);
@@ -511,20 +653,7 @@ int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                 }
         }
 
-        struct pgd_audit_record rec = {
-                .kind = PGD_AUDIT_RELEASE,
-                .op = req->op,
-                .sbdf = g.sbdf,
-                .domid = g.domid,
-                .domain_uuid = g.domain_uuid,
-                .domain_name = g.domain_name,
-                .peer = peer,
-                .rule = g.rule,
-                .decision = "released",
-                .error = 0,
-                .message = message,
-        };
-        pgd_audit(d, &rec);
+        audit_grant(d, PGD_AUDIT_RELEASE, peer, req, &g, "released", message);
 
         if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
             set_new(reply, "domid", json_integer(g.domid)) < 0)
@@ -569,8 +698,12 @@ int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
         const char *why = NULL, *recorded;
         char driver[HV_DRIVER_MAX] = "";
         uint32_t owner;
+        bool committed = false;
         int r;
 
+        r = state_usable(d, err);
+        if (r > 0)
+                return refused(d, peer, req, err);
         pgd_peer_identity(peer, &id);
         r = d->hv_ops->pci_info(d->hv, req->sbdf, &info);
         if (r == -ENODEV)
@@ -603,6 +736,13 @@ int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                 return refused(d, peer, req, err);
         }
         r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        if (r < 0 && r != -ENODEV) {
+                /* Not knowing who owns it, never take it from its driver. */
+                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
+                              req->bdf, pg_errno_name(-r) ?: strerror(-r));
+                err->hv_errno = -r;
+                return refused(d, peer, req, err);
+        }
         if (r >= 0 && is_guest(owner)) {
                 pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf, owner);
                 return refused(d, peer, req, err);
@@ -632,7 +772,8 @@ int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
         if (!recorded) {
                 r = pgd_grants_set_prepared(d->grants, req->sbdf, driver);
                 if (r >= 0) {
-                        r = pgd_grants_commit(d->grants);
+                        committed = true;
+                        r = state_commit(d);
                         if (r < 0)
                                 (void)pgd_grants_clear_prepared(d->grants, req->sbdf);
                 }
@@ -641,6 +782,8 @@ int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                         if (q < 0)
                                 log_error_errno(q, "Failed to roll back the prepare of %s: %m",
                                                 req->bdf);
+                        if (committed)
+                                state_rewrite_after_rollback(d);
                         pgd_error_set(err, PG_ERR_STATE_ERROR,
                                       "cannot record the prepare of %s: %s", req->bdf,
                                       strerror(-r));
@@ -667,8 +810,12 @@ int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
         const char *recorded;
         char driver[HV_DRIVER_MAX], again[HV_DRIVER_MAX];
         uint32_t owner;
+        bool committed = false;
         int r;
 
+        r = state_usable(d, err);
+        if (r > 0)
+                return refused(d, peer, req, err);
         r = d->hv_ops->pci_info(d->hv, req->sbdf, &info);
         if (r == -ENODEV)
                 pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
@@ -683,6 +830,13 @@ int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
                 return refused(d, peer, req, err);
         }
         r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        if (r < 0 && r != -ENODEV) {
+                /* It may be a guest's: never hand it to a dom0 driver blind. */
+                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
+                              req->bdf, pg_errno_name(-r) ?: strerror(-r));
+                err->hv_errno = -r;
+                return refused(d, peer, req, err);
+        }
         if (r >= 0 && is_guest(owner)) {
                 pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf, owner);
                 return refused(d, peer, req, err);
@@ -701,7 +855,8 @@ int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
         if (recorded) {
                 r = pgd_grants_clear_prepared(d->grants, req->sbdf);
                 if (r >= 0) {
-                        r = pgd_grants_commit(d->grants);
+                        committed = true;
+                        r = state_commit(d);
                         if (r < 0)
                                 (void)pgd_grants_set_prepared(d->grants, req->sbdf, driver);
                 }
@@ -710,6 +865,8 @@ int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
                         if (q < 0)
                                 log_error_errno(q, "Failed to roll back the unprepare of %s: %m",
                                                 req->bdf);
+                        if (committed)
+                                state_rewrite_after_rollback(d);
                         pgd_error_set(err, PG_ERR_STATE_ERROR,
                                       "cannot record the unprepare of %s: %s", req->bdf,
                                       strerror(-r));

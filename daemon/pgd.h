@@ -44,6 +44,7 @@ struct pgd_config {
         unsigned max_connections;
         unsigned idle_timeout_sec;
         unsigned max_connections_per_uid;
+        unsigned max_unknown_connections; /* peers the policy does not know, together */
 };
 
 struct pgd_daemon {
@@ -55,6 +56,15 @@ struct pgd_daemon {
         struct pgd_grants *grants;
         struct pgd_server *server;
         void *event;                   /* sd_event *, owned by server.c */
+        /*
+         * The grant store could not be written, not even to undo a failed
+         * change, so the file may disagree with memory and the hypervisor.
+         * assign, release, prepare and unprepare first retry the commit and
+         * refuse state-error until one succeeds (ops.c). state_error is the
+         * -errno of the last failed commit.
+         */
+        bool state_broken;
+        int state_error;
 };
 
 /* Who is on the other end of a connection, as the kernel says. */

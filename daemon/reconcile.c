@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "audit.h"
@@ -122,6 +123,24 @@ static void grant_peer(struct pgd_grant *gr, struct pgd_peer *ret)
                 .pid = gr->client_pid,
                 .unit = gr->client_unit[0] ? gr->client_unit : NULL,
         };
+}
+
+/* An audit record about a device and the domain dom (NULL: unknown), on no client's behalf. */
+static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
+                         uint32_t sbdf, uint32_t domid, const struct hv_domain *dom,
+                         const char *decision, int error, const char *msg)
+{
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = kind,
+                             .op = op,
+                             .sbdf = sbdf,
+                             .domid = domid == HV_DOMID_IO ? -1 : (int64_t)domid,
+                             .domain_uuid = dom ? dom->uuid : NULL,
+                             .domain_name = dom ? dom->name : NULL,
+                             .decision = decision,
+                             .error = error,
+                             .message = msg,
+                     });
 }
 
 static void audit_grant(struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
@@ -213,8 +232,15 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
          * them again from the file; the error is still reported.
          */
         commit_r = pgd_grants_commit(d->grants);
-        if (commit_r < 0)
+        if (commit_r < 0) {
+                /* The file disagrees with memory: changes wait until it is written (ops.c). */
+                d->state_broken = true;
+                d->state_error = commit_r;
                 log_error_errno(commit_r, "Failed to write %s: %m", pgd_grants_path(d->grants));
+        } else {
+                d->state_broken = false;
+                d->state_error = 0;
+        }
 
         for (size_t i = 0; i < n_gone; i++) {
                 struct pgd_grant *gr = &gone[i];
@@ -355,17 +381,8 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                                  dom ? (dom->dying ? " (domain dying)" : "") : " (no such domain)");
 
                 log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf, a.domid, msg);
-                pgd_audit(d, &(struct pgd_audit_record){
-                                     .kind = PGD_AUDIT_UNMANAGED,
-                                     .op = "reconcile",
-                                     .sbdf = a.sbdf,
-                                     .domid = a.domid,
-                                     .domain_uuid = dom ? dom->uuid : NULL,
-                                     .domain_name = dom ? dom->name : NULL,
-                                     .decision = decision,
-                                     .error = error,
-                                     .message = msg,
-                             });
+                audit_device(d, PGD_AUDIT_UNMANAGED, "reconcile", a.sbdf, a.domid, dom, decision,
+                             error, msg);
         }
         host_view_clear(&v);
 
@@ -381,14 +398,78 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
 
 /* ---- --rebuild-state ---- */
 
+/*
+ * --rebuild-state replaces a store that cannot be read. A store that parses
+ * is refused: rebuilding it would drop what the hypervisor cannot tell (the
+ * granting clients, the rules, the drivers to give prepared devices back to).
+ */
+static int refuse_valid_store(struct pgd_daemon *d)
+{
+        _cleanup_(pgd_grants_freep) struct pgd_grants *old = NULL;
+        const char *path = pgd_grants_path(d->grants);
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) < 0) {
+                if (errno == ENOENT)
+                        return 0; /* nothing to replace */
+                return log_error_errno(-errno, "Failed to look at %s: %m", path);
+        }
+        r = pgd_grants_open(d->cfg.state_dir, &old, NULL);
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+                return 0; /* what --rebuild-state is for */
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
+        return log_error_errno(-EEXIST,
+                               "%s is valid; refusing to replace it: move it away first to "
+                               "rebuild",
+                               path);
+}
+
+/*
+ * A device the hypervisor shows in quarantine and that pciback holds is taken
+ * as prepared. Its original dom0 driver is unknown (""), so `unprepare` leaves
+ * it unbound.
+ */
+static int rebuild_prepared(struct pgd_daemon *d, uint32_t sbdf, bool *ret_added)
+{
+        struct hv_pci_info info;
+        char bdf[PG_BDF_MAX];
+        int r;
+
+        *ret_added = false;
+        pg_bdf_format(sbdf, bdf);
+        r = d->hv_ops->pci_info(d->hv, sbdf, &info);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read PCI device %s: %m", bdf);
+                return 0;
+        }
+        if (!streq(info.driver, "pciback")) {
+                printf("quarantined: %s (bound to %s, not recorded as prepared)\n", bdf,
+                       info.driver[0] ? info.driver : "no driver");
+                return 0;
+        }
+        r = pgd_grants_set_prepared(d->grants, sbdf, "");
+        if (r < 0)
+                return log_error_errno(r, "Failed to record %s as prepared: %m", bdf);
+        printf("prepared: %s (quarantined, pciback; original driver unknown)\n", bdf);
+        audit_device(d, PGD_AUDIT_RECONCILE, "rebuild", sbdf, HV_DOMID_IO, NULL, "prepared", 0,
+                     "recorded as prepared from the hypervisor's quarantine");
+        *ret_added = true;
+        return 0;
+}
+
 int pgd_reconcile_rebuild(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;
         struct host_view v = {};
-        size_t n = 0, quarantined = 0;
+        size_t n = 0, quarantined = 0, prepared = 0;
         char bdf[PG_BDF_MAX];
         int r;
 
+        r = refuse_valid_store(d);
+        if (r < 0)
+                return r;
         r = host_view_load(d, true, &v);
         if (r < 0)
                 return r;
@@ -405,8 +486,14 @@ int pgd_reconcile_rebuild(struct pgd_daemon *d)
 
                 pg_bdf_format(a->sbdf, bdf);
                 if (a->domid == HV_DOMID_IO) {
-                        printf("quarantined: %s\n", bdf);
+                        bool added;
                         quarantined++;
+                        r = rebuild_prepared(d, a->sbdf, &added);
+                        if (r < 0) {
+                                host_view_clear(&v);
+                                return r;
+                        }
+                        prepared += added;
                         continue;
                 }
                 if (!is_guest(a->domid))
@@ -416,6 +503,10 @@ int pgd_reconcile_rebuild(struct pgd_daemon *d)
                                dom ? "dying" : "gone");
                         continue;
                 }
+                /*
+                 * Who asked for it is lost: client uid 0 and rule "rebuilt",
+                 * so only an admin (or a uid-0 client) may release it.
+                 */
                 snprintf(gr.domain_uuid, sizeof(gr.domain_uuid), "%s", dom->uuid);
                 snprintf(gr.domain_name, sizeof(gr.domain_name), "%s", dom->name);
                 snprintf(gr.rule, sizeof(gr.rule), "rebuilt");
@@ -431,12 +522,14 @@ int pgd_reconcile_rebuild(struct pgd_daemon *d)
                 n++;
         }
         host_view_clear(&v);
-        printf("rebuilt %zu grant(s); %zu device(s) in quarantine\n", n, quarantined);
+        printf("rebuilt %zu grant(s); %zu device(s) in quarantine, %zu recorded as prepared\n", n,
+               quarantined, prepared);
         fflush(stdout);
 
         r = pgd_grants_commit(g);
         if (r < 0)
                 return log_error_errno(r, "Failed to write %s: %m", pgd_grants_path(g));
-        log_info("rebuilt %s from the hypervisor: %zu grant(s)", pgd_grants_path(g), n);
+        log_info("rebuilt %s from the hypervisor: %zu grant(s), %zu prepared device(s)",
+                 pgd_grants_path(g), n, prepared);
         return (int)n;
 }

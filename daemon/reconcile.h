@@ -10,7 +10,14 @@
 
 /* Start-up. Commits the store if it changed. Returns the number of changes or -errno. */
 int pgd_reconcile_startup(struct pgd_daemon *d);
-/* --rebuild-state: build the store from the hypervisor's assignments; prints what it found. */
+/*
+ * --rebuild-state: build d->grants (an empty store) from the hypervisor: a
+ * grant (client uid 0, rule "rebuilt") for every assignment to a live guest,
+ * and a prepared entry (driver unknown) for every quarantined device bound to
+ * pciback. Prints what it found and commits the store: the caller need not
+ * commit again. -EEXIST, with a message, when the file on disk parses: a
+ * valid store is never replaced. Returns the number of grants or -errno.
+ */
 int pgd_reconcile_rebuild(struct pgd_daemon *d);
 /* A domain came or went: release grants whose domain is gone or whose UUID changed. */
 int pgd_reconcile_domains(struct pgd_daemon *d);

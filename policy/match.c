@@ -536,11 +536,16 @@ bool pg_policy_may_prepare(const struct pg_policy *p, const struct pg_policy_ide
 {
         if (!p || !id || !dev)
                 return false;
+        /*
+         * The first rule that matches the client and the device decides, as
+         * for assign: a deny rule before a managed allow rule keeps the
+         * device from this client, whatever domains either rule names (an
+         * unprepared device is not yet meant for any one domain).
+         */
         for (size_t i = 0; i < p->n_rules; i++) {
                 const struct rule *r = &p->rules[i];
-                if (r->allow && r->managed && rule_client_matches(p, r, id, NULL, 0) &&
-                    rule_devices_match(r, dev, NULL, 0))
-                        return true;
+                if (rule_client_matches(p, r, id, NULL, 0) && rule_devices_match(r, dev, NULL, 0))
+                        return r->allow && r->managed;
         }
         return false;
 }

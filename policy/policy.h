@@ -135,8 +135,9 @@ int pg_policy_evaluate(const struct pg_policy *p, const struct pg_policy_identit
                        bool explain, struct pg_policy_decision *ret);
 
 /*
- * Whether some rule with managed = true matches this client and device (any
- * domain), so that the client may `prepare` it.
+ * Whether the client may `prepare` this device: the first rule whose client
+ * and devices match (its domains are not looked at) is an allow rule with
+ * managed = true. A deny rule that matches first refuses.
  */
 bool pg_policy_may_prepare(const struct pg_policy *p, const struct pg_policy_identity *id,
                            const struct pg_policy_device *dev);

@@ -183,6 +183,19 @@ static void print_grant_row(const json_t *g)
                fmt_value(json_object_get(g, "time"), true, b3, sizeof(b3)));
 }
 
+/* A daemon cuts a long list to fit one message; it gives the total. */
+static void print_not_shown(const json_t *reply, const char *count_key, const json_t *shown)
+{
+        json_t *total = json_object_get(reply, count_key);
+        json_int_t more;
+
+        if (!json_is_integer(total))
+                return;
+        more = json_integer_value(total) - (json_int_t)json_array_size(shown);
+        if (more > 0)
+                printf("(%" JSON_INTEGER_FORMAT " more not shown)\n", more);
+}
+
 static void print_list(const json_t *reply)
 {
         json_t *grants = json_object_get(reply, "grants");
@@ -194,7 +207,9 @@ static void print_list(const json_t *reply)
                "CLIENT-UID", "SINCE");
         json_array_foreach(grants, i, v)
                 print_grant_row(v);
-        if (json_array_size(grants) == 0)
+        print_not_shown(reply, "grant_count", grants);
+        if (json_array_size(grants) == 0 &&
+            json_integer_value(json_object_get(reply, "grant_count")) == 0)
                 printf("(no grants)\n");
 
         printf("\nassignable devices:\n");
@@ -204,7 +219,9 @@ static void print_list(const json_t *reply)
                 printf("%-12s  %-6s  %-9s  %-8s  %s\n", str_or(v, "device", "-"),
                        str_or(v, "vendor", "-"), str_or(v, "device_id", "-"),
                        str_or(v, "class", "-"), str_or(v, "driver", "-"));
-        if (json_array_size(assignable) == 0)
+        print_not_shown(reply, "assignable_count", assignable);
+        if (json_array_size(assignable) == 0 &&
+            json_integer_value(json_object_get(reply, "assignable_count")) == 0)
                 printf("(none)\n");
 }
 
@@ -219,6 +236,7 @@ static void print_status(const json_t *reply)
                 { "iommu", "iommu", false },
                 { "interrupt_remapping", "interrupt remapping", false },
                 { "enforce", "enforce", false },
+                { "state_ok", "state ok", false },
                 { "grants", "grants", false },
                 { "policy", "policy", false },
                 { "rules", "rules", false },

@@ -30,6 +30,10 @@
         "{\"bdf\": \"" bdf "\", \"vendor\": \"0x8086\", \"device\": \"0x100e\", \"class\": "       \
         "\"0x020000\", \"driver\": \"pciback\", \"group\": 1, \"reset\": \"flr\", "                \
         "\"assigned_to\": " owner "}"
+#define DEV_DRV(bdf, owner, driver)                                                                \
+        "{\"bdf\": \"" bdf "\", \"vendor\": \"0x8086\", \"device\": \"0x100e\", \"class\": "       \
+        "\"0x020000\", \"driver\": " driver ", \"group\": 1, \"reset\": \"flr\", "                 \
+        "\"assigned_to\": " owner "}"
 #define DOM0 "{\"domid\": 0, \"name\": \"Domain-0\", \"type\": \"pv\", \"uuid\": \"" UUID0 "\"}"
 #define DOM(id, name, uuid, extra)                                                                 \
         "{\"domid\": " #id ", \"name\": \"" name "\", \"type\": \"hvm\", \"uuid\": \"" uuid        \
@@ -362,25 +366,12 @@ static void test_reset_failure_still_releases(void)
         env_teardown(&e);
 }
 
-static void test_rebuild(void)
+/* Run pgd_reconcile_rebuild(); its stdout into *ret_out, its stderr into *ret_err. */
+static int run_rebuild(struct env *e, char **ret_out, char **ret_err)
 {
-        struct env e;
         struct capture c;
-        _cleanup_(freep) char *out = NULL;
-        const struct pgd_grant *g;
-        FILE *saved = NULL;
         char outpath[] = "/tmp/pg-grants-stdout.XXXXXX";
-        int fd, saved_fd;
-
-        env_setup(&e,
-                  DEV("0000:03:00.0", "5") ", " DEV("0000:04:00.0", "\"io\"") ", " DEV(
-                          "0000:05:00.0", "7") ", " DEV("0000:06:00.0", "null"),
-                  DOM0 ", " DOM(5, "render-1", UUID5, "") ", " DOM(7, "dying-1", UUID6,
-                                                                   ", \"dying\": true"));
-        /* A corrupt store is what --rebuild-state is for: it is not read. */
-        write_text(e.dir, "grants.json", "{ corrupt");
-        e.d.grants = pgd_grants_free(e.d.grants);
-        CHECK_INTEQ(pgd_grants_new_empty(e.dir, &e.d.grants), 0);
+        int fd, saved_fd, r;
 
         fflush(stdout);
         fd = mkstemp(outpath);
@@ -388,20 +379,50 @@ static void test_rebuild(void)
         dup2(fd, STDOUT_FILENO);
         close(fd);
         capture_begin(&c);
-        CHECK_INTEQ(pgd_reconcile_rebuild(&e.d), 1);
-        free(capture_end(&c));
+        r = pgd_reconcile_rebuild(&e->d);
+        *ret_err = capture_end(&c);
         fflush(stdout);
         dup2(saved_fd, STDOUT_FILENO);
         close(saved_fd);
-        (void)saved;
-        out = read_path(outpath, NULL);
+        *ret_out = read_path(outpath, NULL);
         unlink(outpath);
+        return r;
+}
+
+static void test_rebuild(void)
+{
+        struct env e;
+        _cleanup_(freep) char *out = NULL, *err = NULL;
+        _cleanup_(pgd_grants_freep) struct pgd_grants *disk = NULL;
+        const struct pgd_grant *g;
+
+        env_setup(&e,
+                  DEV("0000:03:00.0", "5") ", " DEV("0000:04:00.0", "\"io\"") ", " DEV(
+                          "0000:05:00.0", "7") ", " DEV("0000:06:00.0", "null") ", "
+                          DEV_DRV("0000:07:00.0", "\"io\"", "\"e1000\""),
+                  DOM0 ", " DOM(5, "render-1", UUID5, "") ", " DOM(7, "dying-1", UUID6,
+                                                                   ", \"dying\": true"));
+        /* A corrupt store is what --rebuild-state is for: it is not read. */
+        write_text(e.dir, "grants.json", "{ corrupt");
+        e.d.grants = pgd_grants_free(e.d.grants);
+        CHECK_INTEQ(pgd_grants_new_empty(e.dir, &e.d.grants), 0);
+
+        CHECK_INTEQ(run_rebuild(&e, &out, &err), 1);
         CHECK(out && strstr(out, "rebuilt: 0000:03:00.0 -> d5 render-1 (" UUID5 ")\n"));
-        CHECK(out && strstr(out, "quarantined: 0000:04:00.0\n"));
+        /* Quarantined and bound to pciback: prepared, its original driver unknown. */
+        CHECK(out && strstr(out, "prepared: 0000:04:00.0 (quarantined, pciback; original "
+                                 "driver unknown)\n"));
         /* Xen quarantines a dying domain's devices. */
-        CHECK(out && strstr(out, "quarantined: 0000:05:00.0\n"));
-        CHECK(out && strstr(out, "rebuilt 1 grant(s); 2 device(s) in quarantine\n"));
+        CHECK(out && strstr(out, "prepared: 0000:05:00.0 (quarantined, pciback; original "
+                                 "driver unknown)\n"));
+        /* Quarantined but not pciback's: not a device passguard prepared. */
+        CHECK(out && strstr(out, "quarantined: 0000:07:00.0 (bound to e1000, not recorded as "
+                                 "prepared)\n"));
+        CHECK(out && strstr(out, "rebuilt 1 grant(s); 3 device(s) in quarantine, 2 recorded as "
+                                 "prepared\n"));
         CHECK(out && !strstr(out, "0000:06:00.0"));
+        CHECK(err && strstr(err, "kind=reconcile op=rebuild device=0000:04:00.0 domid=- ") &&
+              strstr(err, "decision=prepared"));
 
         CHECK_INTEQ(disk_grants(&e), 1);
         g = pgd_grants_find(e.d.grants, PG_SBDF(0, 3, 0, 0));
@@ -414,9 +435,50 @@ static void test_rebuild(void)
                 CHECK_INTEQ(g->client_uid, 0);
                 CHECK_INTEQ(g->client_pid, 0);
         }
+        /* The prepared list is on disk too. */
+        CHECK_INTEQ(pgd_grants_open(e.dir, &disk, NULL), 0);
+        if (disk) {
+                CHECK_STREQ(pgd_grants_prepared_driver(disk, PG_SBDF(0, 4, 0, 0)), "");
+                CHECK_STREQ(pgd_grants_prepared_driver(disk, PG_SBDF(0, 5, 0, 0)), "");
+                CHECK(pgd_grants_prepared_driver(disk, PG_SBDF(0, 7, 0, 0)) == NULL);
+                CHECK(pgd_grants_prepared_driver(disk, PG_SBDF(0, 3, 0, 0)) == NULL);
+        }
         /* The hypervisor was only read. */
         CHECK_INTEQ(host_calls(&e, "deassign"), 0);
         CHECK_INTEQ(host_calls(&e, "assign"), 0);
+        env_teardown(&e);
+}
+
+/* A store that parses is never replaced; a missing one is simply built. */
+static void test_rebuild_refuses_valid_store(void)
+{
+        struct env e;
+        _cleanup_(freep) char *out = NULL, *err = NULL, *before = NULL, *after = NULL;
+
+        env_setup(&e, DEV("0000:03:00.0", "5") ", " DEV("0000:04:00.0", "\"io\""),
+                  DOM0 ", " DOM(5, "render-1", UUID5, ""));
+        add_grant(&e, "0000:03:00.0", 5, UUID5, "render-1");
+        before = read_text(e.dir, "grants.json", NULL);
+        e.d.grants = pgd_grants_free(e.d.grants);
+        CHECK_INTEQ(pgd_grants_new_empty(e.dir, &e.d.grants), 0);
+
+        CHECK_INTEQ(run_rebuild(&e, &out, &err), -EEXIST);
+        CHECK(err && strstr(err, "grants.json is valid; refusing to replace it: move it away "
+                                 "first to rebuild"));
+        CHECK(out && !strstr(out, "rebuilt"));
+        after = read_text(e.dir, "grants.json", NULL);
+        CHECK(before && after && streq(before, after));
+        CHECK_INTEQ(pgd_grants_count(e.d.grants), 0);
+
+        /* moved away: rebuilt */
+        free(out);
+        free(err);
+        char *from = path_in(e.dir, "grants.json"), *to = path_in(e.dir, "grants.json.old");
+        CHECK(rename(from, to) == 0);
+        free(from);
+        free(to);
+        CHECK_INTEQ(run_rebuild(&e, &out, &err), 1);
+        CHECK_INTEQ(disk_grants(&e), 1);
         env_teardown(&e);
 }
 
@@ -485,5 +547,6 @@ int main(void)
         test_domain_death_event();
         test_reset_failure_still_releases();
         test_rebuild();
+        test_rebuild_refuses_valid_store();
         return harness_exit();
 }

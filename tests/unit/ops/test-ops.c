@@ -105,6 +105,28 @@ static const char base_policy[] =
         "    devices = ( { vendor = 0x8086; } ); reset = \"if-available\"; managed = true; }\n"
         ");\n";
 
+/*
+ * The same rules with "nics" first: `prepare` follows the first rule that
+ * matches the client and the device, and "no-other", a deny rule for any
+ * device, would otherwise come first for netops.
+ */
+static const char prepare_policy[] =
+        "version = 1;\n"
+        "require_interrupt_remapping = true;\n"
+        "clients = (\n"
+        "  { name = \"xl\"; uid = 0; },\n"
+        "  { name = \"render\"; uid = 1000; },\n"
+        "  { name = \"netops\"; uid = 1002; },\n"
+        "  { name = \"other\"; uid = 1001; }\n"
+        ");\n"
+        "admins = [ \"xl\" ];\n"
+        "protected = ( { bdf = \"0000:00:1f.*\"; } );\n"
+        "rules = (\n"
+        "  { name = \"nics\"; action = \"allow\"; clients = [ \"xl\", \"netops\" ];\n"
+        "    devices = ( { vendor = 0x8086; } ); reset = \"if-available\"; managed = true; },\n"
+        "  { name = \"no-other\"; action = \"deny\"; domains = ( { name = \"other-*\"; } ); }\n"
+        ");\n";
+
 static const struct pgd_peer peer_root = {.uid = 0, .gid = 0, .pid = 100};
 static const struct pgd_peer peer_render = {.uid = 1000, .gid = 1000, .pid = 200};
 static const struct pgd_peer peer_other = {.uid = 1001, .gid = 1001, .pid = 300};
@@ -717,9 +739,33 @@ static void test_release(void)
         CHECK_INTEQ(do_release(&f, &peer_render, "0000:03:00.0", "render-2", -1, &o),
                     PG_ERR_NOT_ASSIGNED);
         outcome_clear(&o);
-        /* another, non-admin client */
+        /*
+         * another, non-admin client: refused before anything about the grant
+         * is said, whatever domain it names, so it learns neither the domain
+         * nor the client that holds the device
+         */
         CHECK_INTEQ(do_release(&f, &peer_other, "0000:03:00.0", "render-1", -1, &o),
                     PG_ERR_NOT_AUTHORIZED);
+        char first[sizeof(o.message)];
+        snprintf(first, sizeof(first), "%s", o.message);
+        outcome_clear(&o);
+        static const char *const probes[] = {"render-2", "nosuch", "other-1"};
+        for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
+                CHECK_INTEQ(do_release(&f, &peer_other, "0000:03:00.0", probes[i], -1, &o),
+                            PG_ERR_NOT_AUTHORIZED);
+                CHECK_STREQ(o.message, first);
+                outcome_clear(&o);
+        }
+        CHECK_INTEQ(do_release(&f, &peer_other, "0000:03:00.0", NULL, 5, &o),
+                    PG_ERR_NOT_AUTHORIZED);
+        CHECK_STREQ(o.message, first);
+        outcome_clear(&o);
+        CHECK(strstr(first, "render-1") == NULL && strstr(first, "domid") == NULL &&
+              strstr(first, "1000") == NULL);
+        /* an admin who names the wrong domain is told where the grant is */
+        CHECK_INTEQ(do_release(&f, &peer_root, "0000:03:00.0", "render-2", -1, &o),
+                    PG_ERR_NOT_ASSIGNED);
+        CHECK(strstr(o.message, "render-1") != NULL);
         outcome_clear(&o);
         CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), 5);
         CHECK_INTEQ(pgd_grants_count(f.d.grants), 1);
@@ -803,6 +849,218 @@ static void test_rollback(void)
         CHECK_INTEQ(pgd_grants_count(f.d.grants), 1);
         repair_state_dir(&f, moved);
         CHECK_INTEQ(do_release(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
+        outcome_clear(&o);
+        fixture_done(&f);
+}
+
+/* grants.json on disk is exactly what the store in memory would write. */
+static bool disk_matches_memory(struct fixture *f)
+{
+        char path[PATH_MAX + 64];
+        char *text = NULL;
+        size_t len = 0;
+        bool same;
+        FILE *fp;
+
+        if (pgd_grants_format(f->d.grants, &text, &len) < 0)
+                return false;
+        snprintf(path, sizeof(path), "%s/grants.json", f->state);
+        fp = fopen(path, "re");
+        if (!fp) {
+                free(text);
+                return false;
+        }
+        char *disk = calloc(1, len + 2);
+        size_t n = disk ? fread(disk, 1, len + 1, fp) : 0;
+        fclose(fp);
+        same = disk && n == len && memcmp(disk, text, len) == 0;
+        free(disk);
+        free(text);
+        return same;
+}
+
+static bool status_state_ok(struct fixture *f)
+{
+        struct pgd_request req;
+        struct outcome o;
+        bool ok;
+
+        request(&req, "status", NULL, NULL, -1);
+        CHECK_INTEQ(run_op(f, pgd_op_status, &peer_root, &req, &o), 0);
+        CHECK(json_is_boolean(json_object_get(o.reply, "state_ok")));
+        ok = json_is_true(json_object_get(o.reply, "state_ok"));
+        outcome_clear(&o);
+        return ok;
+}
+
+/*
+ * A commit that fails, and whose rollback cannot be written either, leaves
+ * the store broken: every state-changing op retries the commit first and is
+ * refused state-error, before any hypervisor call, until the store can be
+ * written; then the file matches memory again.
+ */
+static void test_state_broken(void)
+{
+        char moved[PATH_MAX + 64];
+        struct pgd_request req;
+        struct fixture f;
+        struct outcome o;
+        long assigns, deassigns;
+
+        CHECK(fixture_init_base(&f) == 0);
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
+        outcome_clear(&o);
+        CHECK(status_state_ok(&f));
+
+        break_state_dir(&f, moved, sizeof(moved));
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:0c:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), HV_DOMID_IO);
+        CHECK(f.d.state_broken);
+        CHECK(!status_state_ok(&f));
+        assigns = calls(&f, "assign");
+        deassigns = calls(&f, "deassign");
+
+        /* broken: refused before the hypervisor is asked anything */
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:0d:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        CHECK(strncmp(o.message, "the grant store cannot be written: ", 35) == 0);
+        outcome_clear(&o);
+        CHECK_INTEQ(do_release(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        CHECK(strncmp(o.message, "the grant store cannot be written: ", 35) == 0);
+        outcome_clear(&o);
+        request(&req, "prepare", "0000:04:00.0", NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_prepare, &peer_root, &req, &o), PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        request(&req, "unprepare", "0000:0e:00.0", NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_unprepare, &peer_root, &req, &o), PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        CHECK_INTEQ(calls(&f, "assign"), assigns);
+        CHECK_INTEQ(calls(&f, "deassign"), deassigns);
+        CHECK_INTEQ(calls(&f, "quarantine"), 0);
+        CHECK_INTEQ(calls(&f, "unquarantine"), 0);
+        CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), 5);
+        CHECK_INTEQ(owner_of(&f, "0000:0d:00.0"), HV_DOMID_IO);
+        /* reading ops still answer */
+        request(&req, "explain", "0000:0d:00.0", "render-1", -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_explain, &peer_render, &req, &o), 0);
+        outcome_clear(&o);
+
+        /* writable again: the next change writes the store first, then goes through */
+        repair_state_dir(&f, moved);
+        CHECK_INTEQ(do_release(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
+        outcome_clear(&o);
+        CHECK(!f.d.state_broken);
+        CHECK(status_state_ok(&f));
+        CHECK(disk_matches_memory(&f));
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:0d:00.0", "render-1", -1, &o), 0);
+        outcome_clear(&o);
+        CHECK(disk_matches_memory(&f));
+        fixture_done(&f);
+}
+
+/* A host whose owner lookup fails with EIO. */
+static int owner_eio(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
+{
+        (void)hv;
+        (void)sbdf;
+        (void)ret_domid;
+        return -EIO;
+}
+
+/*
+ * prepare and unprepare never move a device between drivers when the
+ * hypervisor cannot say who owns it: it might be a guest's.
+ */
+static void test_prepare_owner_unknown(void)
+{
+        static struct hv_ops ops;
+        struct hv_pci_info info;
+        struct pgd_request req;
+        struct fixture f;
+        struct outcome o;
+
+        ops = hv_sim_ops;
+        ops.device_owner = owner_eio;
+        CHECK(fixture_init_base(&f) == 0);
+        f.d.hv_ops = &ops;
+
+        request(&req, "prepare", "0000:04:00.0", NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_prepare, &peer_root, &req, &o), PG_ERR_HYPERVISOR_ERROR);
+        CHECK_INTEQ(o.hv_errno, EIO);
+        outcome_clear(&o);
+        request(&req, "unprepare", "0000:0e:00.0", NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_unprepare, &peer_root, &req, &o), PG_ERR_HYPERVISOR_ERROR);
+        CHECK_INTEQ(o.hv_errno, EIO);
+        outcome_clear(&o);
+
+        f.d.hv_ops = &hv_sim_ops;
+        CHECK_INTEQ(calls(&f, "quarantine"), 0);
+        CHECK_INTEQ(calls(&f, "unquarantine"), 0);
+        CHECK(f.d.hv_ops->pci_info(f.d.hv, PG_SBDF(0, 4, 0, 0), &info) == 0);
+        CHECK_STREQ(info.driver, "e1000");
+        CHECK(f.d.hv_ops->pci_info(f.d.hv, PG_SBDF(0, 0xe, 0, 0), &info) == 0);
+        CHECK_STREQ(info.driver, "pciback");
+        CHECK_INTEQ(owner_of(&f, "0000:04:00.0"), HV_DOMID_DOM0);
+        CHECK_INTEQ(owner_of(&f, "0000:0e:00.0"), HV_DOMID_IO);
+        fixture_done(&f);
+}
+
+/*
+ * A list reply fits one wire message: grants first, then assignable devices,
+ * as many as fit, with "truncated" and the totals.
+ */
+static void test_list_truncated(void)
+{
+        struct pgd_request req;
+        struct fixture f;
+        struct outcome o;
+        char *text = NULL;
+        size_t len = 0;
+
+        CHECK(fixture_init_base(&f) == 0);
+        request(&req, "list", NULL, NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_list, &peer_render, &req, &o), 0);
+        CHECK(json_is_false(json_object_get(o.reply, "truncated")));
+        CHECK_INTEQ(json_integer_value(json_object_get(o.reply, "grant_count")), 0);
+        size_t assignable = json_array_size(json_object_get(o.reply, "assignable"));
+        CHECK(assignable > 0);
+        CHECK_INTEQ(json_integer_value(json_object_get(o.reply, "assignable_count")), assignable);
+        outcome_clear(&o);
+
+        /* 600 grants (about 150 KiB) in the store */
+        for (unsigned i = 0; i < 600; i++) {
+                struct pgd_grant g = {
+                        .sbdf = PG_SBDF(1, 0x20 + i / 32, (i / 8) % 4, i % 8),
+                        .domid = 5,
+                        .client_uid = 1000,
+                        .client_pid = 200,
+                        .rdm_policy = PG_POLICY_RDM_STRICT,
+                        .time = 1700000000,
+                };
+                snprintf(g.domain_uuid, sizeof(g.domain_uuid), "%s", UUID_R1);
+                snprintf(g.domain_name, sizeof(g.domain_name), "render-1");
+                snprintf(g.rule, sizeof(g.rule), "gpus");
+                CHECK_INTEQ(pgd_grants_add(f.d.grants, &g), 0);
+        }
+        CHECK_INTEQ(run_op(&f, pgd_op_list, &peer_render, &req, &o), 0);
+        CHECK(json_is_true(json_object_get(o.reply, "truncated")));
+        CHECK_INTEQ(json_integer_value(json_object_get(o.reply, "grant_count")), 600);
+        size_t shown = json_array_size(json_object_get(o.reply, "grants"));
+        CHECK_MSG(shown > 100 && shown < 600, "%zu grants shown", shown);
+        /* the first ones, in order */
+        CHECK_STREQ(json_string_value(json_object_get(
+                            json_array_get(json_object_get(o.reply, "grants"), 0), "device")),
+                    "0001:20:00.0");
+        /* no device before every grant */
+        CHECK_INTEQ(json_array_size(json_object_get(o.reply, "assignable")), 0);
+        CHECK_INTEQ(json_integer_value(json_object_get(o.reply, "assignable_count")), assignable);
+        /* the whole reply goes on the wire */
+        CHECK_INTEQ(pg_wire_dump(o.reply, &text, &len), 0);
+        CHECK(text && len <= PG_WIRE_MAX_MESSAGE);
+        free(text);
         outcome_clear(&o);
         fixture_done(&f);
 }
@@ -920,8 +1178,19 @@ static void test_prepare(void)
         struct pgd_request req;
         struct hv_pci_info info;
         uint32_t sbdf;
+        json_t *host;
 
+        /* the base policy's "no-other" deny comes before "nics" for netops: refused */
         CHECK(fixture_init_base(&f) == 0);
+        request(&req, "prepare", "0000:04:00.0", NULL, -1);
+        CHECK_INTEQ(run_op(&f, pgd_op_prepare, &peer_netops, &req, &o), PG_ERR_NOT_AUTHORIZED);
+        outcome_clear(&o);
+        CHECK_INTEQ(calls(&f, "quarantine"), 0);
+        fixture_done(&f);
+
+        host = json_loads(base_host, 0, NULL);
+        CHECK(fixture_init(&f, host, prepare_policy) == 0);
+        json_decref(host);
         /* a plain client without a managed rule */
         request(&req, "prepare", "0000:04:00.0", NULL, -1);
         CHECK_INTEQ(run_op(&f, pgd_op_prepare, &peer_render, &req, &o), PG_ERR_NOT_AUTHORIZED);
@@ -966,7 +1235,7 @@ static void test_prepare(void)
         fixture_done(&f);
 
         /* no IOMMU, no quarantine */
-        json_t *host = json_loads(base_host, 0, NULL);
+        host = json_loads(base_host, 0, NULL);
         edit_host(host, "iommu", json_false());
         CHECK(fixture_init(&f, host, base_policy) == 0);
         request(&req, "prepare", "0000:04:00.0", NULL, -1);
@@ -1037,7 +1306,10 @@ int main(void)
         test_grant();
         test_release();
         test_rollback();
+        test_state_broken();
         test_prepare();
+        test_prepare_owner_unknown();
+        test_list_truncated();
         test_audit();
         test_matrix();
         return harness_exit();

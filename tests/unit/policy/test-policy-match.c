@@ -355,8 +355,51 @@ static void test_may_prepare(const struct pg_policy *p)
         CHECK(pg_policy_may_prepare(p, &ids[OPS], &nic5));
         CHECK(!pg_policy_may_prepare(p, &ids[OPS], &nic6));
         CHECK(!pg_policy_may_prepare(p, &ids[LIBVIRT], &gpu));
-        CHECK(pg_policy_may_prepare(p, &ids[ROOT], &gpu));
+        /*
+         * xl's first rule for the GPU is deny-xl-web, a deny rule for some
+         * domains: it decides before xl-anything (xl is an admin, and an admin
+         * prepares anyway; that is ops.c's business, not the policy's).
+         */
+        CHECK(!pg_policy_may_prepare(p, &ids[ROOT], &gpu));
         CHECK(!pg_policy_may_prepare(p, &ids[STRANGER], &nic5));
+}
+
+/*
+ * The first rule that matches the client and the device decides `prepare`:
+ * a deny rule before a managed allow rule refuses, whatever the domains.
+ */
+static void test_may_prepare_first_match(void)
+{
+        static const char text[] =
+                "version = 1;\n"
+                "clients = ( { name = \"ops\"; gid = 4242; }, { name = \"kvm\"; uid = 1000; } );\n"
+                "rules = (\n"
+                "  { name = \"no-ops-nic6\"; action = \"deny\"; clients = [ \"ops\" ];\n"
+                "    devices = ( { bdf = \"06:00.0\"; } ); domains = ( { name = \"web-*\"; } ); "
+                "},\n"
+                "  { name = \"unmanaged-nic5\"; action = \"allow\";\n"
+                "    devices = ( { bdf = \"05:00.1\"; } ); },\n"
+                "  { name = \"nics\"; action = \"allow\"; devices = ( { class = \"0x02\"; } );\n"
+                "    managed = true; }\n"
+                ");\n";
+        struct pg_policy_diags d = {};
+        struct pg_policy *p = NULL;
+        struct pg_policy_identity kvm = {.uid = 1000, .gid = 1000};
+
+        CHECK_INTEQ(pg_policy_load_string(text, "prepare.conf", &p, &d), 0);
+        if (!p) {
+                pg_policy_diags_print(&d, stderr);
+                pg_policy_diags_clear(&d);
+                return;
+        }
+        /* ops: the deny rule comes first for nic6, even for other domains */
+        CHECK(!pg_policy_may_prepare(p, &ids[OPS], &nic6));
+        /* kvm: the deny rule is not about kvm; "nics" decides */
+        CHECK(pg_policy_may_prepare(p, &kvm, &nic6));
+        /* an allow rule without managed = true that matches first refuses too */
+        CHECK(!pg_policy_may_prepare(p, &ids[OPS], &nic5));
+        CHECK(!pg_policy_may_prepare(p, &kvm, &nic5));
+        pg_policy_free(p);
 }
 
 static unsigned rnd(unsigned *seed)
@@ -476,6 +519,7 @@ int main(void)
         test_clients(p);
         test_protected(p);
         test_may_prepare(p);
+        test_may_prepare_first_match();
         test_index_agrees();
         pg_policy_free(p);
         printf("%zu matching cases\n", ELEMENTSOF(match_cases));
