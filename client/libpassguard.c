@@ -76,6 +76,7 @@ _printf_(3, 4) static int fail_transport(struct pg *pg, int r, const char *fmt, 
         return r;
 }
 
+/* Returns 0 or -errno; the caller decides what a failure means. */
 static int send_all(struct pg *pg, const char *buf, size_t len)
 {
         while (len > 0) {
@@ -83,13 +84,36 @@ static int send_all(struct pg *pg, const char *buf, size_t len)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        int r = -errno;
-                        return fail_transport(pg, r, "cannot send request: %s", strerror(-r));
+                        return -errno;
                 }
                 buf += n;
                 len -= (size_t)n;
         }
         return 0;
+}
+
+/*
+ * After a failed send: whether the daemon left a line before it closed (a
+ * refusal of the connection, such as limit-reached). Never waits. 0 and the
+ * line into rbuf, or -errno.
+ */
+static int recv_pending_line(struct pg *pg)
+{
+        for (;;) {
+                if (memchr(pg->rbuf, '\n', pg->rlen))
+                        return 0;
+                if (pg->rlen >= PG_WIRE_MAX_MESSAGE)
+                        return -EMSGSIZE;
+                ssize_t n = recv(pg->fd, pg->rbuf + pg->rlen, PG_WIRE_MAX_MESSAGE - pg->rlen,
+                                 MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -ECONNRESET;
+                pg->rlen += (size_t)n;
+        }
 }
 
 /* Read one line (without its '\n') into a NUL-terminated copy. */
@@ -140,6 +164,7 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         _cleanup_(json_decrefp) json_t *reply = NULL;
         struct pg_wire_reply rep;
         const char *why;
+        bool closing = false;
         size_t len;
         int r;
 
@@ -157,8 +182,12 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         if (r < 0)
                 return fail(pg, r, "cannot encode request: %s", strerror(-r));
         r = send_all(pg, out, len);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                /* The daemon may have refused the connection and closed it: its
+                 * refusal is then waiting to be read, and is the answer. */
+                if ((r != -EPIPE && r != -ECONNRESET) || recv_pending_line(pg) < 0)
+                        return fail_transport(pg, r, "cannot send request: %s", strerror(-r));
+        }
 
         r = recv_line(pg, &line, &len);
         if (r < 0)
@@ -166,6 +195,14 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         r = pg_wire_parse(line, len, &reply, &why);
         if (r < 0)
                 return fail_transport(pg, -EPROTO, "malformed reply from the daemon: %s", why);
+        if (json_is_null(json_object_get(reply, "id")) &&
+            json_is_false(json_object_get(reply, "ok"))) {
+                /* A refusal of no request in particular (limit-reached, a line the
+                 * daemon could not read): the daemon closes the connection after it. */
+                if (json_object_set_new(reply, "id", json_integer(id)) < 0)
+                        return fail_transport(pg, -ENOMEM, "out of memory");
+                closing = true;
+        }
         r = pg_wire_reply_decode(reply, &rep, &why);
         if (r < 0)
                 return fail_transport(pg, -EPROTO, "malformed reply from the daemon: %s", why);
@@ -176,6 +213,8 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
                                       rep.id, id);
 
         clear_last(pg);
+        if (closing)
+                pg->fd = safe_close(pg->fd);
         if (rep.ok) {
                 *ret_reply = TAKE_PTR(reply);
                 return 0;

@@ -59,6 +59,14 @@ char *pg_bdf_format(uint32_t sbdf, char buf[static PG_BDF_MAX]);
  */
 int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_why);
 
+/*
+ * The same, with the reason in a buffer of the caller's: for JSON that does
+ * not parse, it ends with the parser's own words (a duplicate key, where the
+ * syntax broke), made printable ASCII. why_size should be PG_WIRE_WHY_MAX.
+ */
+#define PG_WIRE_WHY_MAX 256
+int pg_wire_parse_why(const char *line, size_t len, json_t **ret, char *why, size_t why_size);
+
 /* Serialise msg compactly with a trailing '\n'. -EMSGSIZE when too long. */
 int pg_wire_dump(const json_t *msg, char **ret, size_t *ret_len);
 

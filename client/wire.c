@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pg-util.h"
 #include "pg-wire.h"
 
-int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_why)
+/* Parse; on failure *ret_why is a static reason and jerr, when the JSON did not parse, says more. */
+static int parse(const char *line, size_t len, json_t **ret, const char **ret_why,
+                 json_error_t *jerr, bool *ret_json_error)
 {
-        json_error_t jerr;
         json_t *v;
 
         *ret_why = NULL;
+        *ret_json_error = false;
         if (len >= PG_WIRE_MAX_MESSAGE) {
                 *ret_why = "message too long";
                 return -EMSGSIZE;
@@ -19,9 +22,11 @@ int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_w
                 *ret_why = "message contains a NUL byte";
                 return -EBADMSG;
         }
-        v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+        v = json_loadb(line, len, JSON_REJECT_DUPLICATES, jerr);
         if (!v) {
-                *ret_why = "message is not valid JSON";
+                *ret_json_error = true;
+                *ret_why = strstr(jerr->text, "duplicate object key") ? "message has a duplicate key"
+                                                                      : "message is not valid JSON";
                 return -EBADMSG;
         }
         if (!json_is_object(v)) {
@@ -31,6 +36,38 @@ int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_w
         }
         *ret = v;
         return 0;
+}
+
+int pg_wire_parse(const char *line, size_t len, json_t **ret, const char **ret_why)
+{
+        json_error_t jerr;
+        bool json_error;
+
+        return parse(line, len, ret, ret_why, &jerr, &json_error);
+}
+
+int pg_wire_parse_why(const char *line, size_t len, json_t **ret, char *why, size_t why_size)
+{
+        json_error_t jerr;
+        const char *reason = NULL;
+        bool json_error;
+        int r;
+
+        r = parse(line, len, ret, &reason, &jerr, &json_error);
+        if (r >= 0 || r == -ENOMEM || why_size == 0)
+                return r;
+        if (!json_error) {
+                snprintf(why, why_size, "%s", reason);
+                return r;
+        }
+        /* jansson quotes the input near the error: keep it printable ASCII, and short. */
+        char text[sizeof(jerr.text)];
+        size_t n = 0;
+        for (const char *p = jerr.text; *p && n + 1 < sizeof(text); p++)
+                text[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+        text[n] = '\0';
+        snprintf(why, why_size, "message is not valid JSON: %s (column %d)", text, jerr.column);
+        return r;
 }
 
 int pg_wire_dump(const json_t *msg, char **ret, size_t *ret_len)

@@ -69,6 +69,7 @@ int pgd_config_init(struct pgd_config *cfg)
         *cfg = (struct pgd_config){
                 .max_connections = PGD_DEFAULT_MAX_CONNECTIONS,
                 .max_connections_per_uid = PGD_DEFAULT_MAX_CONNECTIONS_PER_UID,
+                .max_unknown_connections = PGD_DEFAULT_MAX_UNKNOWN_CONNECTIONS,
                 .idle_timeout_sec = PGD_DEFAULT_IDLE_TIMEOUT_SEC,
         };
         if (set_string(&cfg->config_path, PG_DEFAULT_CONFIG) < 0 ||
@@ -119,6 +120,8 @@ static const struct {
         {"debug", KEY_BOOL, offsetof(struct pgd_config, debug), 0, 0},
         {"max_connections", KEY_UINT, offsetof(struct pgd_config, max_connections), 1, 65536},
         {"max_connections_per_uid", KEY_UINT, offsetof(struct pgd_config, max_connections_per_uid),
+         1, 65536},
+        {"max_unknown_connections", KEY_UINT, offsetof(struct pgd_config, max_unknown_connections),
          1, 65536},
         {"idle_timeout", KEY_UINT, offsetof(struct pgd_config, idle_timeout_sec), 1, 86400},
 };

@@ -287,11 +287,11 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
         struct pgd_error err = {};
         struct pgd_request req;
         enum pgd_perm perm;
-        const char *why = NULL;
+        char why[PG_WIRE_WHY_MAX];
         bool has_id = false;
         int r;
 
-        r = pg_wire_parse(line, len, &msg, &why);
+        r = pg_wire_parse_why(line, len, &msg, why, sizeof(why));
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -344,6 +344,31 @@ done:
                 return -ENOMEM;
         *ret_reply = TAKE_PTR(reply);
         return 0;
+}
+
+int pgd_request_reply_dump(const json_t *reply, char **ret, size_t *ret_len)
+{
+        _cleanup_(json_decrefp) json_t *refusal_reply = NULL;
+        const json_t *id;
+        int r;
+
+        r = pg_wire_dump(reply, ret, ret_len);
+        if (r != -EMSGSIZE)
+                return r;
+
+        /* The request was fine; its answer does not fit on the wire. Say so. */
+        id = json_object_get(reply, "id");
+        log_warning("A reply to request %" JSON_INTEGER_FORMAT " exceeds %d bytes; "
+                    "refusing it as internal",
+                    json_is_integer(id) ? json_integer_value(id) : (json_int_t)-1,
+                    PG_WIRE_MAX_MESSAGE);
+        refusal_reply = pgd_request_error_reply(
+                json_is_integer(id), json_integer_value(id), PG_ERR_INTERNAL,
+                "the reply would exceed 64 KiB, the protocol's limit for one message");
+        if (!refusal_reply)
+                return -ENOMEM;
+        r = pg_wire_dump(refusal_reply, ret, ret_len);
+        return r == -EMSGSIZE ? -ENOMEM : r;
 }
 
 /* ---- the two ops that belong to the front door ---- */

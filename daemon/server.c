@@ -5,20 +5,27 @@
  * timer, the host's watch fd, SIGTERM/SIGINT/SIGHUP and the watchdog.
  *
  * A connection never blocks the loop: sockets are non-blocking, each wake-up
- * reads at most one buffer (64 KiB) of requests, replies are queued and sent
- * when the socket is writable, and a client that sends too much, reads too
- * little or says nothing for too long is disconnected.
+ * reads at most one buffer (64 KiB) and handles at most REQUESTS_PER_TURN
+ * requests of one client; the rest wait for later turns, taken round-robin
+ * with the other clients. Replies are queued and sent when the socket is
+ * writable; a client is not read from while it has replies unsent or
+ * requests unhandled, so one that does not read its replies stalls only
+ * itself. A client that sends a line too long, reads too little or says
+ * nothing for too long is disconnected.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -34,6 +41,16 @@
 #define SOCKET_GROUP "passguard"
 #define ACCEPT_RETRY_USEC (100 * 1000ULL)
 #define HOST_RESCAN_USEC (500 * 1000ULL) /* fallback without a watch fd */
+/*
+ * Requests handled for one client per turn of the loop. The rest of its
+ * complete lines wait in its input buffer for the next turn (round-robin
+ * over the clients), so that no client holds the loop for long.
+ */
+#define REQUESTS_PER_TURN 4
+/* After its last reply, a connection we close is read (and discarded) this long at most. */
+#define LINGER_USEC (1000 * 1000ULL)
+/* Below the connections' I/O: a burst of I/O is read before the queued requests run. */
+#define WORK_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 
 struct client {
         struct pgd_server *server;
@@ -46,9 +63,12 @@ struct client {
         size_t in_len;
         char *out; /* unsent replies: out[out_off .. out_len) */
         size_t out_off, out_len, out_alloc;
-        bool eof;     /* the client will send no more */
-        bool closing; /* read nothing more; close once the output is flushed */
-        bool dead;    /* close now */
+        bool known;    /* a client of the policy at accept: counts against max_connections */
+        bool queued;   /* has complete lines waiting for a turn (the server's work source) */
+        bool eof;      /* the client will send no more */
+        bool closing;  /* handle nothing more; close once the output is flushed */
+        bool draining; /* output flushed and shut down: discard input until EOF or the linger time */
+        bool dead;     /* close now */
 };
 
 struct pgd_server {
@@ -59,8 +79,11 @@ struct pgd_server {
         sd_event_source *listen_source;
         sd_event_source *listen_retry;
         sd_event_source *host_source;
+        sd_event_source *work; /* defer: serves the queued clients, a few requests each */
         struct client *clients;
         unsigned n_clients;
+        unsigned n_known, n_unknown; /* by their class at accept */
+        unsigned n_queued;
 };
 
 static uint64_t now_usec(clockid_t clock)
@@ -164,6 +187,12 @@ static struct client *client_free(struct client *c)
                 if (c->next)
                         c->next->prev = c->prev;
                 c->server->n_clients--;
+                if (c->known)
+                        c->server->n_known--;
+                else
+                        c->server->n_unknown--;
+                if (c->queued)
+                        c->server->n_queued--;
         }
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
@@ -174,6 +203,109 @@ static struct client *client_free(struct client *c)
         return NULL;
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct client *, client_free);
+
+/*
+ * The systemd unit of a peer, as far as the kernel vouches for it. SO_PEERCRED
+ * gives the pid the peer had when it connected; a pid can be reused once
+ * that process is gone, and a lookup by pid alone could then name another
+ * process's unit. So the process is pinned with a pidfd (SO_PEERPIDFD, where
+ * the kernel and libc have it, names the peer itself; else pidfd_open() on
+ * the pid), its unit and real uid are read, and the pidfd must still show
+ * the process alive afterwards: while it lives, its pid names no other
+ * process, so both reads were of the process the pidfd holds. With
+ * sd_pidfd_get_unit() (systemd >= 253) the unit is read through the pidfd.
+ *
+ * The residual race, without SO_PEERPIDFD: the peer exits and its pid is
+ * reused by a process of the same uid between accept() and pidfd_open().
+ * That process's unit is then taken for the peer's. The uid check confines
+ * the race to processes of the peer's own uid.
+ *
+ * Any failure fails closed: no unit, so rules that name a unit do not match.
+ */
+static int pidfd_alive(int pidfd)
+{
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+        /* A pidfd turns readable when its process exits. */
+        if (poll(&p, 1, 0) < 0)
+                return -errno;
+        if (p.revents != 0)
+                return -ESRCH;
+#ifdef SYS_pidfd_send_signal
+        /* Signal 0 checks existence; EPERM only says we may not signal it (no CAP_KILL). */
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 && errno != EPERM)
+                return -errno;
+#endif
+        return 0;
+}
+
+/* The real uid of pid, from the "Uid:" line of /proc/PID/status. */
+static int proc_real_uid(pid_t pid, uid_t *ret)
+{
+        _cleanup_(fclosep) FILE *f = NULL;
+        char path[64], line[256];
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long uid;
+                if (sscanf(line, "Uid: %lu", &uid) == 1) {
+                        *ret = (uid_t)uid;
+                        return 0;
+                }
+        }
+        return -ENODATA;
+}
+
+int pgd_peer_unit(int sock_fd, pid_t pid, uid_t uid, char **ret_unit)
+{
+        _cleanup_(closep) int pidfd = -1;
+        _cleanup_(freep) char *unit = NULL;
+        uid_t real_uid;
+        int r;
+
+        if (pid <= 0)
+                return -ESRCH;
+#if HAVE_SO_PEERPIDFD
+        if (sock_fd >= 0) {
+                socklen_t len = sizeof(pidfd);
+                if (getsockopt(sock_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+                        pidfd = -1; /* a kernel before 6.5: pidfd_open() below */
+        }
+#endif
+        if (pidfd < 0) {
+#ifdef SYS_pidfd_open
+                pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+                if (pidfd < 0)
+                        return -errno;
+#else
+                return -EOPNOTSUPP;
+#endif
+        }
+
+#if HAVE_SD_PIDFD_GET_UNIT
+        r = sd_pidfd_get_unit(pidfd, &unit);
+#else
+        r = sd_pid_get_unit(pid, &unit);
+#endif
+        if (r < 0)
+                return r;
+        r = pidfd_alive(pidfd);
+        if (r < 0)
+                return r;
+        r = proc_real_uid(pid, &real_uid);
+        if (r < 0)
+                return r;
+        if (real_uid != uid)
+                return -ESRCH; /* another process has the pid now */
+        r = pidfd_alive(pidfd); /* and the reads above were of the pinned process */
+        if (r < 0)
+                return r;
+        *ret_unit = TAKE_PTR(unit);
+        return 0;
+}
 
 /* Ask the kernel who is on the other end: SO_PEERCRED, SO_PEERGROUPS, the unit. */
 static int peer_read(int fd, struct pgd_peer *ret)
@@ -200,8 +332,8 @@ static int peer_read(int fd, struct pgd_peer *ret)
                 n_groups = len / sizeof(gid_t);
         }
 
-        if (cred.pid > 0 && sd_pid_get_unit(cred.pid, &unit) < 0)
-                unit = NULL; /* not in a unit: the policy matches it by uid/gid only */
+        if (pgd_peer_unit(fd, cred.pid, cred.uid, &unit) < 0)
+                unit = NULL; /* none we can vouch for: the policy matches it by uid/gid only */
 
         *ret = (struct pgd_peer){
                 .uid = cred.uid,
@@ -214,20 +346,89 @@ static int peer_read(int fd, struct pgd_peer *ret)
         return 0;
 }
 
-static void client_update_events(struct client *c)
+/* Whether the policy in force knows the peer. */
+static bool peer_is_client(const struct pgd_daemon *d, const struct pgd_peer *peer)
 {
-        uint32_t events = 0;
+        struct pg_policy_identity id;
 
-        if (!c->closing && !c->eof)
+        if (!d->policy)
+                return false;
+        pgd_peer_identity(peer, &id);
+        return pg_policy_is_client(d->policy, &id);
+}
+
+static bool output_pending(const struct client *c)
+{
+        return c->out_off < c->out_len;
+}
+
+static bool has_line(const struct client *c)
+{
+        return memchr(c->in, '\n', c->in_len) != NULL;
+}
+
+static void client_set_timer(struct client *c, uint64_t usec)
+{
+        if (sd_event_source_set_time_relative(c->idle, usec) < 0 ||
+            sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT) < 0)
+                c->dead = true;
+}
+
+/*
+ * After anything happened on a connection: what to wait for next. A client
+ * with unsent output or complete lines not yet handled is not read from, so
+ * that a client that sends faster than it reads is pushed back by the
+ * kernel's socket buffers instead of growing ours.
+ */
+static void client_update(struct client *c)
+{
+        struct pgd_server *s = c->server;
+        uint32_t events = 0;
+        bool queue;
+
+        if (c->dead)
+                return;
+
+        if (c->closing && !c->draining && !output_pending(c)) {
+                /* The last reply is out: say so, then read what is still coming
+                 * and drop it, so that closing does not reset the connection
+                 * before the client read the reply. */
+                if (shutdown(c->fd, SHUT_WR) < 0) {
+                        c->dead = true;
+                        return;
+                }
+                c->draining = true;
+                client_set_timer(c, LINGER_USEC);
+                if (c->dead)
+                        return;
+        }
+
+        queue = !c->closing && !output_pending(c) && has_line(c);
+        if (queue != c->queued) {
+                c->queued = queue;
+                if (queue)
+                        s->n_queued++;
+                else
+                        s->n_queued--;
+        }
+        if (queue && sd_event_source_set_enabled(s->work, SD_EVENT_ONESHOT) < 0)
+                c->dead = true;
+
+        if (c->draining)
                 events |= EPOLLIN;
-        if (c->out_off < c->out_len)
+        else if (!c->closing && !c->eof && !queue && !output_pending(c) &&
+                 c->in_len < sizeof(c->in))
+                events |= EPOLLIN;
+        if (output_pending(c))
                 events |= EPOLLOUT;
-        if (!events) {
-                /* Nothing more to read or write: done. */
+        if (!events && !queue) {
+                /* Nothing more to read, write or handle: done. */
                 c->dead = true;
                 return;
         }
-        if (sd_event_source_set_io_events(c->io, events) < 0)
+        if (events && sd_event_source_set_io_events(c->io, events) < 0)
+                c->dead = true;
+        if (sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 c->dead = true;
 }
 
@@ -257,7 +458,7 @@ static void client_send(struct client *c, json_t *reply)
         size_t len;
         int r;
 
-        r = pg_wire_dump(reply, &buf, &len);
+        r = pgd_request_reply_dump(reply, &buf, &len);
         json_decref(reply);
         if (r < 0) {
                 log_error_errno(r, "Failed to serialise a reply: %m");
@@ -290,7 +491,9 @@ static void client_send(struct client *c, json_t *reply)
 
 static void client_handle_line(struct client *c, const char *line, size_t len)
 {
+        const struct pgd_config *cfg = &c->server->d->cfg;
         json_t *reply = NULL;
+        bool refused;
         int r;
 
         r = pgd_request_handle(c->server->d, &c->peer, line, len, &reply);
@@ -299,11 +502,71 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
                 c->dead = true;
                 return;
         }
+        refused = !json_is_true(json_object_get(reply, "ok"));
         client_send(c, reply);
-        /* A complete request: the idle clock starts again. */
-        if (sd_event_source_set_time_relative(c->idle,
-                                              c->server->d->cfg.idle_timeout_sec * 1000000ULL) < 0)
-                c->dead = true;
+        if (c->dead)
+                return;
+
+        if (peer_is_client(c->server->d, &c->peer)) {
+                /* A complete request: the idle clock starts again. */
+                client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
+                return;
+        }
+        /* A peer the policy does not know keeps its slot only until its idle
+         * time is up (requests do not extend it), and not past a refusal. */
+        if (refused) {
+                log_debug("uid %u pid %d is not a client; closing after the refusal",
+                          (unsigned)c->peer.uid, (int)c->peer.pid);
+                c->closing = true;
+        }
+}
+
+/* Handle up to budget complete lines, while the output is flushed. */
+static void client_process(struct client *c, unsigned budget)
+{
+        size_t start = 0;
+
+        for (unsigned i = 0; i < budget; i++) {
+                if (c->dead || c->closing || output_pending(c))
+                        break;
+                char *nl = memchr(c->in + start, '\n', c->in_len - start);
+                if (!nl)
+                        break;
+                size_t len = (size_t)(nl - (c->in + start));
+                client_handle_line(c, c->in + start, len);
+                start += len + 1;
+        }
+        if (c->dead)
+                return;
+        memmove(c->in, c->in + start, c->in_len - start);
+        c->in_len -= start;
+
+        if (!c->closing && c->in_len == sizeof(c->in) && !has_line(c)) {
+                log_warning("uid %u pid %d sent a line over %d bytes; disconnecting",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, PG_WIRE_MAX_MESSAGE);
+                client_send(c, pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST,
+                                                       "message too long"));
+                c->closing = true;
+        }
+}
+
+/* Input after the last reply: read and dropped, until EOF or the linger time is up. */
+static void client_drain(struct client *c)
+{
+        char buf[4096];
+
+        for (int i = 0; i < 16; i++) {
+                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                c->dead = true;
+                        return;
+                }
+                if (n == 0) {
+                        c->dead = true;
+                        return;
+                }
+        }
 }
 
 static void client_read(struct client *c)
@@ -319,47 +582,51 @@ static void client_read(struct client *c)
                 return;
         }
         c->in_len += (size_t)n;
-
-        /* Every complete line; the partial rest stays for the next read. */
-        size_t start = 0;
-        for (;;) {
-                char *nl = memchr(c->in + start, '\n', c->in_len - start);
-                if (!nl)
-                        break;
-                size_t len = (size_t)(nl - (c->in + start));
-                client_handle_line(c, c->in + start, len);
-                start += len + 1;
-                if (c->dead)
-                        return;
-        }
-        memmove(c->in, c->in + start, c->in_len - start);
-        c->in_len -= start;
-
-        if (c->in_len == sizeof(c->in)) {
-                log_warning("uid %u pid %d sent a line over %d bytes; disconnecting",
-                            (unsigned)c->peer.uid, (int)c->peer.pid, PG_WIRE_MAX_MESSAGE);
-                client_send(c, pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST,
-                                                       "message too long"));
-                c->closing = true;
-        }
+        /* A few requests now; the rest on later turns of the loop. */
+        client_process(c, REQUESTS_PER_TURN);
 }
 
 static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         struct client *c = userdata;
 
-        if (revents & EPOLLIN && !c->closing && !c->eof)
-                client_read(c);
-        if (!c->dead && (revents & EPOLLOUT))
+        if (revents & EPOLLIN) {
+                if (c->draining)
+                        client_drain(c);
+                else if (!c->closing && !c->eof)
+                        client_read(c);
+        }
+        if (!c->dead && (revents & EPOLLOUT)) {
                 client_flush(c);
+                /* The output is out: the lines waiting for it may go on now. */
+                if (!c->dead && !output_pending(c))
+                        client_process(c, REQUESTS_PER_TURN);
+        }
         if (!c->dead && (revents & EPOLLERR))
                 c->dead = true;
         if (!c->dead && (revents & EPOLLHUP) && !(revents & EPOLLIN))
                 c->dead = true; /* the peer is gone: its replies have nowhere to go */
-        if (!c->dead)
-                client_update_events(c);
+        client_update(c);
         if (c->dead)
                 client_free(c);
+        return 0;
+}
+
+/* One turn for every client with requests waiting: a few requests each, round-robin. */
+static int on_work(sd_event_source *source, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        struct client *next;
+
+        for (struct client *c = s->clients; c; c = next) {
+                next = c->next;
+                if (!c->queued)
+                        continue;
+                client_process(c, REQUESTS_PER_TURN);
+                client_update(c);
+                if (c->dead)
+                        client_free(c);
+        }
         return 0;
 }
 
@@ -367,16 +634,19 @@ static int on_client_idle(sd_event_source *source, uint64_t usec, void *userdata
 {
         struct client *c = userdata;
 
-        log_debug("uid %u pid %d idle for %u s; disconnecting", (unsigned)c->peer.uid,
-                  (int)c->peer.pid, c->server->d->cfg.idle_timeout_sec);
+        if (!c->draining)
+                log_debug("uid %u pid %d idle for too long; disconnecting", (unsigned)c->peer.uid,
+                          (int)c->peer.pid);
         client_free(c);
         return 0;
 }
 
 /* Takes ownership of fd. */
-static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer)
+static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool known)
 {
         _cleanup_(client_freep) struct client *c = NULL;
+        const struct pgd_config *cfg = &s->d->cfg;
+        unsigned idle_sec = cfg->idle_timeout_sec;
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -386,14 +656,16 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer)
         }
         c->fd = fd;
         c->peer = *peer;
+        c->known = known;
         *peer = (struct pgd_peer){0};
 
+        if (!known && idle_sec > PGD_UNKNOWN_IDLE_TIMEOUT_SEC)
+                idle_sec = PGD_UNKNOWN_IDLE_TIMEOUT_SEC;
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_client_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
-                                       s->d->cfg.idle_timeout_sec * 1000000ULL, 0, on_client_idle,
-                                       c);
+                                       idle_sec * 1000000ULL, 0, on_client_idle, c);
         if (r < 0)
                 return r;
 
@@ -403,6 +675,10 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer)
                 s->clients->prev = c;
         s->clients = c;
         s->n_clients++;
+        if (known)
+                s->n_known++;
+        else
+                s->n_unknown++;
         TAKE_PTR(c);
         return 0;
 }
@@ -421,12 +697,13 @@ static void refuse_connection(int fd, const char *message)
         safe_close(fd);
 }
 
-static unsigned clients_of_uid(const struct pgd_server *s, uid_t uid)
+/* Connections of clients the policy knows, from uid. */
+static unsigned known_clients_of_uid(const struct pgd_server *s, uid_t uid)
 {
         unsigned n = 0;
 
         for (const struct client *c = s->clients; c; c = c->next)
-                if (c->peer.uid == uid)
+                if (c->known && c->peer.uid == uid)
                         n++;
         return n;
 }
@@ -440,12 +717,50 @@ static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdat
         return 0;
 }
 
+/*
+ * Whether a new connection fits. Clients the policy knows and peers it does
+ * not know have separate pools, so that strangers, however many, never take
+ * a known client's slot: unknown peers share max_unknown_connections, known
+ * clients max_connections and max_connections_per_uid. Fills message when not.
+ */
+static bool connection_fits(const struct pgd_server *s, const struct pgd_peer *peer, bool known,
+                            char *message, size_t size)
+{
+        const struct pgd_config *cfg = &s->d->cfg;
+
+        if (!known) {
+                if (s->n_unknown < cfg->max_unknown_connections)
+                        return true;
+                log_warning("Refusing a connection from uid %u, not a client of the policy: "
+                            "%u such connections already",
+                            (unsigned)peer->uid, s->n_unknown);
+                snprintf(message, size,
+                         "too many connections from peers the policy does not know (limit %u)",
+                         cfg->max_unknown_connections);
+                return false;
+        }
+        if (s->n_known >= cfg->max_connections) {
+                log_warning("Refusing a connection from uid %u: %u connections already",
+                            (unsigned)peer->uid, s->n_known);
+                snprintf(message, size, "too many connections (limit %u)", cfg->max_connections);
+                return false;
+        }
+        if (known_clients_of_uid(s, peer->uid) >= cfg->max_connections_per_uid) {
+                log_warning("Refusing a connection from uid %u: its limit of %u reached",
+                            (unsigned)peer->uid, cfg->max_connections_per_uid);
+                snprintf(message, size, "too many connections from uid %u (limit %u)",
+                         (unsigned)peer->uid, cfg->max_connections_per_uid);
+                return false;
+        }
+        return true;
+}
+
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         struct pgd_server *s = userdata;
-        const struct pgd_config *cfg = &s->d->cfg;
         struct pgd_peer peer = {};
         char message[128];
+        bool known;
         int cfd, r;
 
         cfd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -469,28 +784,17 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                 return 0;
         }
 
-        if (s->n_clients >= cfg->max_connections) {
-                log_warning("Refusing a connection from uid %u: %u connections already",
-                            (unsigned)peer.uid, s->n_clients);
-                snprintf(message, sizeof(message), "too many connections (limit %u)",
-                         cfg->max_connections);
-                refuse_connection(cfd, message);
-                pgd_peer_clear(&peer);
-                return 0;
-        }
-        if (clients_of_uid(s, peer.uid) >= cfg->max_connections_per_uid) {
-                log_warning("Refusing a connection from uid %u: its limit of %u reached",
-                            (unsigned)peer.uid, cfg->max_connections_per_uid);
-                snprintf(message, sizeof(message), "too many connections from uid %u (limit %u)",
-                         (unsigned)peer.uid, cfg->max_connections_per_uid);
+        known = peer_is_client(s->d, &peer);
+        if (!connection_fits(s, &peer, known, message, sizeof(message))) {
                 refuse_connection(cfd, message);
                 pgd_peer_clear(&peer);
                 return 0;
         }
 
-        log_debug("Connection from uid %u gid %u pid %d unit %s", (unsigned)peer.uid,
-                  (unsigned)peer.gid, (int)peer.pid, peer.unit ?: "-");
-        r = client_new(s, cfd, &peer);
+        log_debug("Connection from uid %u gid %u pid %d unit %s%s", (unsigned)peer.uid,
+                  (unsigned)peer.gid, (int)peer.pid, peer.unit ?: "-",
+                  known ? "" : " (not a client of the policy)");
+        r = client_new(s, cfd, &peer, known);
         pgd_peer_clear(&peer);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up a connection: %m");
@@ -724,6 +1028,15 @@ int pgd_server_new(struct pgd_daemon *d, struct pgd_server **ret)
                         return log_error_errno(r, "Failed to handle signal %d: %m", signals[i]);
         }
 
+        r = sd_event_add_defer(s->event, &s->work, on_work, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the request queue: %m");
+        r = sd_event_source_set_priority(s->work, WORK_PRIORITY);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->work, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the request queue: %m");
+
         /* Pings the watchdog from the loop itself, if systemd asked for one. */
         r = sd_event_set_watchdog(s->event, true);
         if (r < 0)
@@ -741,6 +1054,7 @@ struct pgd_server *pgd_server_free(struct pgd_server *s)
                 return NULL;
         while (s->clients)
                 client_free(s->clients);
+        sd_event_source_disable_unref(s->work);
         sd_event_source_disable_unref(s->listen_source);
         sd_event_source_disable_unref(s->listen_retry);
         sd_event_source_disable_unref(s->host_source);

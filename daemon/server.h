@@ -27,6 +27,12 @@
 #define PGD_DOMID_MAX 0xFFFF /* domid_t; reserved ones are the domain check's business */
 /* A client whose unread replies exceed this is disconnected. */
 #define PGD_OUTPUT_MAX (256 * 1024)
+/*
+ * A peer the policy does not know keeps its connection at most this long
+ * (or idle_timeout, when shorter), whatever it sends: only hello is answered,
+ * and its first refusal closes the connection.
+ */
+#define PGD_UNKNOWN_IDLE_TIMEOUT_SEC 5U
 
 enum pgd_perm {
         PGD_PERM_ANYONE, /* hello */
@@ -52,12 +58,27 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
 int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
                        size_t len, json_t **ret_reply);
 
+/*
+ * Serialise a reply for the wire, '\n' included. A reply over
+ * PG_WIRE_MAX_MESSAGE becomes an `internal` refusal with the same id that
+ * says so, rather than nothing. Returns 0, or -ENOMEM.
+ */
+int pgd_request_reply_dump(const json_t *reply, char **ret, size_t *ret_len);
+
 /* A refusal with "id": null, for a request whose id is unknown. */
 json_t *pgd_request_error_reply(bool has_id, json_int_t id, int code, const char *message);
 
 void pgd_peer_clear(struct pgd_peer *p);
 
 /* ---- server.c ---- */
+
+/*
+ * The systemd unit of the process pid, as the kernel vouches for it: pinned
+ * with a pidfd (SO_PEERPIDFD on sock_fd where available, else pidfd_open),
+ * still alive after the lookup, and still of real uid uid. sock_fd may be -1.
+ * Returns 0 and the unit, or -errno: the peer then has no unit (fail closed).
+ */
+int pgd_peer_unit(int sock_fd, pid_t pid, uid_t uid, char **ret_unit);
 
 /* The loop, its signals (SIGTERM, SIGINT, SIGHUP) and the watchdog. d->event is set. */
 int pgd_server_new(struct pgd_daemon *d, struct pgd_server **ret);

@@ -8,8 +8,13 @@
  * grant store and the host file stay byte-identical; the daemon stays up.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -329,12 +334,167 @@ static void phase_flood(void)
                MAX_CONNECTIONS);
         CHECK_MSG(served + 1 <= MAX_CONNECTIONS,
                   "%d connections served beyond max_connections = %d", served + 1, MAX_CONNECTIONS);
+
+        /* The CLI over the limit is told so: a refusal (exit 1), not a broken pipe (exit 3). */
+        for (int i = 0; i < 5; i++) {
+                char *err = NULL;
+                int x = ITEST_CLI(&t, NULL, &err, "status");
+                CHECK_MSG(x == 1 && err && strstr(err, "limit-reached"),
+                          "passguard status during the flood: exit %d: %s", x, err ? err : "");
+                free(err);
+        }
         for (int i = 0; i < FLOOD; i++)
                 itest_conn_close(c[i]);
         itest_conn_close(p);
         /* once the flood is gone, new clients are served again */
         CHECK(ITEST_WAIT_FOR(status_ms() >= 0, 2000));
         CHECK(itest_alive(&t));
+}
+
+/* A hello round trip on a fresh connection, in ms; -1 when it failed. */
+static int64_t hello_ms(void)
+{
+        int64_t t0 = itest_now_ms();
+        json_t *r = itest_call(&t, json_pack("{s:s, s:i}", "op", "hello", "version", 1));
+        bool ok = itest_ok(r);
+
+        json_decref(r);
+        return ok ? itest_now_ms() - t0 : -1;
+}
+
+/*
+ * The flooding client of phase_pipeline: N explain requests, as many as fit
+ * sent before reading anything, then the rest while reading. Tells the
+ * parent on ready once the first burst is in. Exits 0 when every reply came,
+ * in order.
+ */
+static int flooder(int n, int ready)
+{
+        struct itest_conn *c = itest_connect(&t);
+        size_t cap = (size_t)n * 96, len = 0, sent = 0;
+        char *out = malloc(cap);
+        int next = 0;
+        bool told = false;
+
+        if (!c || !out)
+                return 2;
+        for (int i = 0; i < n; i++)
+                len += (size_t)snprintf(out + len, cap - len,
+                                        "{\"op\":\"explain\",\"id\":%d,\"device\":\"%s\","
+                                        "\"domain\":\"render-1\"}\n",
+                                        i, DEV_GPU);
+        fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        int64_t end = itest_now_ms() + 120000;
+        while (next < n && itest_now_ms() < end) {
+                struct pollfd p = {.fd = c->fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+                if (told && poll(&p, 1, 1000) < 0)
+                        return 3;
+                if (sent < len) {
+                        ssize_t k = send(c->fd, out + sent, len - sent, MSG_NOSIGNAL);
+                        if (k > 0)
+                                sent += (size_t)k;
+                        else if (k < 0 && errno != EAGAIN)
+                                return 4;
+                        if (!told && (k < 0 || sent == len)) {
+                                /* The daemon has a backlog now; the others may ask. */
+                                (void)!write(ready, "x", 1);
+                                told = true;
+                        }
+                        if (!told)
+                                continue;
+                }
+                ssize_t k = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+                if (k == 0 || (k < 0 && errno != EAGAIN))
+                        return 5;
+                if (k > 0)
+                        c->len += (size_t)k;
+                char *line = NULL;
+                while (memchr(c->buf, '\n', c->len) && itest_recv_line(c, 0, &line) == 0) {
+                        json_t *j = json_loads(line, 0, NULL);
+                        json_int_t id = json_integer_value(json_object_get(j, "id"));
+                        bool ok = j && itest_ok(j) && id == next;
+                        if (!ok)
+                                fprintf(stderr, "# flooder: reply %d out of order: %.200s\n", next,
+                                        line);
+                        json_decref(j);
+                        free(line);
+                        if (!ok)
+                                return 6;
+                        next++;
+                }
+        }
+        fprintf(stderr, "# flooder: %d of %d replies\n", next, n);
+        return next == n ? 0 : 7;
+}
+
+/*
+ * One client pipelines thousands of explain requests (each several host
+ * calls). The others still get a hello answered at once, and the flooder
+ * gets every reply, in order.
+ */
+static void phase_pipeline(void)
+{
+        enum { N = 2500 };
+        int pipefd[2], status = -1;
+        int64_t worst = 0, t0 = itest_now_ms();
+        char x;
+
+        CHECK_INTEQ(pipe(pipefd), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(pipefd[0]);
+                _exit(flooder(N, pipefd[1]));
+        }
+        close(pipefd[1]);
+        CHECK_MSG(read(pipefd[0], &x, 1) == 1, "the flooder did not start");
+        close(pipefd[0]);
+        for (int i = 0; i < 8; i++) {
+                int64_t ms = hello_ms();
+                if (ms < 0 || ms > worst)
+                        worst = ms < 0 ? 1000000 : ms;
+                itest_sleep_ms(50);
+        }
+        printf("# hello during a pipeline of %d explain requests: at worst %lld ms\n", N,
+               (long long)worst);
+        CHECK_MSG(worst < 500, "hello took %lld ms while another client pipelined",
+                  (long long)worst);
+        CHECK(waitpid(pid, &status, 0) == pid);
+        printf("# the flooder's %d replies took %lld ms\n", N, (long long)(itest_now_ms() - t0));
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the flooder did not get its replies in order (status %d)", status);
+        CHECK(itest_alive(&t));
+}
+
+/* An over-long line: the refusal reaches the client every time, before the close. */
+static void phase_too_long(void)
+{
+        /* Longer than the daemon's buffer and the socket's together: a client
+         * that writes all of it before reading still gets to read the answer. */
+        char *s = repeat("{\"op\":\"status\",\"id\":1,\"pad\":\"", 'a', 400 * 1024, "\"}\n");
+        int got = 0;
+
+        for (int i = 0; i < 20; i++) {
+                struct itest_conn *c = itest_connect(&t);
+                char *line = NULL;
+                if (!c)
+                        continue;
+                int r = itest_send_raw(c, s, strlen(s));
+                CHECK_MSG(r == 0, "over-long line %d: send: %s", i, strerror(-r));
+                if (itest_recv_line(c, 3000, &line) == 0) {
+                        json_t *j = json_loads(line, 0, NULL);
+                        const char *m = json_string_value(json_object_get(j, "message"));
+                        if (streq(itest_error(j), "bad-request") && m &&
+                            streq(m, "message too long"))
+                                got++;
+                        json_decref(j);
+                }
+                free(line);
+                itest_conn_close(c);
+        }
+        printf("# %d of 20 over-long lines got their refusal\n", got);
+        CHECK_INTEQ(got, 20);
+        free(s);
 }
 
 int main(void)
@@ -365,6 +525,7 @@ int main(void)
         CHECK(n >= 30);
         phase_one_by_one(v, n);
         phase_all_at_once(v, n);
+        phase_too_long();
 
         char *grants2 = itest_read_file(t.grants, &glen2);
         char *host2 = itest_read_file(t.host, &hlen2);
@@ -393,6 +554,8 @@ int main(void)
         for (size_t i = 0; i < n; i++)
                 free(v[i].data);
 
+        /* Last, as explain counts its test-assign calls in the host file. */
+        phase_pipeline();
         CHECK(itest_alive(&t));
         if (harness_failures)
                 itest_log_dump(&t);

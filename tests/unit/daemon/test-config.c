@@ -73,6 +73,7 @@ static void test_defaults(void)
         CHECK(cfg.socket_path == NULL);
         CHECK_INTEQ(cfg.max_connections, 64);
         CHECK_INTEQ(cfg.max_connections_per_uid, 16);
+        CHECK_INTEQ(cfg.max_unknown_connections, 4);
         CHECK_INTEQ(cfg.idle_timeout_sec, 30);
         CHECK(!cfg.enforce && !cfg.debug);
         pgd_config_clear(&cfg);
@@ -93,6 +94,7 @@ static void test_good_file(void)
                          "debug = true;\n"
                          "max_connections = 10;\n"
                          "max_connections_per_uid = 3;\n"
+                         "max_unknown_connections = 2;\n"
                          "idle_timeout = 5;\n",
                          &cfg, msg, sizeof(msg)),
                     0);
@@ -107,6 +109,7 @@ static void test_good_file(void)
         CHECK(cfg.debug);
         CHECK_INTEQ(cfg.max_connections, 10);
         CHECK_INTEQ(cfg.max_connections_per_uid, 3);
+        CHECK_INTEQ(cfg.max_unknown_connections, 2);
         CHECK_INTEQ(cfg.idle_timeout_sec, 5);
         pgd_config_clear(&cfg);
 }
@@ -134,6 +137,10 @@ static void test_bad_files(void)
         CHECK_INTEQ(load("max_connections = 0;\n", &cfg, msg, sizeof(msg)), -EINVAL);
         CHECK_STREQ(msg, "passguardd.conf:1: 'max_connections' must be between 1 and 65536, "
                          "not 0");
+        pgd_config_clear(&cfg);
+        CHECK_INTEQ(load("max_unknown_connections = 0;\n", &cfg, msg, sizeof(msg)), -EINVAL);
+        CHECK_STREQ(msg, "passguardd.conf:1: 'max_unknown_connections' must be between 1 and "
+                         "65536, not 0");
         pgd_config_clear(&cfg);
         CHECK_INTEQ(load("state_dir = \"\";\n", &cfg, msg, sizeof(msg)), -EINVAL);
         CHECK_STREQ(msg, "passguardd.conf:1: 'state_dir' must not be empty");

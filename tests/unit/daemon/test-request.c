@@ -81,7 +81,19 @@ static void test_malformed(struct pgd_daemon *d, const struct pgd_peer *root)
         expect_refusal(d, root, "[1,2]", "bad-request", NO_ID, "not a JSON object");
         expect_refusal(d, root, "\"hello\"", "bad-request", NO_ID, NULL);
         expect_refusal(d, root, "{\"id\":1,\"id\":2,\"op\":\"status\"}", "bad-request", NO_ID,
-                       NULL);
+                       "duplicate object key");
+        /* The parser's own words say what is wrong, and where. */
+        expect_refusal(d, root, "{\"op\":\"status\",\"id\":1,\"op\":\"assign\"}", "bad-request",
+                       NO_ID, "not valid JSON: duplicate object key");
+        expect_refusal(d, root, "{\"op\":\"status\" \"id\":1}", "bad-request", NO_ID,
+                       "(column ");
+        /* ... made printable, whatever bytes the client sent. */
+        json_t *bin = ask(d, root, "{\"op\xff\xfe\":1", 9);
+        const char *m = json_string_value(json_object_get(bin, "message"));
+        CHECK_MSG(m && strstr(m, "not valid JSON: "), "%s", m ?: "(no message)");
+        for (const char *p = m; p && *p; p++)
+                CHECK_MSG(*p >= 0x20 && *p < 0x7f, "unprintable byte in '%s'", m);
+        json_decref(bin);
         expect_refusal(d, root, "{\"op\":\"hello\",\"version\":1,\"op\":\"status\",\"id\":3}",
                        "bad-request", NO_ID, NULL);
 
@@ -192,6 +204,38 @@ static void test_malformed(struct pgd_daemon *d, const struct pgd_peer *root)
         CHECK_STREQ(json_string_value(json_object_get(reply, "message")), "message too long");
         json_decref(reply);
         free(line);
+}
+
+/* A reply too big for the wire becomes a refusal that says so, with the request's id. */
+static void test_reply_too_big(void)
+{
+        json_t *big = json_pack("{s:I, s:b}", "id", (json_int_t)77, "ok", 1);
+        char *pad = malloc(PG_WIRE_MAX_MESSAGE);
+        char *buf = NULL;
+        size_t len = 0;
+
+        memset(pad, 'x', PG_WIRE_MAX_MESSAGE - 1);
+        pad[PG_WIRE_MAX_MESSAGE - 1] = '\0';
+        json_object_set_new(big, "pad", json_string(pad));
+        free(pad);
+        CHECK_INTEQ(pgd_request_reply_dump(big, &buf, &len), 0);
+        CHECK(buf && len > 0 && len <= PG_WIRE_MAX_MESSAGE && buf[len - 1] == '\n');
+        json_t *r = buf ? json_loadb(buf, len, 0, NULL) : NULL;
+        CHECK(r && json_is_false(json_object_get(r, "ok")));
+        CHECK(r && json_integer_value(json_object_get(r, "id")) == 77);
+        CHECK_STREQ(json_string_value(json_object_get(r, "error")), "internal");
+        CHECK(r && strstr(json_string_value(json_object_get(r, "message")), "64 KiB"));
+        json_decref(r);
+        free(buf);
+        json_decref(big);
+
+        /* A reply that fits goes as it is. */
+        json_t *small = json_pack("{s:I, s:b, s:s}", "id", (json_int_t)78, "ok", 1, "x", "y");
+        buf = NULL;
+        CHECK_INTEQ(pgd_request_reply_dump(small, &buf, &len), 0);
+        CHECK_STREQ(buf, "{\"id\":78,\"ok\":true,\"x\":\"y\"}\n");
+        free(buf);
+        json_decref(small);
 }
 
 static void test_parse_normalises(void)
@@ -352,6 +396,7 @@ int main(void)
 
         test_malformed(&d, &root);
         test_parse_normalises();
+        test_reply_too_big();
         test_authorisation(&d, &root);
         test_reload(&d, &root);
 
