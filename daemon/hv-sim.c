@@ -83,6 +83,14 @@ struct hv {
         int lock_fd;     /* FILE.lock, read-only, open for the backend's lifetime */
         int inotify_fd;
         ino_t written_ino; /* the inode of the last file this backend renamed into place */
+        /*
+         * The last host parsed for a read, and the exact text it came from: a
+         * read whose file holds the same bytes reuses it instead of parsing
+         * again (a listing asks for every device in turn).
+         */
+        struct sim_host *cache;
+        char *cache_text;
+        size_t cache_len;
 };
 
 struct sim_device {
@@ -102,6 +110,7 @@ struct sim_domain {
 };
 
 struct sim_host {
+        bool cached;     /* owned by struct hv's cache: sim_host_free() leaves it */
         json_t *root;
         int locked_fd;   /* holds an exclusive flock until freed, or -1 */
         bool iommu;
@@ -124,7 +133,7 @@ static const char *const call_names[] = {
 
 static struct sim_host *sim_host_free(struct sim_host *h)
 {
-        if (!h)
+        if (!h || h->cached)
                 return NULL;
         if (h->locked_fd >= 0)
                 (void)flock(h->locked_fd, LOCK_UN);
@@ -594,6 +603,16 @@ static int lock_fd(int fd, int op)
         return 0;
 }
 
+static void cache_drop(struct hv *hv)
+{
+        if (hv->cache) {
+                hv->cache->cached = false;
+                hv->cache = sim_host_free(hv->cache);
+        }
+        hv->cache_text = pg_free(hv->cache_text);
+        hv->cache_len = 0;
+}
+
 /*
  * Load the host. exclusive: keep an exclusive lock until the returned host is
  * freed (a transaction, ended by host_save()); otherwise read under a shared
@@ -610,6 +629,12 @@ static int host_load(struct hv *hv, bool exclusive, struct sim_host **ret)
         if (r < 0)
                 return r;
         r = read_file(hv->path, &text, &len);
+        if (r >= 0 && !exclusive && hv->cache && len == hv->cache_len &&
+            memcmp(text, hv->cache_text, len) == 0) {
+                (void)flock(hv->lock_fd, LOCK_UN);
+                *ret = hv->cache; /* read-only: callers never change a loaded host */
+                return 0;
+        }
         if (r >= 0)
                 r = host_parse(text, len, &h);
         if (r < 0 || !exclusive)
@@ -618,6 +643,13 @@ static int host_load(struct hv *hv, bool exclusive, struct sim_host **ret)
                 return r;
         if (exclusive)
                 h->locked_fd = hv->lock_fd;
+        else {
+                cache_drop(hv);
+                h->cached = true;
+                hv->cache = h;
+                hv->cache_text = TAKE_PTR(text);
+                hv->cache_len = len;
+        }
         *ret = h;
         return 0;
 }
@@ -744,6 +776,7 @@ static struct hv *sim_close(struct hv *hv)
 {
         if (!hv)
                 return NULL;
+        cache_drop(hv);
         safe_close(hv->lock_fd);
         safe_close(hv->inotify_fd);
         free(hv->path);

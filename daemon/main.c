@@ -87,13 +87,12 @@ static int open_grants(struct pgd_daemon *d)
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the grant store in %s: %m",
                                                d->cfg.state_dir);
+                /* It refuses to replace a store that parses, and commits what it built. */
                 r = pgd_reconcile_rebuild(d);
+                if (r == -EEXIST)
+                        return r; /* it said why */
                 if (r < 0)
                         return log_error_errno(r, "Failed to rebuild the grant store: %m");
-                r = pgd_grants_commit(d->grants);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to write %s: %m",
-                                               pgd_grants_path(d->grants));
                 return 0;
         }
 

@@ -190,15 +190,22 @@ int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
         return 0;
 }
 
-static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_pci_info *info)
+/* The hypervisor owner of sbdf from one assignments() listing: dom0 when absent. */
+static uint32_t owner_in(const struct hv_assignment *asg, size_t n_asg, uint32_t sbdf)
+{
+        for (size_t i = 0; i < n_asg; i++)
+                if (asg[i].sbdf == sbdf)
+                        return asg[i].domid;
+        return HV_DOMID_DOM0;
+}
+
+static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_pci_info *info,
+                          uint32_t owner)
 {
         struct pg_policy_device dev;
         const char *why = NULL;
-        uint32_t owner;
 
-        if (!streq(info->driver, "pciback"))
-                return false;
-        if (d->hv_ops->device_owner(d->hv, sbdf, &owner) < 0 || owner != HV_DOMID_IO)
+        if (!streq(info->driver, "pciback") || owner != HV_DOMID_IO)
                 return false;
         if (pgd_grants_find(d->grants, sbdf))
                 return false;
@@ -206,13 +213,21 @@ static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_p
         return !pg_policy_is_protected(d->policy, &dev, &why);
 }
 
+/*
+ * One listing of the hypervisor's assignments serves every device: asking for
+ * each device's owner would cost one hypervisor PCI dump per device on Xen.
+ */
 static int list_assignable(struct pgd_daemon *d, json_t *array)
 {
         _cleanup_(freep) uint32_t *all = NULL;
-        size_t n = 0;
+        _cleanup_(freep) struct hv_assignment *asg = NULL;
+        size_t n = 0, n_asg = 0;
         int r;
 
         r = d->hv_ops->pci_list(d->hv, &all, &n);
+        if (r < 0)
+                return r;
+        r = d->hv_ops->assignments(d->hv, &asg, &n_asg);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
@@ -221,7 +236,7 @@ static int list_assignable(struct pgd_daemon *d, json_t *array)
 
                 if (d->hv_ops->pci_info(d->hv, all[i], &info) < 0)
                         continue; /* gone since the listing */
-                if (!is_assignable(d, all[i], &info))
+                if (!is_assignable(d, all[i], &info, owner_in(asg, n_asg, all[i])))
                         continue;
                 snprintf(vendor, sizeof(vendor), "0x%04x", info.vendor);
                 snprintf(device, sizeof(device), "0x%04x", info.device);
