@@ -130,6 +130,11 @@ static const struct pg_policy_device virtio = {
         .subsystem_device = 0x1100,
         .class = 0x020000,
 };
+static const struct pg_policy_device nic5_other = DEV(0, 5, 3, 7, 0x8086, 0x1533, 0x020000);
+static const struct pg_policy_device gpu_3d = DEV(0, 3, 0, 0, 0x10de, 0x20b0, 0x030200);
+static const struct pg_policy_device gpu_vga = DEV(0, 3, 0, 0, 0x10de, 0x2204, 0x030000);
+static const struct pg_policy_device intel_gpu = DEV(0, 0, 2, 0, 0x8086, 0x9a49, 0x030000);
+static const struct pg_policy_device nic_progif = DEV(0, 6, 0, 0, 0x14e4, 0x1657, 0x020001);
 static const struct pg_policy_device sata = DEV(0, 0, 0x17, 0, 0x8086, 0xa352, 0x010601);
 static const struct pg_policy_device lpc = DEV(0, 0, 0x1f, 3, 0x8086, 0xa348, 0x040300);
 static const struct pg_policy_device lpc_seg1 = DEV(1, 0, 0x1f, 3, 0x8086, 0xa348, 0x040300);
@@ -208,6 +213,28 @@ static const struct match_case match_cases[] = {
          false, "default"},
         {"unknown domain name fails an allow", ROOT, &nic5, DOM(NULL, 8, UUID_B, "hvm"), false,
          "deny-xl-web"},
+        {"bus wildcard with slot and function wildcards", OPS, &nic5_other,
+         DOM("net-1", 8, UUID_B, "pv"), true, "nic-slot"},
+        {"bdf wildcard does not take another bus", OPS, &nic6, DOM("net-1", 8, UUID_B, "pv"),
+         false, "default"},
+        {"2-digit class takes 3D controllers", LIBVIRT, &gpu_3d, DOM("render-9", 9, UUID_A, "hvm"),
+         true, "gpus-to-render"},
+        {"2-digit class takes VGA controllers", LIBVIRT, &gpu_vga, DOM("render-9", 9, UUID_A, "hvm"),
+         true, "gpus-to-render"},
+        {"class matches but vendor differs", LIBVIRT, &intel_gpu, DOM("render-1", 5, UUID_A, "hvm"),
+         false, "default"},
+        {"4-digit class takes any prog-if", DAEMONISH, &nic_progif, DOM("x", 9, UUID_A, "hvm"), true,
+         "by-uuid"},
+        {"uuid right but class wrong", DAEMONISH, &xhci, DOM("x", 9, UUID_A, "hvm"), false,
+         "default"},
+        {"type pvh is not hvm", LIBVIRT, &gpu, DOM("render-1", 5, UUID_A, "pvh"), false, "default"},
+        {"? matches a letter", OPS, &nic5, DOM("net-a", 8, UUID_B, "hvm"), true, "nic-slot"},
+        {"domid-only matcher ignores an unknown name", OPS, &exact_dev, DOM(NULL, 7, UUID_B, "hvm"),
+         true, "exact"},
+        {"stranger never reaches an exact rule", STRANGER, &exact_dev, DOM("x", 7, UUID_B, "hvm"),
+         false, "default"},
+        {"pvh matcher does not take hvm for usb", KVM, &xhci, DOM("vm", 10, UUID_B, "hvm"), false,
+         "default"},
 };
 
 static void test_matching(const struct pg_policy *p)
