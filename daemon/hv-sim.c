@@ -14,8 +14,8 @@
  * Parsing is strict (-EBADMSG for anything else): duplicate or unknown keys,
  * wrong types, bad BDFs, ids or UUIDs. Required are "iommu"; for a device
  * bdf, vendor, device, class and group; for a domain domid, name (may be ""
- * when xenstore has none), uuid and type. Everything else defaults: driver,
- * reset and assigned_to null, no faults, counters 0.
+ * when the domain has no name in xenstore), uuid and type. Everything else
+ * defaults: driver, reset and assigned_to null, no faults, counters 0.
  *
  * Answers follow real Xen 4.17 (shared/xenlab/README.md, and
  * tests/scenarios/hv-calls.txt, which the system suite runs on real Xen):
@@ -270,7 +270,7 @@ static int parse_domain(const json_t *obj, struct sim_domain *ret)
         r = parse_domid(json_object_get(obj, "domid"), &d.info.domid);
         if (r < 0)
                 return r;
-        /* "" is a domain xenstore has no name for. */
+        /* "": a domain with no name in xenstore. */
         r = parse_name(json_object_get(obj, "name"), true, d.info.name, sizeof(d.info.name));
         if (r < 0)
                 return r;

@@ -32,7 +32,7 @@ enum hv_domain_type {
 
 struct hv_domain {
         uint32_t domid;
-        char name[HV_NAME_MAX];  /* "" when xenstore has none */
+        char name[HV_NAME_MAX];  /* "" when the domain has no name in xenstore */
         char uuid[HV_UUID_MAX];  /* lowercase, always set */
         enum hv_domain_type type;
         bool dying;
