@@ -703,6 +703,34 @@ static int refused(const struct pgd_daemon *d, const struct pgd_peer *peer,
         return err->code;
 }
 
+/*
+ * For prepare and unprepare: the hypervisor owner of the device, HV_DOMID_DOM0
+ * when the hypervisor does not know it. Refuses (returns a PG_ERR_* code, err
+ * filled) when the owner cannot be read, since a device must never be moved
+ * between drivers blind, and when a guest holds it.
+ */
+static int owner_not_guest(struct pgd_daemon *d, const struct pgd_request *req,
+                           uint32_t *ret_owner, struct pgd_error *err)
+{
+        uint32_t owner = HV_DOMID_DOM0;
+        int r;
+
+        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        if (r < 0 && r != -ENODEV) {
+                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
+                              req->bdf, pg_errno_name(-r) ?: strerror(-r));
+                err->hv_errno = -r;
+                return PG_ERR_HYPERVISOR_ERROR;
+        }
+        if (r < 0)
+                owner = HV_DOMID_DOM0;
+        if (is_guest(owner))
+                return pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf,
+                                     owner);
+        *ret_owner = owner;
+        return 0;
+}
+
 int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
                    json_t *reply, struct pgd_error *err)
 {
@@ -750,21 +778,11 @@ int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                               r < 0 ? strerror(-r) : "the host has no IOMMU");
                 return refused(d, peer, req, err);
         }
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
-        if (r < 0 && r != -ENODEV) {
-                /* Not knowing who owns it, never take it from its driver. */
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
-                              req->bdf, pg_errno_name(-r) ?: strerror(-r));
-                err->hv_errno = -r;
+        if (owner_not_guest(d, req, &owner, err) > 0)
                 return refused(d, peer, req, err);
-        }
-        if (r >= 0 && is_guest(owner)) {
-                pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf, owner);
-                return refused(d, peer, req, err);
-        }
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
 
-        if (r >= 0 && owner == HV_DOMID_IO && streq(info.driver, "pciback")) {
+        if (owner == HV_DOMID_IO && streq(info.driver, "pciback")) {
                 if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
                     set_new(reply, "driver", json_string("pciback")) < 0 ||
                     set_new(reply, "quarantined", json_true()) < 0 ||
@@ -844,18 +862,8 @@ int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
                 pgd_error_set(err, PG_ERR_BUSY, "%s is granted: release it first", req->bdf);
                 return refused(d, peer, req, err);
         }
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
-        if (r < 0 && r != -ENODEV) {
-                /* It may be a guest's: never hand it to a dom0 driver blind. */
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
-                              req->bdf, pg_errno_name(-r) ?: strerror(-r));
-                err->hv_errno = -r;
+        if (owner_not_guest(d, req, &owner, err) > 0)
                 return refused(d, peer, req, err);
-        }
-        if (r >= 0 && is_guest(owner)) {
-                pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf, owner);
-                return refused(d, peer, req, err);
-        }
 
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
         snprintf(driver, sizeof(driver), "%s", recorded ?: "");
