@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1070,14 +1069,25 @@ int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
 
         while (args[n])
                 n++;
-        char **argv = calloc(n + 4, sizeof(char *));
+        /* Another uid: the real setpriv(1), as an admin would run a client. */
+        char reuid[32], regid[32];
+        size_t k = 0;
+        char **argv = calloc(n + 8, sizeof(char *));
         if (!argv)
                 return -ENOMEM;
-        argv[0] = (char *)t->cli_bin;
-        argv[1] = (char *)"--socket";
-        argv[2] = (char *)t->sock;
+        if (uid != (uid_t)-1) {
+                snprintf(reuid, sizeof(reuid), "--reuid=%u", (unsigned)uid);
+                snprintf(regid, sizeof(regid), "--regid=%u", (unsigned)uid);
+                argv[k++] = (char *)"setpriv";
+                argv[k++] = reuid;
+                argv[k++] = regid;
+                argv[k++] = (char *)"--clear-groups";
+        }
+        argv[k++] = (char *)t->cli_bin;
+        argv[k++] = (char *)"--socket";
+        argv[k++] = (char *)t->sock;
         for (size_t i = 0; i < n; i++)
-                argv[3 + i] = (char *)args[i];
+                argv[k++] = (char *)args[i];
 
         snprintf(outp, sizeof(outp), "%s/cli.out", t->dir);
         snprintf(errp, sizeof(errp), "%s/cli.err", t->dir);
@@ -1098,13 +1108,8 @@ int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
                 dup2(ofd, 1);
                 dup2(efd, 2);
                 unsetenv("PASSGUARD_SOCKET");
-                if (uid != (uid_t)-1) {
-                        if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
-                            setresuid(uid, uid, uid) < 0)
-                                _exit(126);
-                }
                 signal(SIGPIPE, SIG_DFL);
-                execv(argv[0], argv);
+                execvp(argv[0], argv);
                 _exit(127);
         }
         free(argv);

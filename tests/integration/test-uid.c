@@ -4,8 +4,8 @@
  * a uid the policy does not know is refused not-authorized, whatever it asks,
  * before anything reaches the hypervisor. A known client that is not an admin
  * cannot reload, prepare, unprepare, or release another client's grant.
- * The CLI runs as uid 65534 (as `setpriv --reuid=65534 --regid=65534
- * --clear-groups` would run it).
+ * The CLI runs as uid 65534 under `setpriv --reuid=65534 --regid=65534
+ * --clear-groups`.
  */
 #include <errno.h>
 #include <grp.h>
