@@ -25,6 +25,7 @@
  * point; a crash before it leaves the old file, after it the new one.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -191,14 +192,19 @@ int pgd_grants_checksum(const json_t *obj, char ret[static PGD_GRANTS_CHECKSUM_M
 
 /* ---- in-memory store ---- */
 
-/* Index of the first grant with sbdf >= key. */
-static size_t grant_lower_bound(const struct pgd_grant *v, size_t n, uint32_t key)
+/*
+ * Index of the first element with sbdf >= key, in an array of n elements of
+ * size bytes sorted by the uint32_t sbdf at offset off.
+ */
+static size_t lower_bound(const void *base, size_t n, size_t size, size_t off, uint32_t key)
 {
         size_t lo = 0, hi = n;
 
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if (v[mid].sbdf < key)
+                uint32_t sbdf;
+                memcpy(&sbdf, (const char *)base + mid * size + off, sizeof(sbdf));
+                if (sbdf < key)
                         lo = mid + 1;
                 else
                         hi = mid;
@@ -206,19 +212,10 @@ static size_t grant_lower_bound(const struct pgd_grant *v, size_t n, uint32_t ke
         return lo;
 }
 
-static size_t prepared_lower_bound(const struct prepared *v, size_t n, uint32_t key)
-{
-        size_t lo = 0, hi = n;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (v[mid].sbdf < key)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
+#define grant_lower_bound(v, n, key)                                                               \
+        lower_bound((v), (n), sizeof(struct pgd_grant), offsetof(struct pgd_grant, sbdf), (key))
+#define prepared_lower_bound(v, n, key)                                                            \
+        lower_bound((v), (n), sizeof(struct prepared), offsetof(struct prepared, sbdf), (key))
 
 static int grow(void **v, size_t *cap, size_t need, size_t size)
 {
