@@ -461,7 +461,7 @@ static int get_int(const json_t *obj, const char *what, const char *key, json_in
 static int get_device(const json_t *obj, const char *what, uint32_t *ret)
 {
         char canon[PG_BDF_MAX];
-        const char *s;
+        const char *s = NULL;
         uint32_t sbdf;
         int r;
 

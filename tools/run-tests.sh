@@ -5,11 +5,13 @@
 #      real Xen 4.17 under QEMU), and `passguard policy check` on the example;
 #   2. clang build: unit and fuzz suites;
 #   3. gcc with AddressSanitizer + UBSan: unit and integration suites;
-#   4. libFuzzer (clang): each fuzz target runs for a bounded number of inputs.
+#   4. release and plain builds with gcc and clang, as a distribution builds;
+#   5. libFuzzer (clang): each fuzz target runs for a bounded number of inputs.
 # Ends with the line "N passed, N failed, N skipped"; exits non-zero on any failure.
 #
 # Environment: BUILD_PREFIX (default build-ci), SUITES (default: all four for gcc),
-# FUZZ_RUNS (default 20000), SKIP_SANITIZE=1, SKIP_CLANG=1, SKIP_FUZZ=1.
+# FUZZ_RUNS (default 20000), SKIP_SANITIZE=1, SKIP_CLANG=1, SKIP_DISTRO=1, SKIP_FUZZ=1.
+# Every build has -Dwerror=true; the project default is off, for distributions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -49,8 +51,13 @@ step() { # label command...
 build() { # dir meson-args...
   local dir=$1; shift
   rm -rf "$dir"
-  meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+  meson setup "$dir" -Dwerror=true "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
   ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -60 "$dir.build.log"; return 1; }
+}
+
+build_cc() { # cc dir meson-args...
+  local cc=$1; shift
+  CC=$cc build "$@"
 }
 
 run_suites() { # dir label suites...
@@ -96,7 +103,18 @@ if [ -z "${SKIP_SANITIZE:-}" ]; then
   fi
 fi
 
-# 4. libFuzzer, bounded
+# 4. distribution builds: what a packager runs, warnings as errors
+if [ -z "${SKIP_DISTRO:-}" ]; then
+  note "release and plain builds (gcc, clang)"
+  for cc in gcc clang; do
+    for bt in release plain; do
+      step "$cc --buildtype=$bt" build_cc "$cc" "$prefix-$cc-$bt" --buildtype=$bt -Dtests=false
+      rm -rf "$prefix-$cc-$bt"
+    done
+  done
+fi
+
+# 5. libFuzzer, bounded
 if [ -z "${SKIP_FUZZ:-}" ]; then
   note "libFuzzer build ($fuzz_runs runs per target)"
   if CC=clang build "$prefix-fuzz" -Dfuzz=true -Dsystem-tests=false -Db_sanitize=address,undefined \
