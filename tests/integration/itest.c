@@ -1060,46 +1060,28 @@ static char *slurp_fd(int fd)
         return buf;
 }
 
-int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
-              const char *const *args)
+int itest_run(const struct itest *t, const char *const *argv, const char *const *env,
+              char **ret_out, char **ret_err)
 {
         char outp[PATH_MAX + 16], errp[PATH_MAX + 16];
-        size_t n = 0;
         int st;
 
-        while (args[n])
-                n++;
-        /* Another uid: the real setpriv(1), as an admin would run a client. */
-        char reuid[32], regid[32];
-        size_t k = 0;
-        char **argv = calloc(n + 8, sizeof(char *));
-        if (!argv)
-                return -ENOMEM;
-        if (uid != (uid_t)-1) {
-                snprintf(reuid, sizeof(reuid), "--reuid=%u", (unsigned)uid);
-                snprintf(regid, sizeof(regid), "--regid=%u", (unsigned)uid);
-                argv[k++] = (char *)"setpriv";
-                argv[k++] = reuid;
-                argv[k++] = regid;
-                argv[k++] = (char *)"--clear-groups";
-        }
-        argv[k++] = (char *)t->cli_bin;
-        argv[k++] = (char *)"--socket";
-        argv[k++] = (char *)t->sock;
-        for (size_t i = 0; i < n; i++)
-                argv[k++] = (char *)args[i];
-
-        snprintf(outp, sizeof(outp), "%s/cli.out", t->dir);
-        snprintf(errp, sizeof(errp), "%s/cli.err", t->dir);
+        snprintf(outp, sizeof(outp), "%s/run.out", t->dir);
+        snprintf(errp, sizeof(errp), "%s/run.err", t->dir);
         int ofd = open(outp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         int efd = open(errp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (ofd < 0 || efd < 0) {
-                free(argv);
-                return -errno;
+                int r = -errno;
+                if (ofd >= 0)
+                        close(ofd);
+                if (efd >= 0)
+                        close(efd);
+                return r;
         }
         pid_t pid = fork();
         if (pid < 0) {
-                free(argv);
+                close(ofd);
+                close(efd);
                 return -errno;
         }
         if (pid == 0) {
@@ -1108,14 +1090,18 @@ int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
                 dup2(ofd, 1);
                 dup2(efd, 2);
                 unsetenv("PASSGUARD_SOCKET");
+                for (size_t i = 0; env && env[i]; i++)
+                        putenv((char *)env[i]);
                 signal(SIGPIPE, SIG_DFL);
-                execvp(argv[0], argv);
+                execvp(argv[0], (char *const *)argv);
                 _exit(127);
         }
-        free(argv);
         while (waitpid(pid, &st, 0) < 0)
-                if (errno != EINTR)
+                if (errno != EINTR) {
+                        close(ofd);
+                        close(efd);
                         return -errno;
+                }
         lseek(ofd, 0, SEEK_SET);
         lseek(efd, 0, SEEK_SET);
         if (ret_out)
@@ -1127,6 +1113,37 @@ int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
         if (WIFSIGNALED(st))
                 return 128 + WTERMSIG(st);
         return WEXITSTATUS(st);
+}
+
+int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
+              const char *const *args)
+{
+        char reuid[32], regid[32];
+        size_t n = 0, k = 0;
+        int r;
+
+        while (args[n])
+                n++;
+        const char **argv = calloc(n + 8, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        /* Another uid: the real setpriv(1), as an admin would run a client. */
+        if (uid != (uid_t)-1) {
+                snprintf(reuid, sizeof(reuid), "--reuid=%u", (unsigned)uid);
+                snprintf(regid, sizeof(regid), "--regid=%u", (unsigned)uid);
+                argv[k++] = "setpriv";
+                argv[k++] = reuid;
+                argv[k++] = regid;
+                argv[k++] = "--clear-groups";
+        }
+        argv[k++] = t->cli_bin;
+        argv[k++] = "--socket";
+        argv[k++] = t->sock;
+        for (size_t i = 0; i < n; i++)
+                argv[k++] = args[i];
+        r = itest_run(t, argv, NULL, ret_out, ret_err);
+        free(argv);
+        return r;
 }
 
 /* ---- the daemon's log ---- */

@@ -166,6 +166,16 @@ json_t *itest_grants_find(const json_t *store, const char *bdf);
  */
 int itest_consistent(const struct itest *t, const char *const *devices);
 
+/* ---- other programs ---- */
+/*
+ * Run argv (NULL-terminated; argv[0] looked up in PATH) with env ("NAME=value",
+ * NULL-terminated, may be NULL) added to the environment, without
+ * $PASSGUARD_SOCKET unless env sets it. Returns the exit status (128+signal
+ * when killed, -errno). *ret_out and *ret_err get the output (may be NULL).
+ */
+int itest_run(const struct itest *t, const char *const *argv, const char *const *env,
+              char **ret_out, char **ret_err);
+
 /* ---- the CLI ---- */
 /*
  * Run `passguard --socket SOCK args...` (args NULL-terminated), as uid when
