@@ -13,6 +13,9 @@ test_pkgs=(
   clang libclang-rt-14-dev g++ binutils   # clang build, libFuzzer, C++ header test, nm
   systemd util-linux                       # systemd-analyze; setpriv (run a client as another uid)
   qemu-system-x86 debootstrap cpio zstd gzip time bc kmod   # real Xen under QEMU (tests/system)
+  # libxl from Debian's xen source with the passguard patch (integrations/libxl)
+  dpkg-dev patch xz-utils acpica-tools bison flex autoconf automake pkg-config
+  libyajl-dev libzstd-dev uuid-dev zlib1g-dev libncurses-dev python3-dev
 )
 
 case "${1:-build}" in

@@ -5,12 +5,15 @@
 #
 #   build-image.sh CACHE OUT FILE...
 #
-# CACHE keeps what is slow to make and never changes with the source tree: the
-# downloaded Xen hypervisor and Debian kernel, the debootstrap rootfs and a packed
-# base initramfs. OUT receives xen, vmlinuz and dom0.cpio.gz; the last is the cached
-# base archive followed by a small archive holding the FILEs (this build's binaries,
-# the scenario script and its data). The kernel unpacks concatenated cpio archives
-# in order, so a second run only re-packs the small one.
+# CACHE (outside the clone, e.g. /var/cache/passguard/system) keeps what is slow
+# to make and never changes with the source tree: the downloaded Xen hypervisor and
+# Debian kernel, the debootstrap rootfs with Xen's toolstack and device model, and a
+# packed base initramfs, each rebuilt when its inputs (the package list, the kernel)
+# change. OUT receives xen, vmlinuz and dom0.cpio.gz; the last is the cached base
+# archive followed by a small archive holding the FILEs (this build's binaries, the
+# scenario scripts and their data) and the guests' initramfs images. The kernel
+# unpacks concatenated cpio archives in order, so a second run only packs the small
+# one.
 #
 # Each FILE is SRC or SRC=DEST (DEST absolute, inside dom0). Needs root and the
 # host's apt sources (bookworm and bookworm-security).
@@ -52,25 +55,32 @@ if [ ${#need[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# 1. Xen hypervisor and the Debian kernel, extracted, not installed.
+# 1. Xen hypervisor and the Debian kernel, extracted, not installed; fetched again
+#    when the host's apt lists offer other versions.
 cd "$CACHE"
-mkdir -p debs extract
-if [ ! -f xen ] || [ ! -f vmlinuz ]; then
-        apt-get update -qq
-        KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-        log "downloading xen-hypervisor-4.17-amd64 and $KPKG"
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+[ -n "$(candidate xen-hypervisor-4.17-amd64)" ] || apt-get update -qq
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+BOOT_KEY="xen-hypervisor-4.17-amd64=$(candidate xen-hypervisor-4.17-amd64) $KPKG=$(candidate "$KPKG")"
+if [ ! -f xen ] || [ ! -f vmlinuz ] || [ "$(cat boot.ok 2>/dev/null)" != "$BOOT_KEY" ]; then
+        log "downloading $BOOT_KEY"
+        rm -rf debs extract
+        mkdir -p debs extract
         (cd debs && apt-get download xen-hypervisor-4.17-amd64 "$KPKG")
         for d in debs/*.deb; do dpkg -x "$d" extract; done
         # QEMU's multiboot loader wants the uncompressed ELF.
         zcat extract/boot/xen-4.17-amd64.gz > xen.tmp && mv xen.tmp xen
         cp extract/boot/vmlinuz-* vmlinuz
+        echo "$BOOT_KEY" > boot.ok
 fi
 KVER=$(ls extract/lib/modules | head -1)
 
 # 2. Debian minbase with the Xen toolstack and passguard's runtime libraries.
-PACKAGES="xen-utils-4.17 xenstore-utils kmod pciutils busybox-static iproute2 libconfig9 libjansson4 libsystemd0"
+# qemu-system-xen is the device model of HVM guests; hvmloader comes with xen-utils.
+PACKAGES="xen-utils-4.17 xenstore-utils kmod pciutils busybox-static iproute2 libconfig9 libjansson4 libsystemd0 qemu-system-xen"
 R=$CACHE/rootfs
-if [ "$(cat "$R/.pg-packages" 2>/dev/null)" != "$PACKAGES" ]; then
+ROOTFS_KEY="$PACKAGES xen-utils-4.17=$(candidate xen-utils-4.17)"
+if [ "$(cat "$R/.pg-packages" 2>/dev/null)" != "$ROOTFS_KEY" ]; then
         rm -f base.cpio.gz
         if [ ! -d "$R/usr" ]; then
                 log "debootstrap"
@@ -89,13 +99,17 @@ EOS
         chroot "$R" apt-get update -qq
         # shellcheck disable=SC2086
         DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get install -y -qq --no-install-recommends $PACKAGES
+        DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get upgrade -y -qq
         chroot "$R" apt-get clean
-        echo "$PACKAGES" > "$R/.pg-packages"
+        echo "$ROOTFS_KEY" > "$R/.pg-packages"
 fi
 
 # 3. The base archive: a trimmed copy of the rootfs, the kernel modules dom0 and the
 #    guest need, and a busybox PV guest.
-if [ ! -f base.cpio.gz ] || [ ! -f base.ok ] || [ "$(cat base.ok)" != "$KVER $PACKAGES" ]; then
+# BASE_RECIPE: bump it when what goes into the base archive changes.
+BASE_RECIPE=2
+BASE_KEY="$BASE_RECIPE $KVER $ROOTFS_KEY"
+if [ ! -f base.cpio.gz ] || [ "$(cat base.ok 2>/dev/null)" != "$BASE_KEY" ]; then
         S=$CACHE/stage
         rm -rf "$S"
         mkdir -p "$S"
@@ -105,7 +119,7 @@ if [ ! -f base.cpio.gz ] || [ ! -f base.ok ] || [ "$(cat base.ok)" != "$KVER $PA
                 --exclude=./usr/share/locale --exclude=./usr/share/i18n --exclude=./usr/share/zoneinfo \
                 --exclude=./var/lib/apt/lists --exclude=./var/cache/apt --exclude=./var/cache/debconf \
                 --exclude='./usr/lib/python3*' --exclude='./usr/bin/python3*' --exclude=./usr/share/python3 \
-                --exclude=./usr/lib/xen-4.17/boot --exclude=./usr/share/bash-completion \
+                --exclude=./usr/share/bash-completion \
                 --exclude=./usr/lib/x86_64-linux-gnu/gconv --exclude=./usr/share/common-licenses \
                 --exclude=./usr/lib/udev/hwdb.bin --exclude=./usr/lib/udev/hwdb.d \
                 --exclude='./usr/bin/perl*' --exclude=./usr/lib/x86_64-linux-gnu/perl-base \
@@ -118,19 +132,19 @@ if [ ! -f base.cpio.gz ] || [ ! -f base.ok ] || [ "$(cat base.ok)" != "$KVER $PA
         (cd extract/$M && find kernel/drivers/xen kernel/drivers/pci/xen-pcifront.ko \
                 kernel/drivers/net/ethernet/intel/e1000/e1000.ko -name '*.ko' | cpio -pdm --quiet "$S/$M")
         chroot "$S" depmod "$KVER"
+        # The guests: the same kernel, busybox and the two drivers they load.
         G=$CACHE/guest-root
         rm -rf "$G"
         mkdir -p "$G/bin" "$G/lib"
         cp "$R/bin/busybox" "$G/bin/busybox"
-        cp "$HERE/files/guest-init" "$G/init"
-        chmod +x "$G/init"
+        cp "extract/$M/kernel/drivers/pci/xen-pcifront.ko" \
+                "extract/$M/kernel/drivers/net/ethernet/intel/e1000/e1000.ko" "$G/lib/"
         mkdir -p "$S/pgtest/guest"
-        (cd "$G" && find . | cpio -o -H newc --quiet | gzip -6) > "$S/pgtest/guest/guest.cpio.gz"
         cp vmlinuz "$S/pgtest/guest/vmlinuz"
         log "packing base archive"
         (cd "$S" && find . | cpio -o -H newc --quiet | gzip -6) > base.cpio.gz.tmp
         mv base.cpio.gz.tmp base.cpio.gz
-        echo "$KVER $PACKAGES" > base.ok
+        echo "$BASE_KEY" > base.ok
         rm -rf "$S"
 fi
 
@@ -145,9 +159,20 @@ for spec in "$@"; do
         [ -f "$src" ] || { echo "missing file: $src" >&2; exit 1; }
         mkdir -p "$O$(dirname "$dest")"
         cp -L "$src" "$O$dest"
+        case "$dest" in */bin/* | */sbin/*) chmod 0755 "$O$dest" ;; esac
 done
 cp "$HERE/files/dom0-init" "$O/init"
 chmod +x "$O/init"
+# The guests' initramfs images: the cached skeleton and this tree's /init.
+mkdir -p "$O/pgtest/guest"
+for g in guest:guest-init guest-hvm:guest-hvm-init; do
+        GR=$OUT/${g%%:*}-root
+        rm -rf "$GR"
+        cp -a "$CACHE/guest-root" "$GR"
+        install -m 0755 "$HERE/files/${g#*:}" "$GR/init"
+        (cd "$GR" && find . | cpio -o -H newc --quiet | gzip -6) > "$O/pgtest/guest/${g%%:*}.cpio.gz"
+        rm -rf "$GR"
+done
 (cd "$O" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/overlay.cpio.gz"
 cat "$CACHE/base.cpio.gz" "$OUT/overlay.cpio.gz" > "$OUT/dom0.cpio.gz.tmp"
 mv "$OUT/dom0.cpio.gz.tmp" "$OUT/dom0.cpio.gz"
