@@ -8,11 +8,13 @@ build_pkgs=(
   meson ninja-build gcc pkg-config
   libconfig-dev libjansson-dev libsystemd-dev libxen-dev
   scdoc
+  python3                                  # the passguard Python package (bindings/python)
 )
 test_pkgs=(
   clang libclang-rt-14-dev g++ binutils   # clang build, libFuzzer, C++ header test, nm
   systemd util-linux                       # systemd-analyze; setpriv (run a client as another uid)
   qemu-system-x86 debootstrap cpio zstd gzip time bc kmod   # real Xen under QEMU (tests/system)
+  mypy                                     # type-checks the Python package (bindings/python)
 )
 
 case "${1:-build}" in
