@@ -42,7 +42,7 @@ def device_from_ident(ident: str) -> str:
     m = re.fullmatch(r"dom0:([0-9a-fA-F]{2})_([0-9a-fA-F]{2})\.([0-7])", ident)
     if m:
         return f"0000:{m[1]}:{m[2]}.{m[3]}".lower()
-    if ":" in ident and not ident.startswith("dom0:"):
+    if re.fullmatch(r"([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]", ident):
         return ident
     raise ValueError(f"not a PCI device of dom0: {ident!r} (expected dom0:BB_DD.F or a BDF)")
 
