@@ -64,6 +64,8 @@ directory holding host.json and policy.conf, with the built passguard and
 passguardd first in PATH, PASSGUARD_SOCKET set to the daemon's socket, and
 these paths rewritten into the sandbox, in commands, programs and expected
 output alike: /etc/passguard/, /run/passguard/, /var/lib/passguard/, /tmp/.
+The sandbox also links the top-level entries of the source tree, so that a
+relative path such as tools/demo-host.json means what it means in the README.
 The daemon listens on the rewritten /run/passguard/passguard.sock and reads
 the rewritten /etc/passguard/policy.conf.
 
@@ -209,6 +211,10 @@ class Session:
         shutil.copy(os.path.join(ROOT, "policy/examples/demo.conf"), self.path("policy.conf"))
         shutil.copy(os.path.join(ROOT, "policy/examples/demo.conf"),
                     self.dir + "/etc/passguard/policy.conf")
+        # relative paths of the README name the source tree
+        for entry in os.listdir(ROOT):
+            if not entry.startswith(".") and not os.path.exists(self.path(entry)):
+                os.symlink(os.path.join(ROOT, entry), self.path(entry))
         self.sock = self.dir + "/run/passguard/passguard.sock"
         self.env = dict(os.environ)
         self.env["PATH"] = ":".join([os.path.join(BUILD, "client/cli"),
@@ -455,6 +461,7 @@ def run_python(ex: Example, s: Session) -> List[str]:
         out: List[str] = []
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS, verbose=False)
         result = runner.run(test, out=out.append, clear_globs=False)
+        s.globs.update(test.globs)  # DocTest runs on a copy; the next block goes on from it
     finally:
         os.chdir(cwd)
         if saved is None:

@@ -34,6 +34,13 @@ from .results import Check, Explanation, Grant, Owner
 
 __version__ = "0.1.0"
 
+# The public names are passguard.X, wherever they are defined (tracebacks and
+# reprs say passguard.Busy, not passguard.errors.Busy).
+for _cls in (Client, AsyncClient, Grant, Check, Explanation, Owner, *ERROR_CODES.values(),
+             PassguardError, TransportError, ProtocolError, ReplyTimeout):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "Client", "AsyncClient", "Grant", "Check", "Explanation", "Owner",
     "PassguardError", "TransportError", "ProtocolError", "ReplyTimeout",
