@@ -20,6 +20,7 @@ import asyncio
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -346,6 +347,31 @@ def after_refusal(path: str) -> None:
         srv.stop()
 
 
+class Interrupted(Exception):
+    pass
+
+
+def interrupted(path: str) -> None:
+    """An exception from a signal handler mid-call (^C) closes the blocking client."""
+    srv = FakeDaemon(path, nothing)
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        pg = passguard.Client(path, timeout=10)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        start = time.monotonic()
+        pgitest.check_raises(Interrupted, pg.status)
+        check(time.monotonic() - start < PROMPT, "the interruption came through at once")
+        check(pg.closed, "interrupted with the request on the wire: closed")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        srv.stop()
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pg-pytest-hostile-") as d:
         for n, case in enumerate(CASES):
@@ -358,6 +384,7 @@ def main() -> int:
                 srv.stop()
         boundary(os.path.join(d, "boundary.sock"))
         after_refusal(os.path.join(d, "after.sock"))
+        interrupted(os.path.join(d, "interrupted.sock"))
     print(f"# {len(CASES)} hostile replies, each to both clients")
     return pgitest.exit_status()
 

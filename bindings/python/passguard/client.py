@@ -152,6 +152,11 @@ class Client:
                 raise self._drop(TransportError(e.errno or errno.EIO,
                                                 f"cannot talk to the daemon: {e.strerror or e}")) \
                     from None
+            except BaseException:
+                # KeyboardInterrupt and the like with the request on the wire:
+                # its reply could no longer be told from the next one's.
+                self.close()
+                raise
             if closing:
                 self.close()
         if not reply["ok"]:
