@@ -592,8 +592,7 @@ def main() -> int:
                 ran += 1
                 if problems:
                     failed = True
-                for p in problems:
-                    check(False, f"{ex.where} ({ex.kind}): {p}")
+                check(not problems, f"{ex.where} ({ex.kind}): " + "\n".join(problems))
                 print(f"{'FAILED' if problems else 'ran':8} {ex.where} ({ex.kind})")
         finally:
             if session is not None:
