@@ -8,6 +8,7 @@ build_pkgs=(
   meson ninja-build gcc pkg-config
   libconfig-dev libjansson-dev libsystemd-dev libxen-dev
   scdoc
+  python3                                  # the passguard Python package (bindings/python)
 )
 test_pkgs=(
   clang libclang-rt-14-dev g++ binutils   # clang build, libFuzzer, C++ header test, nm
@@ -16,6 +17,7 @@ test_pkgs=(
   # libxl from Debian's xen source with the passguard patch (integrations/libxl)
   dpkg-dev patch xz-utils acpica-tools bison flex autoconf automake pkg-config
   libyajl-dev libzstd-dev uuid-dev zlib1g-dev libncurses-dev python3-dev
+  mypy                                     # type-checks the Python package (bindings/python)
 )
 
 case "${1:-build}" in

@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: MIT
+"""Typed results of assign, explain and owner.
+
+Each keeps the whole reply in ``reply`` (without ``id`` and ``ok``), so that
+fields a later daemon adds are not lost. Missing fields read as None, as
+libpassguard's accessors read them as NULL.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .errors import PassguardError, ProtocolError, error_class
+
+
+def _str(obj: Mapping[str, Any], key: str) -> Optional[str]:
+    v = obj.get(key)
+    return v if isinstance(v, str) else None
+
+
+def _int(obj: Mapping[str, Any], key: str) -> Optional[int]:
+    v = obj.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _bool(obj: Mapping[str, Any], key: str) -> Optional[bool]:
+    v = obj.get(key)
+    return v if isinstance(v, bool) else None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A device granted to a domain: the hypervisor assigned it and the grant is on disk."""
+
+    device: str
+    """The device, normalised to ``SSSS:BB:DD.F``."""
+    domid: int
+    domain: Optional[str]
+    """The domain's name when it was granted."""
+    domain_uuid: Optional[str]
+    """The grant is bound to this UUID: a reused domid never inherits it."""
+    rule: Optional[str]
+    """The policy rule that allowed it."""
+    rdm_policy: Optional[str]
+    """``"strict"`` or ``"relaxed"``: the reserved-device-memory policy in force."""
+    client_uid: Optional[int] = None
+    time: Optional[int] = None
+    """When it was granted, in seconds since the epoch."""
+    reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], domid: Optional[int] = None) -> "Grant":
+        """A grant object of the wire protocol (assign's ``grant``, list's ``grants[]``)."""
+        device = _str(obj, "device")
+        d = _int(obj, "domid")
+        if device is None or (d is None and domid is None):
+            raise ProtocolError(_errno.EPROTO, "grant has no \"device\" or \"domid\"")
+        return cls(device=device, domid=d if d is not None else int(domid or 0),
+                   domain=_str(obj, "domain"), domain_uuid=_str(obj, "domain_uuid"),
+                   rule=_str(obj, "rule"), rdm_policy=_str(obj, "rdm_policy"),
+                   client_uid=_int(obj, "client_uid"), time=_int(obj, "time"),
+                   reply=dict(obj))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of ``explain``, in the order the checks ran."""
+
+    check: str
+    """``request``, ``client``, ``iommu``, ... ``policy``, ``limit``, ``reset``."""
+    result: str
+    """``"pass"``, ``"fail"`` or ``"skip"``."""
+    detail: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What ``assign`` would decide, and why; nothing was changed."""
+
+    allow: bool
+    rule: Optional[str]
+    """The rule that decided (``"default"`` for the implicit deny), or None when
+    the policy was not reached."""
+    checks: Tuple[Check, ...]
+    message: Optional[str]
+    error: Optional[str]
+    """For a deny: the error code assign would be refused with."""
+    check: Optional[str]
+    """For a deny: the check that failed (the last one in ``checks``)."""
+    errno: Optional[str]
+    rdm_policy: Optional[str]
+    """For an allow: the rdm policy the grant would get."""
+    reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def decision(self) -> str:
+        """``"allow"`` or ``"deny"``."""
+        return "allow" if self.allow else "deny"
+
+    def refusal(self) -> Optional[PassguardError]:
+        """For a deny, the exception ``assign`` would raise; None for an allow."""
+        if self.allow:
+            return None
+        code = self.error or "internal"
+        return error_class(code)(self.message or "", check=self.check, rule=self.rule,
+                                 errno=self.errno, wire_error=code, reply=self.reply)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "Explanation":
+        decision = obj.get("decision")
+        if decision not in ("allow", "deny"):
+            raise ProtocolError(_errno.EPROTO, 'explain reply has no valid "decision"')
+        raw = obj.get("checks")
+        checks = []
+        for c in raw if isinstance(raw, list) else ():
+            if isinstance(c, dict):
+                checks.append(Check(_str(c, "check") or "", _str(c, "result") or "",
+                                    _str(c, "detail") or ""))
+        return cls(allow=decision == "allow", rule=_str(obj, "rule"), checks=tuple(checks),
+                   message=_str(obj, "message"), error=_str(obj, "error"),
+                   check=_str(obj, "check") or None, errno=_str(obj, "errno"),
+                   rdm_policy=_str(obj, "rdm_policy"), reply=dict(obj))
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a device, by the hypervisor, and whether passguard granted it."""
+
+    device: str
+    assigned: bool
+    """Assigned to a guest (not to dom0, not quarantined)."""
+    domid: Optional[int]
+    """The guest's domid when assigned, else None."""
+    domain: Optional[str]
+    granted: bool
+    """passguard holds a grant for it."""
+    quarantined: Optional[bool]
+    driver: Optional[str]
+    """The dom0 driver it is bound to (``"pciback"``), or None."""
+    grant: Optional[Grant]
+    reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], device: str) -> "Owner":
+        assigned = _bool(obj, "assigned")
+        if assigned is None:
+            raise ProtocolError(_errno.EPROTO, 'owner reply has no boolean "assigned"')
+        g = obj.get("grant")
+        return cls(device=_str(obj, "device") or device, assigned=assigned,
+                   domid=_int(obj, "domid"), domain=_str(obj, "domain"),
+                   granted=_bool(obj, "granted") is True, quarantined=_bool(obj, "quarantined"),
+                   driver=_str(obj, "driver"),
+                   grant=Grant.from_json(g) if isinstance(g, dict) else None, reply=dict(obj))
+
+
+#: A reply object without ``id`` and ``ok`` (status, list, prepare, ...).
+Reply = Dict[str, Any]
