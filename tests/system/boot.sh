@@ -9,6 +9,7 @@
 #   SCRIPT=dom0-scenarios.sh   CONFIG=name (passed to the script)   LOG=FILE
 #   CPU MEM DOM0_MEM AW_BITS TIMEOUT XEN_EXTRA
 #   E1000_ADDR=0x5   the e1000's slot (default: QEMU's choice)
+#   DOM0_EXTRA="..." more dom0 kernel arguments (the systemd boot: rdinit=...)
 set -uo pipefail
 IMG=${IMG:?IMG= not set}
 IOMMU=${IOMMU:-amd}
@@ -16,6 +17,7 @@ XEN_IOMMU=${XEN_IOMMU:-1}
 CPU=${CPU:-qemu64,+svm,+npt}
 MEM=${MEM:-2048}
 DOM0_MEM=${DOM0_MEM:-1024M}
+DOM0_EXTRA=${DOM0_EXTRA:-}
 TIMEOUT=${TIMEOUT:-600}
 SCRIPT=${SCRIPT:-dom0-scenarios.sh}
 CONFIG=${CONFIG:-$IOMMU}
@@ -35,7 +37,7 @@ QEMU=(qemu-system-x86_64 -nodefaults -machine q35,kernel-irqchip=split -accel tc
         -cpu "$CPU" -smp 2 -m "$MEM" "${IOMMU_DEV[@]}"
         -kernel "$IMG/xen"
         -append "console=com1 com1=115200,8n1 dom0_mem=$DOM0_MEM,max:$DOM0_MEM iommu=$XEN_IOMMU loglvl=all guest_loglvl=all conring_size=1M $XEN_EXTRA"
-        -initrd "$IMG/vmlinuz console=hvc0 earlyprintk=xen loglevel=6 pgtest.script=$SCRIPT pgtest.config=$CONFIG,$IMG/dom0.cpio.gz"
+        -initrd "$IMG/vmlinuz console=hvc0 earlyprintk=xen loglevel=6 pgtest.script=$SCRIPT pgtest.config=$CONFIG $DOM0_EXTRA,$IMG/dom0.cpio.gz"
         -device "e1000,netdev=n1,romfile=${E1000_ADDR:+,addr=$E1000_ADDR}" -netdev user,id=n1
         -display none -serial stdio -monitor none -no-reboot)
 

@@ -15,8 +15,9 @@
 # unpacks concatenated cpio archives in order, so a second run only packs the small
 # one.
 #
-# Each FILE is SRC or SRC=DEST (DEST absolute, inside dom0). Needs root and the
-# host's apt sources (bookworm and bookworm-security).
+# Each FILE is SRC or SRC=DEST (DEST absolute, inside dom0); a SRC directory is
+# copied whole into DEST (an installed tree: DESTDIR=SRC meson install). Needs root
+# and the host's apt sources (bookworm and bookworm-security).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ $# -ge 2 ] || { echo "usage: $0 CACHE OUT FILE..." >&2; exit 2; }
@@ -77,7 +78,9 @@ KVER=$(ls extract/lib/modules | head -1)
 
 # 2. Debian minbase with the Xen toolstack and passguard's runtime libraries.
 # qemu-system-xen is the device model of HVM guests; hvmloader comes with xen-utils.
-PACKAGES="xen-utils-4.17 xenstore-utils kmod pciutils busybox-static iproute2 libconfig9 libjansson4 libsystemd0 qemu-system-xen"
+# systemd is PID 1 of the systemd boot (the other boots run /init, a shell script),
+# with D-Bus (systemd-run --wait) and procps (kill, the unit's ExecReload).
+PACKAGES="xen-utils-4.17 xenstore-utils kmod pciutils busybox-static iproute2 libconfig9 libjansson4 libsystemd0 qemu-system-xen systemd systemd-sysv dbus procps"
 R=$CACHE/rootfs
 ROOTFS_KEY="$PACKAGES xen-utils-4.17=$(candidate xen-utils-4.17)"
 if [ "$(cat "$R/.pg-packages" 2>/dev/null)" != "$ROOTFS_KEY" ]; then
@@ -156,6 +159,26 @@ for spec in "$@"; do
         src=${spec%%=*}
         dest=${spec#*=}
         [ "$dest" != "$spec" ] || dest=/pgtest/$(basename "$src")
+        if [ -d "$src" ]; then
+                # Merged /usr: where the rootfs has /lib -> usr/lib (and bin, sbin),
+                # what the tree puts in lib/ goes to usr/lib/, as on the real system.
+                for e in "$src"/* "$src"/.[!.]*; do
+                        [ -e "$e" ] || continue
+                        to=$dest/${e##*/}
+                        [ "$dest" = / ] && to=/${e##*/}
+                        if [ -L "$R$to" ]; then
+                                to=$(dirname "$to")/$(readlink "$R$to")
+                        fi
+                        if [ -d "$e" ]; then
+                                mkdir -p "$O$to"
+                                cp -a "$e/." "$O$to/"
+                        else
+                                mkdir -p "$O$(dirname "$to")"
+                                cp -a "$e" "$O$to"
+                        fi
+                done
+                continue
+        fi
         [ -f "$src" ] || { echo "missing file: $src" >&2; exit 1; }
         mkdir -p "$O$(dirname "$dest")"
         cp -L "$src" "$O$dest"

@@ -6,6 +6,8 @@
 #   amd | intel | noiommu   dom0-scenarios.sh: the backend and the daemon, PV
 #   hvm | hvm-noiommu       hvm-scenarios.sh: xl through the libxl patch and the
 #                           interposer, HVM and PV guests, with an IOMMU and without
+#   systemd                 systemd-scenarios.sh: systemd as PID 1, passguard installed
+#                           by the README's install path, the service under its sandbox
 # Paths come from meson: PASSGUARDD PASSGUARD_CLI LIBPASSGUARD PG_HVPROBE XC_COUNT
 # XC_TRACE PASSGUARD_XC PASSGUARD_XC_INSTALLED PASSGUARD_XL SOURCE_ROOT BUILD_ROOT
 # SCENARIO_DIR SYSTEM_WORKDIR. What is slow to build (the dom0 image, the patched
@@ -13,7 +15,7 @@
 # inputs. Never skips: no image, no pass.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-CONFIG=${1:?usage: run-boot.sh amd|intel|noiommu|hvm|hvm-noiommu}
+CONFIG=${1:?usage: run-boot.sh amd|intel|noiommu|hvm|hvm-noiommu|systemd}
 WORK=${SYSTEM_WORKDIR:?}
 CACHE=${PG_CACHE:-/var/cache/passguard}
 IMG=$WORK/img-$CONFIG
@@ -52,6 +54,52 @@ hvm | hvm-noiommu)
                 "$libxl=/usr/local/lib/pg-libxl/libxenlight.so.4.17"
         )
         ;;
+systemd)
+        # The README's install path. Its first four lines build on this machine (a
+        # dom0 has no compiler) and `meson install` installs into the dom0's root;
+        # the lines after it run in dom0, under systemd, from readme-install.sh. A
+        # line this does not know fails the test: the README and the test move
+        # together.
+        script=systemd-scenarios.sh
+        bld=$WORK/readme-build stage=$WORK/readme-root
+        awk '/^## Install on a dom0/ {f = 1} f && /^```sh/ {b = 1; next} b && /^```/ {exit} b' \
+                "$SOURCE_ROOT/README.md" >"$WORK/readme-block"
+        host=1
+        : >"$WORK/readme-install.sh"
+        while IFS= read -r line; do
+                [ -n "$line" ] || continue
+                if [ $host = 0 ]; then
+                        printf '%s\n' "$line" >>"$WORK/readme-install.sh"
+                        continue
+                fi
+                echo "README (on the build machine): $line"
+                case "$line" in
+                "tools/install-deps.sh build") (cd "$SOURCE_ROOT" && tools/install-deps.sh build) ;;
+                "meson setup build "*)
+                        rm -rf "$bld"
+                        # shellcheck disable=SC2086
+                        meson setup "$bld" "$SOURCE_ROOT" ${line#meson setup build } >"$bld.log" 2>&1
+                        ;;
+                "ninja -C build") ninja -C "$bld" >>"$bld.log" 2>&1 ;;
+                "meson install -C build")
+                        rm -rf "$stage"
+                        DESTDIR="$stage" meson install -C "$bld" >>"$bld.log" 2>&1
+                        host=0
+                        ;;
+                *) echo "FAIL: the README's install line '$line' is unknown to the test" >&2; exit 1 ;;
+                esac || { tail -30 "$bld.log"; echo "FAIL: README line failed: $line" >&2; exit 1; }
+        done <"$WORK/readme-block"
+        [ $host = 0 ] || { echo "FAIL: no 'meson install -C build' in the README's install path" >&2; exit 1; }
+        sed 's/^/README (in dom0): /' "$WORK/readme-install.sh"
+        files=(
+                "$stage=/"
+                "$WORK/readme-install.sh=/pgtest/readme-install.sh"
+                "$HERE/files/pgtest-lib.sh=/pgtest/pgtest-lib.sh"
+                "$HERE/systemd-scenarios.sh=/pgtest/systemd-scenarios.sh"
+                "$HERE/files/systemd-policy.conf=/pgtest/systemd-policy.conf"
+                "$HERE/files/pgtest.service=/etc/systemd/system/pgtest.service"
+        )
+        ;;
 esac
 
 t0=$(date +%s)
@@ -69,6 +117,7 @@ amd) env=(IOMMU=amd TIMEOUT=900) ;;
 intel) env=(IOMMU=intel AW_BITS=48 TIMEOUT=900) ;;
 noiommu) env=(IOMMU=none XEN_IOMMU=0 TIMEOUT=900) ;;
 hvm) env=(IOMMU=amd "${hvm[@]}") ;;
+systemd) env=(IOMMU=amd TIMEOUT=900 "DOM0_EXTRA=rdinit=/lib/systemd/systemd systemd.wants=pgtest.service") ;;
 hvm-noiommu) env=(IOMMU=none XEN_IOMMU=0 "${hvm[@]}") ;;
 *) echo "unknown configuration $CONFIG" >&2; exit 2 ;;
 esac
@@ -100,6 +149,15 @@ amd | intel | noiommu)
         ;;
 hvm | hvm-noiommu)
         need daemon-start patched-libxl-loaded
+        ;;
+systemd)
+        need systemd-pid1 readme-install socket-listening not-started-yet socket-activation \
+                service-active service-notify-ready watchdog-armed xen-from-debian \
+                sandbox-prepare sandbox-assign sandbox-grant-xen sandbox-release sandbox-unprepare \
+                journal-grant journal-grant-fields journal-catalog journal-refusal \
+                journal-domain-death unit-client-allowed unit-client-rule-refused \
+                unit-client-stranger reload-bad-kept reload-bad-logged kill9-restarted \
+                kill9-grant-kept kill9-reconciled stop-grants-persist start-reconciled
         ;;
 esac
 # Each toolstack on the IOMMU host: px = the libxl patch, ix = the interposer.
@@ -144,6 +202,10 @@ esac
 
 echo "== $CONFIG: evidence from the serial log"
 case "$CONFIG" in
+systemd)
+        grep -E 'PGTEST: (journal|show|status|socket)|PGTEST ok (socket|service|sandbox-assign|journal-grant)' "$LOG" |
+                head -120
+        ;;
 hvm | hvm-noiommu)
         grep -E 'PGTEST: .*(grant at|from xl create)|timeline\[.*(pg_assign|pg_release|QMP|INJECT|_permission|xc_assign_device)|rangesets d|serial\| GUEST: DHCP' "$LOG" |
                 head -150
