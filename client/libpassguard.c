@@ -25,6 +25,7 @@ struct pg {
         char *message;      /* last error, or NULL for "" */
         char *check;
         char *rule;
+        char *reply;        /* the last reply line as received, or NULL */
 };
 
 struct pg_grant {
@@ -192,7 +193,9 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         r = recv_line(pg, &line, &len);
         if (r < 0)
                 return r;
-        r = pg_wire_parse(line, len, &reply, &why);
+        free(pg->reply);
+        pg->reply = TAKE_PTR(line);
+        r = pg_wire_parse(pg->reply, len, &reply, &why);
         if (r < 0)
                 return fail_transport(pg, -EPROTO, "malformed reply from the daemon: %s", why);
         if (json_is_null(json_object_get(reply, "id")) &&
@@ -327,6 +330,7 @@ PUBLIC struct pg *pg_close(struct pg *pg)
                 return NULL;
         safe_close(pg->fd);
         clear_last(pg);
+        free(pg->reply);
         free(pg->rbuf);
         free(pg);
         return NULL;
@@ -345,6 +349,11 @@ PUBLIC const char *pg_last_check(const struct pg *pg)
 PUBLIC const char *pg_last_rule(const struct pg *pg)
 {
         return pg ? pg->rule : NULL;
+}
+
+PUBLIC const char *pg_last_reply(const struct pg *pg)
+{
+        return pg ? pg->reply : NULL;
 }
 
 PUBLIC const char *pg_strerror(int code)

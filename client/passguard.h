@@ -62,6 +62,13 @@ const char *pg_last_message(const struct pg *pg);
 const char *pg_last_check(const struct pg *pg);
 const char *pg_last_rule(const struct pg *pg);
 
+/*
+ * The daemon's last reply on this handle, one JSON object as it came off the
+ * wire (no newline), for a success and a refusal alike; NULL before the first
+ * reply. Valid until the next call on the handle. (LIBPASSGUARD_2)
+ */
+const char *pg_last_reply(const struct pg *pg);
+
 /* PG_ERR_* code -> stable wire name ("busy"), or negative errno -> strerror text. */
 const char *pg_strerror(int code);
 /* Wire name -> PG_ERR_* code, or -EINVAL. */

@@ -86,50 +86,38 @@ static int open_daemon(const struct cli *c, struct pg **ret)
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg *, pg_close);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg_grant *, pg_grant_free);
 
 /*
- * Send req (consumed) and hand back the reply. With --json the reply is
- * printed as it came. Returns an exit status; *ret_reply is set only for
- * EXIT_DONE.
+ * The end of one libpassguard call r on pg: with --json the daemon's reply is
+ * printed as it came, a refusal or a failure is explained on stderr. Returns
+ * the exit status.
  */
-static int request(const struct cli *c, json_t *request_obj, json_t **ret_reply)
+static int finish(const struct cli *c, const struct pg *pg, int r)
 {
-        _cleanup_(pg_closep) struct pg *pg = NULL;
-        _cleanup_(json_decrefp) json_t *req = request_obj, *reply = NULL;
-        _cleanup_(freep) char *text = NULL, *reply_text = NULL;
-        json_error_t jerr;
-
-        if (!req) {
-                fputs("passguard: out of memory\n", stderr);
-                return EXIT_UNREACHABLE;
-        }
-        int e = open_daemon(c, &pg);
-        if (e != EXIT_DONE)
-                return e;
-
-        text = json_dumps(req, JSON_COMPACT);
-        if (!text) {
-                fputs("passguard: out of memory\n", stderr);
-                return EXIT_UNREACHABLE;
-        }
-        int r = pg_call_json(pg, text, &reply_text);
+        if (c->json && r >= 0 && pg_last_reply(pg))
+                printf("%s\n", pg_last_reply(pg));
         if (r < 0) {
-                fprintf(stderr, "passguard: %s\n", pg_last_message(pg));
+                fprintf(stderr, "passguard: %s\n", *pg_last_message(pg) ? pg_last_message(pg)
+                                                                       : pg_strerror(r));
                 return EXIT_UNREACHABLE;
         }
-        if (c->json)
-                printf("%s\n", reply_text);
         if (r > 0) {
                 print_refusal(pg, r);
                 return EXIT_REFUSED;
         }
-        reply = json_loads(reply_text, JSON_REJECT_DUPLICATES, &jerr);
-        if (!reply) {
-                fputs("passguard: out of memory\n", stderr);
-                return EXIT_UNREACHABLE;
-        }
-        *ret_reply = TAKE_PTR(reply);
         return EXIT_DONE;
+}
+
+/* The daemon's last reply, parsed for printing; NULL (said on stderr) when it does not parse. */
+static json_t *last_reply(const struct pg *pg)
+{
+        const char *raw = pg_last_reply(pg);
+        json_t *reply = raw ? json_loads(raw, JSON_REJECT_DUPLICATES, NULL) : NULL;
+
+        if (!reply)
+                fputs("passguard: cannot read the daemon's reply\n", stderr);
+        return reply;
 }
 
 /* ---- printing replies ---- */
@@ -298,8 +286,9 @@ static int parse_bdf_arg(const struct verb *v, const char *arg, char buf[static 
         return EXIT_DONE;
 }
 
-/* DOMAIN: all digits is a domid, anything else a name. */
-static int add_domain_arg(const struct verb *v, json_t *req, const char *arg)
+/* DOMAIN: all digits is a domid (*ret_name NULL), anything else a name. */
+static int parse_domain_arg(const struct verb *v, const char *arg, const char **ret_name,
+                            uint32_t *ret_domid)
 {
         if (!*arg)
                 return usage_error(v, "empty domain name");
@@ -309,28 +298,48 @@ static int add_domain_arg(const struct verb *v, json_t *req, const char *arg)
                 unsigned long long d = strtoull(arg, &end, 10);
                 if (errno || d > UINT32_MAX)
                         return usage_error(v, "domid out of range: %s", arg);
-                json_object_set_new(req, "domid", json_integer((json_int_t)d));
-        } else
-                json_object_set_new(req, "domain", json_string(arg));
+                *ret_name = NULL;
+                *ret_domid = (uint32_t)d;
+        } else {
+                *ret_name = arg;
+                *ret_domid = 0;
+        }
         return EXIT_DONE;
 }
 
 /* ---- verbs ---- */
 
+/* status, list, reload */
 static int verb_simple(const struct cli *c, int argc, char **argv)
 {
+        _cleanup_(pg_closep) struct pg *pg = NULL;
         _cleanup_(json_decrefp) json_t *reply = NULL;
         const char *op = argv[0];
+        int e, r;
 
-        int e = request(c, json_pack("{s:s}", "op", op), &reply);
-        if (e != EXIT_DONE || c->json)
+        e = open_daemon(c, &pg);
+        if (e != EXIT_DONE)
                 return e;
         if (streq(op, "status"))
-                print_status(reply);
+                r = pg_status(pg, NULL);
         else if (streq(op, "list"))
-                print_list(reply);
-        else if (streq(op, "reload"))
+                r = pg_list(pg, NULL);
+        else
+                r = pg_reload(pg);
+        e = finish(c, pg, r);
+        if (e != EXIT_DONE || c->json)
+                return e;
+        if (streq(op, "reload")) {
                 printf("policy reloaded\n");
+                return EXIT_DONE;
+        }
+        reply = last_reply(pg);
+        if (!reply)
+                return EXIT_UNREACHABLE;
+        if (streq(op, "status"))
+                print_status(reply);
+        else
+                print_list(reply);
         return EXIT_DONE;
 }
 
@@ -338,50 +347,56 @@ static int verb_simple(const struct cli *c, int argc, char **argv)
 static int verb_target(const struct cli *c, int argc, char **argv)
 {
         const struct verb *v = find_verb(argv[0]);
+        _cleanup_(pg_closep) struct pg *pg = NULL;
+        _cleanup_(pg_grant_freep) struct pg_grant *g = NULL;
         _cleanup_(json_decrefp) json_t *reply = NULL;
+        const char *op = argv[0], *name = NULL;
         char bdf[PG_BDF_MAX];
-        bool relaxed = false;
-        int i = 1, e;
+        unsigned flags = 0;
+        uint32_t domid = 0;
+        int i = 1, allow = 0, e, r;
 
-        if (!streq(argv[0], "release") && i < argc && streq(argv[i], "--rdm-relaxed")) {
-                relaxed = true;
+        if (!streq(op, "release") && i < argc && streq(argv[i], "--rdm-relaxed")) {
+                flags = PG_ASSIGN_RDM_RELAXED;
                 i++;
         }
         if (argc - i != 2)
-                return usage_error(v, "%s needs DOMAIN and BDF", argv[0]);
+                return usage_error(v, "%s needs DOMAIN and BDF", op);
         e = parse_bdf_arg(v, argv[i + 1], bdf);
-        if (e != EXIT_DONE)
-                return e;
-        json_t *req = json_pack("{s:s, s:s}", "op", argv[0], "device", bdf);
-        if (req) {
-                e = add_domain_arg(v, req, argv[i]);
-                if (e != EXIT_DONE) {
-                        json_decref(req);
-                        return e;
-                }
-                if (relaxed)
-                        json_object_set_new(req, "rdm_policy", json_string("relaxed"));
-        }
-        e = request(c, req, &reply);
+        if (e == EXIT_DONE)
+                e = parse_domain_arg(v, argv[i], &name, &domid);
+        if (e == EXIT_DONE)
+                e = open_daemon(c, &pg);
         if (e != EXIT_DONE)
                 return e;
 
-        if (streq(argv[0], "explain")) {
-                if (!c->json)
+        if (streq(op, "assign"))
+                r = pg_assign(pg, name, domid, bdf, flags, &g);
+        else if (streq(op, "release"))
+                r = pg_release(pg, name, domid, bdf);
+        else
+                r = pg_explain(pg, name, domid, bdf, flags, &allow, NULL);
+        e = finish(c, pg, r);
+        if (e != EXIT_DONE)
+                return e;
+
+        if (streq(op, "explain")) {
+                if (!c->json) {
+                        reply = last_reply(pg);
+                        if (!reply)
+                                return EXIT_UNREACHABLE;
                         print_explain(reply);
-                return streq(str_or(reply, "decision", ""), "allow") ? EXIT_DONE : EXIT_REFUSED;
+                }
+                return allow ? EXIT_DONE : EXIT_REFUSED;
         }
         if (c->json)
                 return EXIT_DONE;
-        if (streq(argv[0], "assign")) {
-                json_t *g = json_object_get(reply, "grant");
-                char buf[32];
-                printf("granted %s to domain %s (%s), rule %s, rdm_policy %s\n",
-                       str_or(g, "device", bdf),
-                       fmt_value(json_object_get(g, "domid"), false, buf, sizeof(buf)),
-                       str_or(g, "domain", "-"), str_or(g, "rule", "-"),
-                       str_or(g, "rdm_policy", "-"));
-        } else
+        if (streq(op, "assign"))
+                printf("granted %s to domain %" PRIu32 " (%s), rule %s, rdm_policy %s\n",
+                       pg_grant_device(g) ?: bdf, pg_grant_domid(g),
+                       pg_grant_domain_name(g) ?: "-", pg_grant_rule(g) ?: "-",
+                       pg_grant_rdm_policy(g) ?: "-");
+        else
                 printf("released %s from domain %s\n", bdf, argv[i]);
         return EXIT_DONE;
 }
@@ -389,18 +404,32 @@ static int verb_target(const struct cli *c, int argc, char **argv)
 /* owner, prepare, unprepare: BDF */
 static int verb_device(const struct cli *c, int argc, char **argv)
 {
+        _cleanup_(pg_closep) struct pg *pg = NULL;
         _cleanup_(json_decrefp) json_t *reply = NULL;
+        const char *op = argv[0];
         char bdf[PG_BDF_MAX];
+        int e, r;
 
-        int e = parse_bdf_arg(find_verb(argv[0]), argv[1], bdf);
+        e = parse_bdf_arg(find_verb(op), argv[1], bdf);
+        if (e == EXIT_DONE)
+                e = open_daemon(c, &pg);
         if (e != EXIT_DONE)
                 return e;
-        e = request(c, json_pack("{s:s, s:s}", "op", argv[0], "device", bdf), &reply);
+        if (streq(op, "owner"))
+                r = pg_owner(pg, bdf, NULL, NULL, NULL);
+        else if (streq(op, "prepare"))
+                r = pg_prepare(pg, bdf);
+        else
+                r = pg_unprepare(pg, bdf);
+        e = finish(c, pg, r);
         if (e != EXIT_DONE || c->json)
                 return e;
-        if (streq(argv[0], "owner"))
+        if (streq(op, "owner")) {
+                reply = last_reply(pg);
+                if (!reply)
+                        return EXIT_UNREACHABLE;
                 print_owner(reply);
-        else if (streq(argv[0], "prepare"))
+        } else if (streq(op, "prepare"))
                 printf("%s is bound to pciback and quarantined\n", bdf);
         else
                 printf("%s is given back to its dom0 driver\n", bdf);

@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -510,9 +511,69 @@ static int reload_daemon(const struct cli *c)
         return EXIT_DONE;
 }
 
+/*
+ * One editor at a time, like visudo: an exclusive lock on DIR/.NAME.lock, next
+ * to the policy, held until the edit ends. Returns the locked fd (the caller
+ * owns it), or -1 after saying why: another edit holds it (its pid is in the
+ * lock file), or the lock cannot be taken.
+ */
+static int lock_policy(const char *path)
+{
+        _cleanup_(freep) char *dircopy = strdup(path), *basecopy = strdup(path), *lock = NULL;
+        _cleanup_(closep) int fd = -1;
+        char pid[32] = "";
+
+        if (!dircopy || !basecopy ||
+            asprintf(&lock, "%s/.%s.lock", dirname(dircopy), basename(basecopy)) < 0) {
+                lock = NULL;
+                fputs("passguard: out of memory\n", stderr);
+                return -1;
+        }
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                fprintf(stderr, "passguard: cannot lock %s (%s): %m\n", path, lock);
+                return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno != EWOULDBLOCK) {
+                        fprintf(stderr, "passguard: cannot lock %s (%s): %m\n", path, lock);
+                        return -1;
+                }
+                ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[n > 0 ? n : 0] = '\0';
+                pid[strcspn(pid, "\n")] = '\0';
+                fprintf(stderr,
+                        "passguard: %s is being edited by another 'passguard policy edit'%s%s%s; "
+                        "try again when it is done\n",
+                        path, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+                return -1;
+        }
+        /* The pid is only for the message above: the lock holds without it. */
+        snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+        (void)!ftruncate(fd, 0);
+        (void)!pwrite(fd, pid, strlen(pid), 0);
+        return TAKE_FD(fd);
+}
+
+/*
+ * Whether path still holds what the edit started from: existence and bytes.
+ * Anything else (another tool changed it meanwhile) must not be overwritten.
+ */
+static bool unchanged_since(const char *path, bool existed, const char *orig, size_t orig_len)
+{
+        _cleanup_(freep) char *now = NULL;
+        size_t len = 0;
+        int r = read_file(path, &now, &len);
+
+        if (r == -ENOENT)
+                return !existed;
+        return r >= 0 && existed && len == orig_len && memcmp(now, orig, len) == 0;
+}
+
 static int policy_edit(const struct cli *c, int argc, char **argv)
 {
         _cleanup_(tmpfile_clear) struct tmpfile tmp = { .fd = -1 };
+        _cleanup_(closep) int lock = -1;
         _cleanup_(freep) char *orig = NULL;
         size_t orig_len = 0;
         const char *path = PG_DEFAULT_POLICY;
@@ -529,6 +590,9 @@ static int policy_edit(const struct cli *c, int argc, char **argv)
                 return EXIT_USAGE;
         }
 
+        lock = lock_policy(path);
+        if (lock < 0)
+                return EXIT_REFUSED;
         if (stat(path, &st) < 0) {
                 if (errno != ENOENT) {
                         fprintf(stderr, "passguard: %s: %m\n", path);
@@ -604,6 +668,21 @@ static int policy_edit(const struct cli *c, int argc, char **argv)
                         fprintf(stderr, "passguard: %s left unchanged\n", path);
                         return EXIT_REFUSED;
                 }
+        }
+
+        /*
+         * Someone may have changed the policy while the editor ran, bypassing
+         * this lock (another tool, a plain editor): installing would lose
+         * their change. Keep this edit in its file instead.
+         */
+        if (!unchanged_since(path, exists, orig, orig_len)) {
+                fprintf(stderr,
+                        "passguard: %s was changed by someone else while you edited it: "
+                        "nothing was installed; your edit is kept in %s\n",
+                        path, tmp.path);
+                tmp.fd = safe_close(tmp.fd);
+                tmp.path = pg_free(tmp.path); /* kept for the user */
+                return EXIT_REFUSED;
         }
 
         /*

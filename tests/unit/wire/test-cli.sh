@@ -161,5 +161,49 @@ checks=$((checks + 1))
 leftover=$(ls -A "$tmp" | grep -c '\.edit-' || true)
 [ "$leftover" = 0 ] || fail "temporary files left behind: $(ls -A "$tmp")"
 
+# ---- two admins at once: one installs, the other is told, nothing is lost ----
+# The first editor appends its line, says so, and waits for the go-ahead; the
+# test waits on its word (a FIFO), never on time.
+mkfifo "$tmp/started" "$tmp/go"
+cat > "$tmp/slow-editor" <<EOS
+#!/bin/sh
+echo "# first admin" >> "\$1"
+echo started > "$tmp/started"
+read go < "$tmp/go"
+EOS
+chmod +x "$tmp/slow-editor"
+EDITOR="$tmp/slow-editor" "$pg" policy edit --file "$tmp/policy.conf" >"$tmp/out1" 2>"$tmp/err1" </dev/null &
+first=$!
+read word < "$tmp/started"
+EDITOR="$tmp/append-comment" expect 1 "$pg" policy edit --file "$tmp/policy.conf"
+contains err "$tmp/policy.conf is being edited by another 'passguard policy edit' (pid $first)"
+checks=$((checks + 1))
+grep -q "# first admin" "$tmp/policy.conf" && fail "the first edit was installed before it ended"
+echo go > "$tmp/go"
+wait $first
+checks=$((checks + 1))
+[ $? = 0 ] || { fail "the first admin's edit failed"; cat "$tmp/err1"; }
+checks=$((checks + 1))
+tail -n 1 "$tmp/policy.conf" | grep -qx "# first admin" || fail "the first admin's edit was lost"
+checks=$((checks + 1))
+[ "$(grep -c '^# edited$' "$tmp/policy.conf")" = 1 ] || fail "the refused edit changed the policy"
+# ... and the lock is free again once the first edit ended.
+EDITOR="$tmp/append-comment" expect 0 "$pg" policy edit --file "$tmp/policy.conf"
+
+# ---- the file changed behind the lock (another tool): not overwritten, the edit kept ----
+cat > "$tmp/edit-while-changed" <<EOS
+#!/bin/sh
+echo "# second admin" >> "\$1"
+echo "# changed by hand" >> "$tmp/policy.conf"
+EOS
+chmod +x "$tmp/edit-while-changed"
+EDITOR="$tmp/edit-while-changed" expect 1 "$pg" policy edit --file "$tmp/policy.conf"
+contains err "$tmp/policy.conf was changed by someone else while you edited it: nothing was installed; your edit is kept in $tmp/.policy.conf.edit-"
+checks=$((checks + 1))
+tail -n 1 "$tmp/policy.conf" | grep -qx "# changed by hand" || fail "the change by hand was overwritten"
+checks=$((checks + 1))
+kept=$(sed -n 's/.*your edit is kept in //p' "$tmp/err")
+tail -n 1 "$kept" 2>/dev/null | grep -qx "# second admin" || fail "the refused edit was not kept in '$kept'"
+
 echo "$checks checks, $failures failed"
 [ $failures = 0 ]
