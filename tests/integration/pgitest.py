@@ -120,7 +120,11 @@ def check_raises(cls: type, fn: Callable[..., Any], *args: Any, **kwargs: Any) -
 
 
 def exit_status() -> int:
+    """1 on a failure, or when no check ran: a test that checks nothing cannot fail."""
     print(f"{checks} checks, {failures} failed", flush=True)
+    if checks == 0:
+        print("FAIL no check ran", file=sys.stderr, flush=True)
+        return 1
     return 1 if failures else 0
 
 

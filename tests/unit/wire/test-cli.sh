@@ -206,4 +206,5 @@ kept=$(sed -n 's/.*your edit is kept in //p' "$tmp/err")
 tail -n 1 "$kept" 2>/dev/null | grep -qx "# second admin" || fail "the refused edit was not kept in '$kept'"
 
 echo "$checks checks, $failures failed"
+[ $checks -gt 0 ] || { echo "FAIL no check ran"; exit 1; }
 [ $failures = 0 ]
