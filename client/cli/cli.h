@@ -21,3 +21,5 @@ struct cli {
 
 /* argv[0] is "policy"; argv[1] the policy verb. */
 int cli_policy(const struct cli *c, int argc, char **argv);
+/* policy generate: argv[0] is "generate" (generate.c). */
+int cli_policy_generate(int argc, char **argv);

@@ -454,8 +454,9 @@ static const struct verb verbs[] = {
         { "unprepare", "BDF", "give a quarantined device back to its dom0 driver", 1, 1,
           verb_device },
         { "reload", "", "make the daemon re-read its policy", 0, 0, verb_simple },
-        { "policy", "check [FILE] | explain OPTIONS [FILE] | edit [--file FILE]",
-          "check, explain or edit a policy file (offline)", 1, -1, verb_policy },
+        { "policy",
+          "check [FILE] | explain OPTIONS [FILE] | edit [--file FILE] | generate [--output FILE]",
+          "check, explain, edit or generate a policy file (offline)", 1, -1, verb_policy },
 };
 
 static const struct verb *find_verb(const char *name)
@@ -487,6 +488,8 @@ static void help(void)
                "  policy check [FILE]           validate a policy file (offline)\n"
                "  policy explain OPTIONS [FILE] evaluate a policy for a request (offline)\n"
                "  policy edit [--file FILE]     edit, validate and install a policy, then reload\n"
+               "  policy generate [--output FILE]\n"
+               "                                write a starting policy from the host's devices\n"
                "\n"
                "DOMAIN is a domain name, or a domid when it is a number.\n"
                "BDF is a PCI address, SSSS:BB:DD.F or BB:DD.F.\n"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The offline policy verbs: check, explain and edit. They use the very parser
+ * The offline policy verbs: check, explain and edit (generate: generate.c). They use the very parser
  * and evaluator passguardd uses (policy/policy.h), so a file judged here is
  * judged the same way by the daemon.
  */
@@ -716,7 +716,8 @@ int cli_policy(const struct cli *c, int argc, char **argv)
 {
         static const char usage[] = "Usage: passguard policy check [FILE]\n"
                                     "       passguard policy explain OPTIONS [FILE]\n"
-                                    "       passguard policy edit [--file FILE]\n";
+                                    "       passguard policy edit [--file FILE]\n"
+                                    "       passguard policy generate [--output FILE] [--sysfs-root DIR]\n";
 
         if (argc < 2) {
                 fputs(usage, stderr);
@@ -738,6 +739,8 @@ int cli_policy(const struct cli *c, int argc, char **argv)
                 return policy_explain(argc - 1, argv + 1);
         if (streq(what, "edit"))
                 return policy_edit(c, argc - 1, argv + 1);
+        if (streq(what, "generate"))
+                return cli_policy_generate(argc - 1, argv + 1);
         fprintf(stderr, "passguard: unknown policy verb '%s'\n", what);
         fputs(usage, stderr);
         return EXIT_USAGE;

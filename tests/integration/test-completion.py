@@ -139,7 +139,8 @@ def main() -> int:
         expect(f"passguard --socket={d.dir}/ru", [f"{d.dir}/run"], other)
 
         # policy verbs: offline
-        expect("passguard policy ", ["check", "explain", "edit"], env)
+        expect("passguard policy ", ["check", "explain", "edit", "generate"], env)
+        expect("passguard policy generate -", ["--output", "--sysfs-root", "--help"], env)
         expect("passguard policy explain --type ", ["hvm", "pvh", "pv"], env)
         expect("passguard policy explain --do", ["--domain", "--domid"], env)
         expect("passguard policy explain --uid ", [], env)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # Verbs, their options, the global options before the verb (--json, --socket
-# PATH), `policy check|explain|edit`, and, when the daemon answers, its BDFs
+# PATH), `policy check|explain|edit|generate`, and, when the daemon answers, its BDFs
 # and domain names: `passguard --json list` (with the --socket typed on the
 # line, if any; at most 2 seconds) gives the assignable devices (assign,
 # explain, unprepare), the granted ones and their domains (release), both
@@ -238,7 +238,7 @@ _passguard()
             if [[ $_pg_cur == -* ]]; then
                 _passguard_reply --help
             else
-                _passguard_reply check explain edit
+                _passguard_reply check explain edit generate
             fi
             return
         fi
@@ -254,6 +254,12 @@ _passguard()
             case $prev in
             --file) _passguard_files ;;
             *) [[ $_pg_cur == -* ]] && _passguard_reply --file --help ;;
+            esac
+            ;;
+        generate)
+            case $prev in
+            --output | --sysfs-root) _passguard_files ;;
+            *) [[ $_pg_cur == -* ]] && _passguard_reply --output --sysfs-root --help ;;
             esac
             ;;
         explain)

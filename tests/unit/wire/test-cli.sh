@@ -30,7 +30,7 @@ contains() {
 expect 0 "$pg" --help
 contains out "Usage: passguard [--json] [--socket PATH] VERB"
 for v in status list assign release explain owner prepare unprepare reload "policy check" \
-         "policy explain" "policy edit"; do
+         "policy explain" "policy edit" "policy generate"; do
         contains out "  $v"
 done
 expect 0 "$pg" --version
@@ -204,6 +204,68 @@ tail -n 1 "$tmp/policy.conf" | grep -qx "# changed by hand" || fail "the change 
 checks=$((checks + 1))
 kept=$(sed -n 's/.*your edit is kept in //p' "$tmp/err")
 tail -n 1 "$kept" 2>/dev/null | grep -qx "# second admin" || fail "the refused edit was not kept in '$kept'"
+
+# ---- policy generate: a starting policy from a host's sysfs ----
+# A fake sysfs: a SATA controller holding the root file system (its block
+# device is whatever holds / on this machine), a boot VGA device, a NIC dom0
+# uses, a NIC already on pciback, a bridge, a USB controller.
+sys=$tmp/sys
+pcidev() { # BDF VENDOR DEVICE CLASS DRIVER [BOOT_VGA]
+        d=$sys/devices/pci0000:00/$1
+        mkdir -p "$d" "$sys/bus/pci/devices" "$sys/bus/pci/drivers/$5"
+        echo "0x$2" > "$d/vendor"; echo "0x$3" > "$d/device"; echo "0x$4" > "$d/class"
+        [ "$5" = - ] || ln -s "../../../bus/pci/drivers/$5" "$d/driver"
+        [ -z "${6:-}" ] || echo "$6" > "$d/boot_vga"
+        ln -s "../../../devices/pci0000:00/$1" "$sys/bus/pci/devices/$1"
+}
+pcidev 0000:00:00.0 8086 29c0 060000 -
+pcidev 0000:00:02.0 1234 1111 030000 bochs-drm 1
+pcidev 0000:00:19.0 8086 10d3 020000 e1000e
+pcidev 0000:03:00.0 8086 10fb 020000 pciback
+pcidev 0000:00:1f.2 8086 2922 010601 ahci
+pcidev 0000:00:1d.0 8086 2934 0c0300 uhci_hcd
+src=$(findmnt -n -o SOURCE / 2>/dev/null)
+case "$src" in /dev/*) rootdev=$(stat -L -c '%Hr:%Lr' "$src" 2>/dev/null) ;; *) rootdev= ;; esac
+[ -n "$rootdev" ] || rootdev=$(stat -c '%Hd:%Ld' / | grep -v '^0:')
+if [ -n "$rootdev" ]; then
+        blk=$sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1
+        mkdir -p "$blk" "$sys/dev/block"
+        ln -s "$blk" "$sys/dev/block/$rootdev"
+fi
+expect 0 "$pg" policy generate --sysfs-root "$sys"
+cp "$tmp/out" "$tmp/generated.conf"
+expect 0 "$pg" policy check "$tmp/generated.conf"
+contains out "OK (0 rules)"
+contains_gen() { checks=$((checks + 1)); grep -qF -- "$1" "$tmp/generated.conf" || fail "the generated policy lacks '$1'"; }
+lacks_gen() { checks=$((checks + 1)); grep -qF -- "$1" "$tmp/generated.conf" && fail "the generated policy has '$1'"; }
+contains_gen 'clients = ( { name = "admin"; uid = '"$(id -u)"'; } );'
+contains_gen 'admins = [ "admin" ];'
+contains_gen '{ bdf = "0000:00:02.0"; },   # 1234:1111 bochs-drm: dom0'"'"'s console (the boot VGA device)'
+contains_gen '{ bdf = "0000:00:19.0"; },   # 8086:10d3 e1000e: dom0'"'"'s network'
+contains_gen '{ class = "0x06"; }'
+lacks_gen '{ bdf = "0000:03:00.0"; }'
+lacks_gen '{ bdf = "0000:00:1d.0"; }'
+contains_gen '#     0000:03:00.0  8086:10fb  class 0x020000  pciback'
+contains_gen '#   0x0c serial bus controllers'
+if [ -n "$rootdev" ]; then
+        contains_gen '{ bdf = "0000:00:1f.2"; },   # 8086:2922 ahci: the disk holding the root file system'
+else
+        contains_gen 'The device holding the root file system was not found'
+fi
+checks=$((checks + 1))
+grep -q '^rules' "$tmp/generated.conf" && fail "the generated policy has an active rule"
+# --output writes the file, never over an existing one.
+expect 0 "$pg" policy generate --sysfs-root "$sys" --output "$tmp/new-policy.conf"
+contains err "$tmp/new-policy.conf written: 6 devices"
+checks=$((checks + 1))
+if diff "$tmp/generated.conf" "$tmp/new-policy.conf" | grep '^[<>]' | grep -q -v 'written by'; then
+        fail "--output differs from stdout beyond its date"
+fi
+expect 1 "$pg" policy generate --sysfs-root "$sys" --output "$tmp/new-policy.conf"
+contains err "cannot create $tmp/new-policy.conf: File exists"
+expect 1 "$pg" policy generate --sysfs-root "$tmp/nowhere"
+contains err "cannot list the PCI devices in $tmp/nowhere/bus/pci/devices"
+expect 2 "$pg" policy generate --bogus
 
 echo "$checks checks, $failures failed"
 [ $checks -gt 0 ] || { echo "FAIL no check ran"; exit 1; }
