@@ -66,18 +66,6 @@ EOF
         [ $CONFIG = hvm ] && echo 'passthrough = "enabled"' >>"/tmp/$1.cfg"
         :
 }
-# wait_for SECONDS COMMAND...: poll until the command succeeds
-wait_for() {
-        n=$1
-        shift
-        i=0
-        while [ $i -lt "$n" ]; do
-                "$@" && return 0
-                sleep 1
-                i=$((i + 1))
-        done
-        return 1
-}
 serial_has() { grep -a -q -- "$2" "/tmp/$1-serial.log" 2>/dev/null; }
 serial_show() { grep -a 'GUEST:' "/tmp/$1-serial.log" 2>/dev/null | sed "s/^/PGTEST: $1 serial| /"; }
 no_domain() { ! xl domid "$1" >/dev/null 2>&1; }

@@ -49,17 +49,6 @@ runner() {
         systemd-run --unit="$unit" --uid=nobody --gid=nogroup -p SupplementaryGroups=passguard \
                 --wait --pipe --quiet --collect passguard "$@"
 }
-wait_for() { # SECONDS COMMAND...
-        n=$1
-        shift
-        i=0
-        while [ $i -lt "$n" ]; do
-                "$@" && return 0
-                sleep 1
-                i=$((i + 1))
-        done
-        return 1
-}
 
 check systemd-pid1 test "$(cat /proc/1/comm)" = systemd
 say "$(systemctl --version | head -n 1); system: $(systemctl is-system-running)"

@@ -15,6 +15,18 @@ check() {
 }
 driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
 domid_of() { xl domid "$1" 2>/dev/null; }
+# wait_for SECONDS COMMAND...: poll until the command succeeds (an event, never a delay)
+wait_for() {
+        n=$1
+        shift
+        i=0
+        while [ $i -lt "$n" ]; do
+                "$@" && return 0
+                sleep 1
+                i=$((i + 1))
+        done
+        return 1
+}
 # The e1000 QEMU gives the machine (8086:100e).
 find_e1000() {
         for d in /sys/bus/pci/devices/*; do
