@@ -1,15 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hv-sim: a simulated host kept in one JSON file (DESIGN.md "Simulated host
- * file"). The file is the whole hypervisor: every call re-reads it, and every
- * call that changes it (or counts itself in "calls") rewrites it, so the
- * simulated host survives a daemon crash exactly as a real hypervisor would,
- * and tests can change it from outside.
+ * file"). The file is the whole hypervisor: every change is in the file
+ * before the call returns, so the simulated host survives a daemon crash
+ * exactly as a real hypervisor would, and tests can change it from outside.
  *
  * Locking protocol, shared with anyone who edits the file:
  *   readers take a shared flock on FILE.lock, read FILE, unlock;
  *   writers take an exclusive flock on FILE.lock, re-read FILE, write
  *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock.
+ *
+ * The backend keeps the host it last read or wrote in memory, with the
+ * identity of that file (inode, size, times; the file is kept open, so its
+ * inode number cannot be reused meanwhile). A call takes the lock as the
+ * protocol says and compares the file's identity with it: the file is read
+ * and parsed again only when someone else replaced it. A write serialises
+ * only what changed (each device's text is kept until the device changes).
+ *
+ * hold() takes the exclusive lock and keeps it until flush(): meanwhile no
+ * one else may write, so the host in memory is the host, and calls that only
+ * count themselves ("calls") are counted in memory; flush() writes the counts
+ * (if any) and unlocks. The daemon holds around its requests and flushes
+ * within a millisecond, so a request costs at most one write of the file,
+ * and anyone who reads the file under the lock sees every call counted.
+ * A change to the host itself (assign, deassign, prepare, unprepare) is
+ * written before its call returns, held or not.
  *
  * Parsing is strict (-EBADMSG for anything else): duplicate or unknown keys,
  * wrong types, bad BDFs, ids or UUIDs. Required are "iommu"; for a device
@@ -74,6 +89,8 @@
 #define SIM_FILE_MAX (8 * 1024 * 1024)
 #define SIM_DOMID_MAX 0x7FEFU   /* the last ordinary domid; 0x7FF0.. are reserved */
 
+struct sim_host;
+
 struct hv {
         char *path;      /* the host file, absolute */
         char *lock_path; /* FILE.lock */
@@ -84,17 +101,19 @@ struct hv {
         int inotify_fd;
         ino_t written_ino; /* the inode of the last file this backend renamed into place */
         /*
-         * The last host parsed for a read, and the exact text it came from: a
-         * read whose file holds the same bytes reuses it instead of parsing
-         * again (a listing asks for every device in turn).
+         * The host as the file last read or written had it (NULL when the
+         * file could not be read), that file kept open, and its identity.
          */
-        struct sim_host *cache;
-        char *cache_text;
-        size_t cache_len;
+        struct sim_host *host;
+        int host_fd;
+        struct stat host_st;
+        bool stale;      /* someone else changed the file: read it again */
+        bool held;       /* hold(): the exclusive lock is ours until flush() */
 };
 
 struct sim_device {
         json_t *obj;     /* borrowed from sim_host.root */
+        char *text;      /* obj serialised, NULL until needed or after a change */
         uint32_t sbdf;
         uint16_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class;
@@ -110,17 +129,18 @@ struct sim_domain {
 };
 
 struct sim_host {
-        bool cached;     /* owned by struct hv's cache: sim_host_free() leaves it */
         json_t *root;
-        int locked_fd;   /* holds an exclusive flock until freed, or -1 */
         bool iommu;
         int interrupt_remapping;
-        struct sim_device *devices;
+        struct sim_device *devices;   /* in file order */
         size_t n_devices;
+        size_t *by_sbdf;              /* indices into devices, by sbdf */
         struct sim_domain *domains;
         size_t n_domains;
         json_t *faults;  /* borrowed, or NULL */
         json_t *calls;   /* borrowed, always set */
+        bool changed;    /* the host changed: written before the call returns */
+        bool dirty;      /* counters (or a derived quarantine) not in the file yet */
 };
 
 static const char *const fault_ops[] = {
@@ -133,12 +153,13 @@ static const char *const call_names[] = {
 
 static struct sim_host *sim_host_free(struct sim_host *h)
 {
-        if (!h || h->cached)
+        if (!h)
                 return NULL;
-        if (h->locked_fd >= 0)
-                (void)flock(h->locked_fd, LOCK_UN);
         json_decref(h->root);
+        for (size_t i = 0; i < h->n_devices; i++)
+                free(h->devices[i].text);
         free(h->devices);
+        free(h->by_sbdf);
         free(h->domains);
         free(h);
         return NULL;
@@ -411,9 +432,17 @@ static struct sim_domain *find_domain(struct sim_host *h, uint32_t domid)
 
 static struct sim_device *find_device(struct sim_host *h, uint32_t sbdf)
 {
-        for (size_t i = 0; i < h->n_devices; i++)
-                if (h->devices[i].sbdf == sbdf)
-                        return &h->devices[i];
+        size_t lo = 0, hi = h->n_devices;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (h->devices[h->by_sbdf[mid]].sbdf < sbdf)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < h->n_devices && h->devices[h->by_sbdf[lo]].sbdf == sbdf)
+                return &h->devices[h->by_sbdf[lo]];
         return NULL;
 }
 
@@ -430,6 +459,7 @@ static int set_owner(struct sim_device *dev, uint32_t owner)
         if (!v || json_object_set_new(dev->obj, "assigned_to", v) < 0)
                 return -ENOMEM;
         dev->owner = owner;
+        dev->text = pg_free(dev->text);
         return 0;
 }
 
@@ -440,7 +470,16 @@ static int set_driver(struct sim_device *dev, const char *driver)
         if (!v || json_object_set_new(dev->obj, "driver", v) < 0)
                 return -ENOMEM;
         snprintf(dev->driver, sizeof(dev->driver), "%s", driver);
+        dev->text = pg_free(dev->text);
         return 0;
+}
+
+static int compare_sbdf(const void *a, const void *b, void *userdata)
+{
+        const struct sim_device *v = userdata;
+        uint32_t x = v[*(const size_t *)a].sbdf, y = v[*(const size_t *)b].sbdf;
+
+        return x < y ? -1 : x > y;
 }
 
 /* Parse and validate a whole host file. Takes no lock: the caller holds it. */
@@ -458,7 +497,6 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
-        h->locked_fd = -1;
         h->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
         if (!h->root)
                 return -EBADMSG;
@@ -504,16 +542,19 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         return -EBADMSG;
                 h->n_devices = json_array_size(v);
                 h->devices = calloc(h->n_devices ? h->n_devices : 1, sizeof(*h->devices));
-                if (!h->devices)
+                h->by_sbdf = calloc(h->n_devices ? h->n_devices : 1, sizeof(*h->by_sbdf));
+                if (!h->devices || !h->by_sbdf)
                         return -ENOMEM;
                 for (i = 0; i < h->n_devices; i++) {
                         r = parse_device(json_array_get(v, i), &h->devices[i]);
                         if (r < 0)
                                 return r;
-                        for (size_t j = 0; j < i; j++)
-                                if (h->devices[j].sbdf == h->devices[i].sbdf)
-                                        return -EBADMSG;
+                        h->by_sbdf[i] = i;
                 }
+                qsort_r(h->by_sbdf, h->n_devices, sizeof(*h->by_sbdf), compare_sbdf, h->devices);
+                for (i = 1; i < h->n_devices; i++)
+                        if (h->devices[h->by_sbdf[i - 1]].sbdf == h->devices[h->by_sbdf[i]].sbdf)
+                                return -EBADMSG;
         }
 
         h->faults = json_object_get(h->root, "faults");
@@ -535,7 +576,8 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
 
         /*
          * A destroyed or dying domain's devices are quarantined, as Xen does:
-         * it releases them while the domain dies, before it is gone.
+         * it releases them while the domain dies, before it is gone. Only in
+         * memory: the next write persists it.
          */
         for (i = 0; i < h->n_devices; i++) {
                 uint32_t owner = h->devices[i].owner;
@@ -545,6 +587,7 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         r = set_owner(&h->devices[i], HV_DOMID_IO);
                         if (r < 0)
                                 return r;
+                        h->dirty = true;
                 }
         }
 
@@ -554,15 +597,11 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
 
 /* ---- the file and its lock ---- */
 
-static int read_file(const char *path, char **ret, size_t *ret_len)
+static int read_all(int fd, char **ret, size_t *ret_len)
 {
-        _cleanup_(closep) int fd = -1;
         _cleanup_(freep) char *buf = NULL;
         size_t len = 0, size = 4096;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -603,55 +642,91 @@ static int lock_fd(int fd, int op)
         return 0;
 }
 
-static void cache_drop(struct hv *hv)
+/* Take the lock as the protocol says, unless hold() has it already. */
+static int host_lock(struct hv *hv, int op)
 {
-        if (hv->cache) {
-                hv->cache->cached = false;
-                hv->cache = sim_host_free(hv->cache);
-        }
-        hv->cache_text = pg_free(hv->cache_text);
-        hv->cache_len = 0;
+        return hv->held ? 0 : lock_fd(hv->lock_fd, op);
+}
+
+static void host_unlock(struct hv *hv)
+{
+        if (!hv->held)
+                (void)flock(hv->lock_fd, LOCK_UN);
+}
+
+static void host_forget(struct hv *hv)
+{
+        hv->host = sim_host_free(hv->host);
+        hv->host_fd = safe_close(hv->host_fd);
+        hv->stale = false;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /*
- * Load the host. exclusive: keep an exclusive lock until the returned host is
- * freed (a transaction, ended by host_save()); otherwise read under a shared
- * lock and release it at once.
+ * With the lock taken: make hv->host the host the file holds now. The file is
+ * read again only when it is not the one in memory (or someone else changed
+ * it, as the watch said); while held, the host in memory is the host.
  */
-static int host_load(struct hv *hv, bool exclusive, struct sim_host **ret)
+static int host_refresh(struct hv *hv, struct sim_host **ret)
 {
         _cleanup_(freep) char *text = NULL;
+        _cleanup_(closep) int fd = -1;
         struct sim_host *h = NULL;
+        struct stat st;
         size_t len = 0;
         int r;
 
-        r = lock_fd(hv->lock_fd, exclusive ? LOCK_EX : LOCK_SH);
+        if (hv->host && !hv->stale) {
+                if (hv->held) {
+                        *ret = hv->host;
+                        return 0;
+                }
+                if (stat(hv->path, &st) < 0) {
+                        r = -errno;
+                        host_forget(hv);
+                        return r;
+                }
+                if (same_file(&st, &hv->host_st)) {
+                        *ret = hv->host;
+                        return 0;
+                }
+        }
+
+        host_forget(hv);
+        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = read_all(fd, &text, &len);
         if (r < 0)
                 return r;
-        r = read_file(hv->path, &text, &len);
-        if (r >= 0 && !exclusive && hv->cache && len == hv->cache_len &&
-            memcmp(text, hv->cache_text, len) == 0) {
-                (void)flock(hv->lock_fd, LOCK_UN);
-                *ret = hv->cache; /* read-only: callers never change a loaded host */
-                return 0;
-        }
-        if (r >= 0)
-                r = host_parse(text, len, &h);
-        if (r < 0 || !exclusive)
-                (void)flock(hv->lock_fd, LOCK_UN);
+        r = host_parse(text, len, &h);
         if (r < 0)
                 return r;
-        if (exclusive)
-                h->locked_fd = hv->lock_fd;
-        else {
-                cache_drop(hv);
-                h->cached = true;
-                hv->cache = h;
-                hv->cache_text = TAKE_PTR(text);
-                hv->cache_len = len;
-        }
+        hv->host = h;
+        hv->host_fd = TAKE_FD(fd);
+        hv->host_st = st;
         *ret = h;
         return 0;
+}
+
+/* A read: the host in memory, checked against the file under a shared lock. */
+static int host_read(struct hv *hv, struct sim_host **ret)
+{
+        int r = host_lock(hv, LOCK_SH);
+
+        if (r < 0)
+                return r;
+        r = host_refresh(hv, ret);
+        host_unlock(hv);
+        return r;
 }
 
 static int fsync_dir(const char *dir)
@@ -666,6 +741,67 @@ static int fsync_dir(const char *dir)
         return 0;
 }
 
+/*
+ * The file's text: one line per device and per domain. A device's text is
+ * kept until the device changes, so a write costs little more than the copy.
+ */
+static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t len = 0;
+        const char *key;
+        json_t *value;
+        bool first = true;
+        FILE *f;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs("{", f);
+        json_object_foreach(h->root, key, value) {
+                fprintf(f, "%s\n  \"%s\": ", first ? "" : ",", key);
+                first = false;
+                if (streq(key, "devices") && json_is_array(value)) {
+                        fputs("[", f);
+                        for (size_t i = 0; i < h->n_devices; i++) {
+                                struct sim_device *dev = &h->devices[i];
+                                if (!dev->text)
+                                        dev->text = json_dumps(dev->obj, JSON_COMPACT);
+                                if (!dev->text)
+                                        goto oom;
+                                fprintf(f, "%s\n    %s", i ? "," : "", dev->text);
+                        }
+                        fputs(h->n_devices ? "\n  ]" : "]", f);
+                } else if (streq(key, "domains") && json_is_array(value)) {
+                        size_t i;
+                        json_t *e;
+                        fputs("[", f);
+                        json_array_foreach(value, i, e) {
+                                _cleanup_(freep) char *t = json_dumps(e, JSON_COMPACT);
+                                if (!t)
+                                        goto oom;
+                                fprintf(f, "%s\n    %s", i ? "," : "", t);
+                        }
+                        fputs(json_array_size(value) ? "\n  ]" : "]", f);
+                } else {
+                        _cleanup_(freep) char *t = json_dumps(value,
+                                                              JSON_COMPACT | JSON_ENCODE_ANY);
+                        if (!t)
+                                goto oom;
+                        fputs(t, f);
+                }
+        }
+        fputs("\n}\n", f);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
+oom:
+        fclose(f);
+        return -ENOMEM;
+}
+
 /* Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the directory. */
 static int host_save(struct hv *hv, struct sim_host *h)
 {
@@ -673,11 +809,11 @@ static int host_save(struct hv *hv, struct sim_host *h)
         _cleanup_(closep) int fd = -1;
         struct stat st;
         size_t len, off = 0;
+        int r;
 
-        text = json_dumps(h->root, JSON_INDENT(2));
-        if (!text)
-                return -ENOMEM;
-        len = strlen(text);
+        r = host_format(h, &text, &len);
+        if (r < 0)
+                return r;
 
         fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
         if (fd < 0)
@@ -687,36 +823,46 @@ static int host_save(struct hv *hv, struct sim_host *h)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        int r = -errno;
+                        r = -errno;
                         (void)unlink(hv->tmp_path);
                         return r;
                 }
                 off += (size_t)n;
         }
-        if (write(fd, "\n", 1) != 1 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
-                int r = negative_errno();
+        if (fsync(fd) < 0) {
+                r = -errno;
                 (void)unlink(hv->tmp_path);
                 return r;
         }
         /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
         fd = safe_close(fd);
         if (rename(hv->tmp_path, hv->path) < 0) {
-                int r = -errno;
+                r = -errno;
                 (void)unlink(hv->tmp_path);
                 return r;
         }
-        hv->written_ino = st.st_ino;
+        h->changed = h->dirty = false;
         /*
          * The rename is the commit point: from here on the call has happened,
          * as a hypercall that returned would have. Syncing the directory is
          * best effort, so that the caller never believes the opposite.
          */
         (void)fsync_dir(hv->dir);
+        /* Keep the new file open (read-only: closing it is no write) as the one in memory. */
+        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                host_forget(hv);
+                hv->host = NULL;
+                return 0; /* the next call reads the file */
+        }
+        safe_close(hv->host_fd);
+        hv->host_fd = TAKE_FD(fd);
+        hv->host_st = st;
+        hv->written_ino = st.st_ino;
         return 0;
 }
 
 /* ---- counters and faults ---- */
-
 static int count_call(struct sim_host *h, const char *name)
 {
         json_t *v = json_object_get(h->calls, name);
@@ -726,6 +872,7 @@ static int count_call(struct sim_host *h, const char *name)
                 n++;
         if (json_object_set_new(h->calls, name, json_integer(n)) < 0)
                 return -ENOMEM;
+        h->dirty = true;
         return 0;
 }
 
@@ -751,6 +898,8 @@ static int fault(struct sim_host *h, const char *op, uint32_t sbdf)
 
 /* ---- open / close / watch ---- */
 
+/* ---- open / close / watch ---- */
+
 static int probe_real_xen(void)
 {
         static const char *const probes[] = { "/proc/xen", "/dev/xen/privcmd" };
@@ -772,11 +921,14 @@ static int probe_real_xen(void)
         return 0;
 }
 
+static int sim_flush(struct hv *hv);
+
 static struct hv *sim_close(struct hv *hv)
 {
         if (!hv)
                 return NULL;
-        cache_drop(hv);
+        (void)sim_flush(hv);
+        host_forget(hv);
         safe_close(hv->lock_fd);
         safe_close(hv->inotify_fd);
         free(hv->path);
@@ -796,7 +948,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct hv *, sim_close);
 static int sim_open(const struct hv_config *cfg, struct hv **ret)
 {
         _cleanup_(sim_closep) struct hv *hv = NULL;
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         char *slash;
         int r;
 
@@ -811,6 +963,7 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
                 return -ENOMEM;
         hv->lock_fd = -1;
         hv->inotify_fd = -1;
+        hv->host_fd = -1;
         hv->path = realpath(cfg->sim_host, NULL);
         if (!hv->path)
                 return -errno;
@@ -846,7 +999,7 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
                               IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
                 return -errno;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
 
@@ -859,6 +1012,11 @@ static int sim_watch_fd(struct hv *hv)
         return hv->inotify_fd;
 }
 
+/*
+ * Consume every pending event. Returns 1 when the host file was changed by
+ * someone else (or deleted), 0 when the events were only this backend's own
+ * writes or concerned other files of the directory.
+ */
 /*
  * Consume every pending event. Returns 1 when the host file was changed by
  * someone else (or deleted), 0 when the events were only this backend's own
@@ -900,17 +1058,50 @@ static int sim_watch_drain(struct hv *hv)
                         }
                 }
         }
+        if (changed)
+                hv->stale = true; /* even a change in place, which keeps the inode */
         return changed ? 1 : 0;
+}
+
+/* ---- holding the lock across calls ---- */
+
+static int sim_hold(struct hv *hv)
+{
+        struct sim_host *h;
+        int r;
+
+        if (hv->held)
+                return 0;
+        r = lock_fd(hv->lock_fd, LOCK_EX);
+        if (r < 0)
+                return r;
+        /* Checked once now; until flush() no one else may change the file. */
+        (void)host_refresh(hv, &h);
+        hv->held = true;
+        return 0;
+}
+
+static int sim_flush(struct hv *hv)
+{
+        int r = 0;
+
+        if (!hv->held)
+                return 0;
+        if (hv->host && (hv->host->dirty || hv->host->changed))
+                r = host_save(hv, hv->host);
+        hv->held = false;
+        (void)flock(hv->lock_fd, LOCK_UN);
+        return r;
 }
 
 /* ---- reads ---- */
 
 static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         *ret = (struct hv_caps){ .iommu = h->iommu, .interrupt_remapping = h->interrupt_remapping };
@@ -919,11 +1110,11 @@ static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
 
 static int sim_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_domain *d;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         d = find_domain(h, domid);
@@ -935,14 +1126,14 @@ static int sim_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
 
 static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r;
 
         if (!name)
                 return -EINVAL;
         if (!name[0])
                 return -ESRCH;   /* nameless domains are found by domid only */
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < h->n_domains; i++)
@@ -955,11 +1146,11 @@ static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain 
 
 static int sim_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) struct hv_domain *list = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_domains ? h->n_domains : 1, sizeof(*list));
@@ -974,11 +1165,11 @@ static int sim_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
 
 static int sim_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_device *dev;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         dev = find_device(h, sbdf);
@@ -990,12 +1181,12 @@ static int sim_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 
 static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) struct hv_assignment *list = NULL;
+        struct sim_host *h;
         size_t n = 0;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
@@ -1012,12 +1203,12 @@ static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *re
 
 static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_device *dev;
         struct hv_pci_info info = {};
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         dev = find_device(h, sbdf);
@@ -1038,11 +1229,11 @@ static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
 
 static int sim_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) uint32_t *list = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
@@ -1126,6 +1317,7 @@ static int do_assign(struct sim_host *h, struct sim_args *a)
                 return -ENODEV;
         if (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO)
                 return -EBUSY;
+        h->changed = true;
         return set_owner(dev, a->domid);
 }
 
@@ -1147,6 +1339,7 @@ static int do_deassign(struct sim_host *h, struct sim_args *a)
         dev = find_device(h, a->sbdf);
         if (!dev || dev->owner != a->domid)
                 return -ENODEV;
+        h->changed = true;
         return set_owner(dev, a->domid == HV_DOMID_IO ? HV_DOMID_DOM0 : HV_DOMID_IO);
 }
 
@@ -1194,6 +1387,7 @@ static int do_prepare(struct sim_host *h, struct sim_args *a)
                 return -EBUSY;
         /* Already bound to pciback: nothing was unbound. */
         snprintf(old, sizeof(old), "%s", streq(dev->driver, "pciback") ? "" : dev->driver);
+        h->changed = true;
         r = set_driver(dev, "pciback");
         if (r < 0)
                 return r;
@@ -1217,6 +1411,7 @@ static int do_unprepare(struct sim_host *h, struct sim_args *a)
                 return -EBUSY;
         if (dev->owner == HV_DOMID_IO && !h->iommu)
                 return -EOPNOTSUPP;
+        h->changed = true;
         r = set_owner(dev, HV_DOMID_DOM0);
         if (r < 0)
                 return r;
@@ -1224,31 +1419,44 @@ static int do_unprepare(struct sim_host *h, struct sim_args *a)
 }
 
 /*
- * One transaction: lock exclusively, re-read, count the call, apply an
- * injected fault or the operation, write back, unlock. The counter is written
- * even when the operation fails. Returns the operation's result, or the
- * error of the transaction itself.
+ * One transaction: lock exclusively, re-read if someone else changed the
+ * file, count the call, apply an injected fault or the operation, write back
+ * (a change always; a count only when not held), unlock. The counter is
+ * written even when the operation fails. Returns the operation's result, or
+ * the error of the transaction itself.
  */
 static int transact(struct hv *hv, const char *call, const char *fault_op,
                     int (*op)(struct sim_host *h, struct sim_args *a), struct sim_args *a)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r, result;
 
-        r = host_load(hv, true, &h);
+        r = host_lock(hv, LOCK_EX);
         if (r < 0)
                 return r;
-        r = count_call(h, call);
-        if (r < 0)
+        r = host_refresh(hv, &h);
+        if (r >= 0)
+                r = count_call(h, call);
+        if (r < 0) {
+                host_unlock(hv);
                 return r;
+        }
         result = fault(h, fault_op, a->sbdf);
         if (result == 0)
                 result = op(h, a);
-        if (result == -ENOMEM)
-                return result;  /* the in-memory host may be half-changed: do not write it */
-        r = host_save(hv, h);
-        if (r < 0)
+        if (result == -ENOMEM) {
+                /* The host in memory may be half-changed: forget it, write nothing. */
+                host_forget(hv);
+                host_unlock(hv);
+                return result;
+        }
+        if (h->changed || !hv->held)
+                r = host_save(hv, h);
+        host_unlock(hv);
+        if (r < 0) {
+                host_forget(hv); /* what the file has is not what memory has */
                 return r;
+        }
         return result;
 }
 
@@ -1336,4 +1544,6 @@ const struct hv_ops hv_sim_ops = {
         .pci_reset = sim_pci_reset,
         .pci_prepare = sim_pci_prepare,
         .pci_unprepare = sim_pci_unprepare,
+        .hold = sim_hold,
+        .flush = sim_flush,
 };
