@@ -32,6 +32,7 @@
 #include <systemd/sd-journal.h>
 
 #include "audit.h"
+#include "grants.h"
 #include "log.h"
 
 struct kind_info {
@@ -246,4 +247,44 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
                 }
         }
         fields_clear(&f);
+}
+
+void pgd_audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
+                       const struct pgd_request *req, const struct hv_domain *dom,
+                       const struct pgd_error *err)
+{
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = PGD_AUDIT_REFUSE,
+                             .op = req->op,
+                             .sbdf = req->has_device ? req->sbdf : UINT32_MAX,
+                             .domid = dom              ? (int64_t)dom->domid
+                                      : req->has_domid ? (int64_t)req->domid
+                                                       : -1,
+                             .domain_uuid = dom ? dom->uuid : NULL,
+                             .domain_name = dom ? dom->name : req->domain,
+                             .peer = peer,
+                             .rule = nonempty(err->rule),
+                             .decision = "refused",
+                             .error = err->code,
+                             .message = err->message,
+                     });
+}
+
+void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
+                     const struct pgd_peer *peer, const struct pgd_grant *g, const char *decision,
+                     int error, const char *message)
+{
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = kind,
+                             .op = op,
+                             .sbdf = g->sbdf,
+                             .domid = g->domid,
+                             .domain_uuid = g->domain_uuid,
+                             .domain_name = g->domain_name,
+                             .peer = peer,
+                             .rule = g->rule,
+                             .decision = decision,
+                             .error = error,
+                             .message = message,
+                     });
 }

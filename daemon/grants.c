@@ -487,6 +487,24 @@ int pgd_grants_drop_intent(struct pgd_grants *g, uint64_t seq)
         return 0;
 }
 
+int pgd_grants_restore_intent(struct pgd_grants *g, const struct pgd_intent *in)
+{
+        size_t i = 0;
+        int k;
+
+        if (intent_index(g, in->seq) >= 0)
+                return 0;
+        k = grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
+        if (k < 0)
+                return k;
+        while (i < g->n_intents && g->intents[i].seq < in->seq)
+                i++;
+        memmove(g->intents + i + 1, g->intents + i, (g->n_intents - i) * sizeof(*g->intents));
+        g->intents[i] = *in;
+        g->n_intents++;
+        return 0;
+}
+
 /* Intents are opened in seq order: appending keeps the array sorted. */
 static int intent_open(struct pgd_grants *g, const struct pgd_record *r)
 {

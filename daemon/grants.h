@@ -134,6 +134,12 @@ const struct pgd_intent *pgd_grants_intent(const struct pgd_grants *g, size_t i)
 const struct pgd_intent *pgd_grants_find_intent(const struct pgd_grants *g, uint64_t seq);
 /* Close an open intent in memory only (the next compaction forgets it). */
 int pgd_grants_drop_intent(struct pgd_grants *g, uint64_t seq);
+/*
+ * Open an intent again in memory only, as it was: its outcome turned out not
+ * to be durable and its call could not be undone, so the next compaction
+ * must keep it for start-up to resolve.
+ */
+int pgd_grants_restore_intent(struct pgd_grants *g, const struct pgd_intent *in);
 
 /*
  * Replay journal text (its base line first) over g, as loading does:

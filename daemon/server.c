@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include <systemd/sd-login.h>
 
 #include "audit.h"
+#include "commit.h"
 #include "grants.h"
 #include "log.h"
 #include "pgd.h"
@@ -51,6 +53,19 @@
 #define LINGER_USEC (1000 * 1000ULL)
 /* Below the connections' I/O: a burst of I/O is read before the queued requests run. */
 #define WORK_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+/*
+ * Below the requests: the journal is synced once the requests at hand have
+ * made their changes, so that they share the sync (group commit). A client
+ * whose request waits reads nothing more, so the loop reaches this soon; the
+ * guard timer makes sure it does within COMMIT_GUARD_USEC whatever else
+ * keeps the loop busy.
+ */
+#define COMMIT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 20)
+#define COMMIT_GUARD_USEC (2 * 1000ULL)
+/* The host's bookkeeping held back (hv_ops.hold) is made visible this soon. */
+#define HOST_FLUSH_USEC (1000ULL)
+/* A rollback the hypervisor refused is tried again this often. */
+#define ROLLBACK_RETRY_USEC (1000 * 1000ULL)
 
 struct client {
         struct pgd_server *server;
@@ -63,6 +78,7 @@ struct client {
         size_t in_len;
         char *out; /* unsent replies: out[out_off .. out_len) */
         size_t out_off, out_len, out_alloc;
+        struct pgd_ctx *pending; /* its request waits for the grant journal */
         bool known;    /* a client of the policy at accept: counts against max_connections */
         bool queued;   /* has complete lines waiting for a turn (the server's work source) */
         bool eof;      /* the client will send no more */
@@ -80,6 +96,11 @@ struct pgd_server {
         sd_event_source *listen_retry;
         sd_event_source *host_source;
         sd_event_source *work; /* defer: serves the queued clients, a few requests each */
+        sd_event_source *commit;       /* defer: syncs the journal for the waiting changes */
+        sd_event_source *commit_guard; /* time: ... at the latest COMMIT_GUARD_USEC later */
+        sd_event_source *host_flush;   /* time: ends the backend's hold */
+        sd_event_source *retry;        /* time: retries failed rollbacks */
+        bool host_held;
         struct client *clients;
         unsigned n_clients;
         unsigned n_known, n_unknown; /* by their class at accept */
@@ -160,6 +181,8 @@ int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err)
         pg_policy_free(d->policy);
         d->policy = p;
         d->policy_loaded = time(NULL);
+        /* Two policies' parse trees are gone: give their memory back. */
+        malloc_trim(0);
         log_info("Policy reloaded from %s: %zu rule(s)", d->cfg.policy_path, pg_policy_n_rules(p));
         pgd_audit(d, &(struct pgd_audit_record){
                              .kind = PGD_AUDIT_RELOAD,
@@ -194,6 +217,8 @@ static struct client *client_free(struct client *c)
                 if (c->queued)
                         c->server->n_queued--;
         }
+        if (c->pending)
+                pgd_request_detach(c->pending); /* its change goes on; the reply goes nowhere */
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
@@ -403,7 +428,7 @@ static void client_update(struct client *c)
                         return;
         }
 
-        queue = !c->closing && !output_pending(c) && has_line(c);
+        queue = !c->closing && !output_pending(c) && !c->pending && has_line(c);
         if (queue != c->queued) {
                 c->queued = queue;
                 if (queue)
@@ -416,12 +441,12 @@ static void client_update(struct client *c)
 
         if (c->draining)
                 events |= EPOLLIN;
-        else if (!c->closing && !c->eof && !queue && !output_pending(c) &&
+        else if (!c->closing && !c->eof && !queue && !output_pending(c) && !c->pending &&
                  c->in_len < sizeof(c->in))
                 events |= EPOLLIN;
         if (output_pending(c))
                 events |= EPOLLOUT;
-        if (!events && !queue) {
+        if (!events && !queue && !c->pending) {
                 /* Nothing more to read, write or handle: done. */
                 c->dead = true;
                 return;
@@ -489,24 +514,17 @@ static void client_send(struct client *c, json_t *reply)
         client_flush(c);
 }
 
-static void client_handle_line(struct client *c, const char *line, size_t len)
+static void client_process(struct client *c, unsigned budget);
+
+/* A reply is out: the idle clock starts again, or a stranger's refusal ends its connection. */
+static void client_replied(struct client *c, json_t *reply)
 {
         const struct pgd_config *cfg = &c->server->d->cfg;
-        json_t *reply = NULL;
-        bool refused;
-        int r;
+        bool refused = !json_is_true(json_object_get(reply, "ok"));
 
-        r = pgd_request_handle(c->server->d, &c->peer, line, len, &reply);
-        if (r < 0) {
-                log_error_errno(r, "Failed to handle a request: %m");
-                c->dead = true;
-                return;
-        }
-        refused = !json_is_true(json_object_get(reply, "ok"));
         client_send(c, reply);
         if (c->dead)
                 return;
-
         if (peer_is_client(c->server->d, &c->peer)) {
                 /* A complete request: the idle clock starts again. */
                 client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
@@ -521,13 +539,47 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
         }
 }
 
+/* The reply of a request that waited for the grant journal. */
+static void client_on_reply(void *userdata, json_t *reply)
+{
+        struct client *c = userdata;
+
+        c->pending = NULL;
+        if (!reply)
+                c->dead = true;
+        else
+                client_replied(c, reply);
+        client_process(c, REQUESTS_PER_TURN);
+        client_update(c);
+        if (c->dead)
+                client_free(c);
+}
+
+static void client_handle_line(struct client *c, const char *line, size_t len)
+{
+        struct pgd_daemon *d = c->server->d;
+        json_t *reply = NULL;
+        int r;
+
+        pgd_server_hold_host(d);
+        r = pgd_request_start(d, &c->peer, line, len, client_on_reply, c, &c->pending, &reply);
+        if (r < 0) {
+                log_error_errno(r, "Failed to handle a request: %m");
+                c->dead = true;
+                return;
+        }
+        if (reply)
+                client_replied(c, reply);
+        /* else: the reply comes with client_on_reply() once the change is durable */
+}
+
 /* Handle up to budget complete lines, while the output is flushed. */
 static void client_process(struct client *c, unsigned budget)
 {
         size_t start = 0;
 
         for (unsigned i = 0; i < budget; i++) {
-                if (c->dead || c->closing || output_pending(c))
+                if (c->dead || c->closing || c->pending || output_pending(c))
                         break;
                 char *nl = memchr(c->in + start, '\n', c->in_len - start);
                 if (!nl)
@@ -933,7 +985,10 @@ const char *pgd_server_socket_path(const struct pgd_server *s)
 
 static void host_changed(struct pgd_server *s)
 {
-        int r = pgd_reconcile_domains(s->d);
+        int r;
+
+        pgd_server_hold_host(s->d);
+        r = pgd_reconcile_domains(s->d);
         if (r < 0)
                 log_warning_errno(r, "Failed to rescan the domains: %m");
 }
@@ -980,6 +1035,99 @@ int pgd_server_watch_host(struct pgd_server *s)
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the host rescan timer: %m");
         return sd_event_source_set_enabled(s->host_source, SD_EVENT_ON);
+}
+
+/* ---- the backend's hold, the journal's sync, rollbacks ---- */
+
+static int on_host_flush(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        int r;
+
+        s->host_held = false;
+        r = s->d->hv_ops->flush(s->d->hv);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write the host's bookkeeping: %m");
+        return 0;
+}
+
+void pgd_server_hold_host(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int r;
+
+        if (!s || s->host_held || !d->hv_ops || !d->hv_ops->hold || !d->hv_ops->flush)
+                return;
+        r = d->hv_ops->hold(d->hv);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to hold the host (every call writes through): %m");
+                return;
+        }
+        s->host_held = true;
+        r = sd_event_source_set_time_relative(s->host_flush, HOST_FLUSH_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->host_flush, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                /* Never hold without a timer to end it. */
+                (void)on_host_flush(NULL, 0, s);
+        }
+}
+
+static int on_commit(sd_event_source *source, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        (void)sd_event_source_set_enabled(s->commit_guard, SD_EVENT_OFF);
+        pgd_commit_run(s->d);
+        return 0;
+}
+
+static int on_commit_guard(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        (void)sd_event_source_set_enabled(s->commit, SD_EVENT_OFF);
+        pgd_commit_run(s->d);
+        return 0;
+}
+
+void pgd_server_commit_soon(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int enabled = SD_EVENT_OFF;
+
+        if (!s)
+                return;
+        if (sd_event_source_set_enabled(s->commit, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to schedule the journal's sync");
+        if (sd_event_source_get_enabled(s->commit_guard, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(s->commit_guard, COMMIT_GUARD_USEC) < 0 ||
+            sd_event_source_set_enabled(s->commit_guard, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to arm the journal's sync timer");
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        if (pgd_commit_retry_rollbacks(s->d) > 0)
+                pgd_server_retry_later(s->d);
+        return 0;
+}
+
+void pgd_server_retry_later(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int enabled = SD_EVENT_OFF;
+
+        if (!s)
+                return;
+        if (sd_event_source_get_enabled(s->retry, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(s->retry, ROLLBACK_RETRY_USEC) < 0 ||
+            sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to arm the rollback retry timer");
 }
 
 /* ---- signals and the loop ---- */
@@ -1037,6 +1185,30 @@ int pgd_server_new(struct pgd_daemon *d, struct pgd_server **ret)
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the request queue: %m");
 
+        r = sd_event_add_defer(s->event, &s->commit, on_commit, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->commit, COMMIT_PRIORITY);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->commit, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &s->commit_guard, CLOCK_MONOTONIC,
+                                               COMMIT_GUARD_USEC, 100, on_commit_guard, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->commit_guard, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the journal's sync: %m");
+        r = sd_event_add_time_relative(s->event, &s->host_flush, CLOCK_MONOTONIC, HOST_FLUSH_USEC,
+                                       100, on_host_flush, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->host_flush, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC,
+                                               ROLLBACK_RETRY_USEC, 1000, on_retry, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->retry, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the host's timers: %m");
+
         /* Pings the watchdog from the loop itself, if systemd asked for one. */
         r = sd_event_set_watchdog(s->event, true);
         if (r < 0)
@@ -1054,7 +1226,13 @@ struct pgd_server *pgd_server_free(struct pgd_server *s)
                 return NULL;
         while (s->clients)
                 client_free(s->clients);
+        if (s->host_held && s->d)
+                (void)on_host_flush(NULL, 0, s);
         sd_event_source_disable_unref(s->work);
+        sd_event_source_disable_unref(s->commit);
+        sd_event_source_disable_unref(s->commit_guard);
+        sd_event_source_disable_unref(s->host_flush);
+        sd_event_source_disable_unref(s->retry);
         sd_event_source_disable_unref(s->listen_source);
         sd_event_source_disable_unref(s->listen_retry);
         sd_event_source_disable_unref(s->host_source);

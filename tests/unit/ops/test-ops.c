@@ -319,7 +319,7 @@ static int run_op(struct fixture *f, pgd_op_handler h, const struct pgd_peer *pe
 
         memset(o, 0, sizeof(*o));
         o->reply = json_pack("{s:I, s:b}", "id", (json_int_t)1, "ok", 1);
-        r = h(&f->d, peer, req, o->reply, &err);
+        r = pgd_request_run(&f->d, peer, req, h, o->reply, &err);
         o->code = r;
         if (r > 0) {
                 snprintf(o->check, sizeof(o->check), "%s", err.check ? err.check : "");
@@ -818,23 +818,52 @@ static void repair_state_dir(struct fixture *f, const char *moved)
         CHECK(rename(moved, f->state) == 0);
 }
 
+/* The fixture whose state directory the next assign breaks, once the hypervisor said yes. */
+static struct fixture *break_after_assign;
+static char break_after_assign_moved[PATH_MAX + 64];
+
+static int assign_then_break_state(struct hv *hv, uint32_t domid, uint32_t sbdf, bool relaxed)
+{
+        int r = hv_sim_ops.assign(hv, domid, sbdf, relaxed);
+
+        break_state_dir(break_after_assign, break_after_assign_moved,
+                        sizeof(break_after_assign_moved));
+        return r;
+}
+
 static void test_rollback(void)
 {
+        static struct hv_ops ops;
         char moved[PATH_MAX + 64];
         struct fixture f;
         struct outcome o;
 
         CHECK(fixture_init_base(&f) == 0);
+        /* the intent cannot be recorded: the hypervisor is never asked */
         break_state_dir(&f, moved, sizeof(moved));
         CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o),
                     PG_ERR_STATE_ERROR);
         outcome_clear(&o);
+        CHECK_INTEQ(calls(&f, "assign"), 0);
+        CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), HV_DOMID_IO);
+        CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
+        repair_state_dir(&f, moved);
+
+        /* the grant cannot be recorded after the hypervisor's yes */
+        ops = hv_sim_ops;
+        ops.assign = assign_then_break_state;
+        f.d.hv_ops = &ops;
+        break_after_assign = &f;
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        f.d.hv_ops = &hv_sim_ops;
         /* the hypervisor was asked, then rolled back: the device is quarantined again */
         CHECK_INTEQ(calls(&f, "assign"), 1);
         CHECK_INTEQ(calls(&f, "deassign"), 1);
         CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), HV_DOMID_IO);
         CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
-        repair_state_dir(&f, moved);
+        repair_state_dir(&f, break_after_assign_moved);
 
         /* the store is still consistent: the same assign now works */
         CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
@@ -853,29 +882,28 @@ static void test_rollback(void)
         fixture_done(&f);
 }
 
-/* grants.json on disk is exactly what the store in memory would write. */
+/*
+ * The store on disk (grants.json and its journal, loaded as at start-up) is
+ * exactly what the store in memory would write.
+ */
 static bool disk_matches_memory(struct fixture *f)
 {
-        char path[PATH_MAX + 64];
-        char *text = NULL;
-        size_t len = 0;
+        struct pgd_grants *disk = NULL;
+        char *text = NULL, *again = NULL;
+        size_t len = 0, len2 = 0;
         bool same;
-        FILE *fp;
 
-        if (pgd_grants_format(f->d.grants, &text, &len) < 0)
-                return false;
-        snprintf(path, sizeof(path), "%s/grants.json", f->state);
-        fp = fopen(path, "re");
-        if (!fp) {
+        if (pgd_grants_format(f->d.grants, &text, &len) < 0 ||
+            pgd_grants_open(f->state, &disk, NULL) < 0 ||
+            pgd_grants_format(disk, &again, &len2) < 0) {
                 free(text);
+                pgd_grants_free(disk);
                 return false;
         }
-        char *disk = calloc(1, len + 2);
-        size_t n = disk ? fread(disk, 1, len + 1, fp) : 0;
-        fclose(fp);
-        same = disk && n == len && memcmp(disk, text, len) == 0;
-        free(disk);
+        same = len == len2 && memcmp(text, again, len) == 0;
         free(text);
+        free(again);
+        pgd_grants_free(disk);
         return same;
 }
 
