@@ -23,8 +23,10 @@
  * STATE_DIR/grants.journal, the changes since the snapshot, one JSON object
  * per line, each with its own checksum (as above, over the line's object
  * without "checksum"):
- *   {"op":"base","seq":0,"snapshot":"sha256:..."}     the snapshot it follows
- *                                                       (null: no grants.json)
+ *   {"op":"base","seq":S,"snapshot":"sha256:...","carried":[...]}
+ *                    the snapshot it follows (null: no grants.json), the last
+ *                    sequence number before it, and the intents still open
+ *                    at the compaction that started it
  *   {"op":"intent-assign","seq":1,"device":D,"grant":{...}}
  *   {"op":"grant","seq":2,"device":D,"intent":1,"grant":{...}}
  *   {"op":"abort","seq":3,"device":D,"intent":1}
@@ -32,7 +34,10 @@
  *   {"op":"intent-prepare","seq":5,"device":D,"driver":"e1000"}
  *   {"op":"prepared","seq":6,"device":D,"intent":5,"driver":"e1000"}
  *   {"op":"unprepared","seq":7,"device":D}
- * Sequence numbers follow each other. Loading replays the journal whose base
+ * The carried intents come first, again, with their own sequence numbers, in
+ * the order the base line lists them; then the records, numbered on from
+ * S + 1 without a gap (an intent keeps its number across compactions, so an
+ * outcome can always name it). Loading replays the journal whose base
  * is the snapshot's checksum; a journal with another base is older than the
  * snapshot (a compaction was interrupted after the snapshot's rename) and is
  * ignored. Invalid text after the last valid record is a torn append (a crash
@@ -49,7 +54,7 @@
  * compacted there.
  *
  * Compaction writes grants.json.tmp, fsyncs it, writes grants.journal.tmp
- * (the base line and the intents still open), fsyncs it, renames the snapshot
+ * (the base line and the intents still open, carried), fsyncs it, renames the snapshot
  * into place, fsyncs the directory, renames the journal into place and fsyncs
  * the directory again. A crash between the two renames leaves the new
  * snapshot with the old journal (ignored: another base) and the new journal
@@ -952,12 +957,20 @@ static int line_format(json_t *obj, char **ret, size_t *ret_len)
         return 0;
 }
 
-static int base_format(const char *snapshot_sum, char **ret, size_t *ret_len)
+/* The base line of a journal after the snapshot sum: seq before its records, the carried intents. */
+static int base_format(const char *snapshot_sum, uint64_t seq, const struct pgd_intent *carried,
+                       size_t n_carried, char **ret, size_t *ret_len)
 {
-        _cleanup_(json_decrefp) json_t *obj = json_pack(
-                "{s:s, s:i, s:o}", "op", "base", "seq", 0, "snapshot",
-                snapshot_sum[0] ? json_string(snapshot_sum) : json_null());
+        _cleanup_(json_decrefp) json_t *obj = NULL, *list = json_array();
 
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_carried; i++)
+                if (json_array_append_new(list, json_integer((json_int_t)carried[i].seq)) < 0)
+                        return -ENOMEM;
+        obj = json_pack("{s:s, s:I, s:o, s:O}", "op", "base", "seq", (json_int_t)seq, "snapshot",
+                        snapshot_sum[0] ? json_string(snapshot_sum) : json_null(), "carried",
+                        list);
         if (!obj)
                 return -ENOMEM;
         return line_format(obj, ret, ret_len);
@@ -1022,13 +1035,28 @@ static int line_parse(const char *text, size_t len, json_t **ret_obj)
         return 0;
 }
 
-static int base_parse(const char *text, size_t len, char ret_sum[static CHECKSUM_MAX])
+struct base {
+        char sum[CHECKSUM_MAX];   /* "" for none */
+        uint64_t seq;             /* the records continue at seq + 1 */
+        uint64_t *carried;        /* the intents that come first, in order */
+        size_t n_carried;
+};
+
+static void base_clear(struct base *b)
 {
-        static const char *const keys[] = {"op", "seq", "snapshot", NULL};
+        b->carried = pg_free(b->carried);
+        b->n_carried = 0;
+}
+
+static int base_parse(const char *text, size_t len, struct base *ret)
+{
+        static const char *const keys[] = {"op", "seq", "snapshot", "carried", NULL};
         _cleanup_(json_decrefp) json_t *obj = NULL;
-        const json_t *v;
+        struct base b = {};
+        const json_t *v, *e;
         json_int_t seq;
         const char *s;
+        size_t i;
         int r;
 
         r = line_parse(text, len, &obj);
@@ -1041,21 +1069,38 @@ static int base_parse(const char *text, size_t len, char ret_sum[static CHECKSUM
         if (r >= 0 && !streq(s, "base"))
                 r = bad("the first line is a '%s' record, not the base", s);
         if (r >= 0)
-                r = get_int(obj, "", "seq", 0, 0, &seq);
+                r = get_int(obj, "", "seq", 0, INT64_MAX - 1, &seq);
         if (r < 0)
                 return r;
+        b.seq = (uint64_t)seq;
         v = json_object_get(obj, "snapshot");
-        if (json_is_null(v)) {
-                ret_sum[0] = '\0';
-                return 0;
+        if (!json_is_null(v)) {
+                r = get_string(obj, "", "snapshot", CHECKSUM_MAX, true, &s);
+                if (r < 0)
+                        return r;
+                if (strncmp(s, CHECKSUM_PREFIX, strlen(CHECKSUM_PREFIX)) != 0 ||
+                    strlen(s) != CHECKSUM_MAX - 1)
+                        return bad("'snapshot' is not a checksum: '%s'", s);
+                strcpy(b.sum, s);
         }
-        r = get_string(obj, "", "snapshot", CHECKSUM_MAX, true, &s);
-        if (r < 0)
-                return r;
-        if (strncmp(s, CHECKSUM_PREFIX, strlen(CHECKSUM_PREFIX)) != 0 ||
-            strlen(s) != CHECKSUM_MAX - 1)
-                return bad("'snapshot' is not a checksum: '%s'", s);
-        strcpy(ret_sum, s);
+        v = json_object_get(obj, "carried");
+        if (!json_is_array(v))
+                return bad("'carried' must be an array, not %s", json_type_name(v));
+        b.carried = calloc(json_array_size(v) + 1, sizeof(*b.carried));
+        if (!b.carried)
+                return -ENOMEM;
+        json_array_foreach(v, i, e)
+        {
+                json_int_t x = json_integer_value(e);
+                if (!json_is_integer(e) || x < 1 || (uint64_t)x > b.seq ||
+                    (i > 0 && (uint64_t)x <= b.carried[i - 1])) {
+                        base_clear(&b);
+                        return bad("'carried' must list increasing sequence numbers up to %" PRIu64,
+                                   b.seq);
+                }
+                b.carried[b.n_carried++] = (uint64_t)x;
+        }
+        *ret = b;
         return 0;
 }
 
@@ -1144,15 +1189,16 @@ static bool next_line(const char *text, size_t len, size_t *pos, const char **re
 }
 
 /*
- * Replay records over g, from the line after the base. Stops at a torn tail
- * (invalid text with no valid record after it). *ret_size is the length of
- * the valid prefix, *ret_next the seq that follows the last record.
+ * Replay records over g, from the line after the base: first the carried
+ * intents the base lists, then records numbered on from base->seq + 1. Stops
+ * at a torn tail (invalid text with no valid record after it). *ret_size is
+ * the length of the valid prefix, *ret_next the seq that follows.
  */
-static int replay_records(struct pgd_grants *g, const char *text, size_t len, size_t pos,
-                          size_t *ret_size, uint64_t *ret_next)
+static int replay_records(struct pgd_grants *g, const struct base *b, const char *text, size_t len,
+                          size_t pos, size_t *ret_size, uint64_t *ret_next)
 {
-        uint64_t next = 1;
-        size_t valid = pos;
+        uint64_t next = b->seq + 1;
+        size_t valid = pos, carried = 0;
         const char *line;
         size_t line_len;
         bool complete;
@@ -1161,10 +1207,14 @@ static int replay_records(struct pgd_grants *g, const char *text, size_t len, si
         while (next_line(text, len, &pos, &line, &line_len, &complete)) {
                 struct pgd_record rec;
                 char reason[sizeof(why_buf)];
+                uint64_t due = carried < b->n_carried ? b->carried[carried] : next;
 
                 r = complete ? record_parse(line, line_len, &rec) : bad("incomplete line");
-                if (r >= 0 && rec.seq != next)
-                        r = bad("record %" PRIu64 " where %" PRIu64 " was due", rec.seq, next);
+                if (r >= 0 && rec.seq != due)
+                        r = bad("record %" PRIu64 " where %" PRIu64 " was due", rec.seq, due);
+                if (r >= 0 && carried < b->n_carried && rec.op != PGD_RECORD_INTENT_ASSIGN &&
+                    rec.op != PGD_RECORD_INTENT_PREPARE)
+                        r = bad("record %" PRIu64 " is carried but is no intent", rec.seq);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
@@ -1174,7 +1224,7 @@ static int replay_records(struct pgd_grants *g, const char *text, size_t len, si
                         while (next_line(text, len, &at, &line, &line_len, &complete)) {
                                 struct pgd_record later;
                                 if (complete && record_parse(line, line_len, &later) >= 0)
-                                        return bad("record %" PRIu64 ": %s", next, reason);
+                                        return bad("record %" PRIu64 ": %s", due, reason);
                         }
                         break;
                 }
@@ -1186,9 +1236,15 @@ static int replay_records(struct pgd_grants *g, const char *text, size_t len, si
                         return bad("record %" PRIu64 ": out of order", rec.seq);
                 if (r < 0)
                         return r;
-                next++;
+                if (carried < b->n_carried)
+                        carried++;
+                else
+                        next++;
                 valid = pos;
         }
+        /* The carried intents are the compaction's: missing ones make the file corrupt. */
+        if (carried < b->n_carried)
+                return bad("intent %" PRIu64 " was carried and is missing", b->carried[carried]);
         *ret_size = valid;
         *ret_next = next;
         return 0;
@@ -1196,7 +1252,7 @@ static int replay_records(struct pgd_grants *g, const char *text, size_t len, si
 
 int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const char **ret_why)
 {
-        char sum[CHECKSUM_MAX];
+        struct base b = {};
         const char *line;
         size_t pos = 0, line_len, size;
         uint64_t next;
@@ -1209,9 +1265,10 @@ int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const 
         else if (!complete)
                 r = bad("incomplete base line");
         else
-                r = base_parse(line, line_len, sum);
+                r = base_parse(line, line_len, &b);
         if (r >= 0)
-                r = replay_records(g, text, len, pos, &size, &next);
+                r = replay_records(g, &b, text, len, pos, &size, &next);
+        base_clear(&b);
         if (r < 0) {
                 if (ret_why)
                         *ret_why = why_buf;
@@ -1297,16 +1354,17 @@ static int read_path_at(int dirfd, const char *name, char **ret, size_t *ret_len
 static void journal_tmp_recover(struct pgd_grants *g, int dirfd)
 {
         _cleanup_(freep) char *text = NULL;
-        char sum[CHECKSUM_MAX];
+        struct base b = {};
         const char *line;
         size_t len = 0, pos = 0, line_len;
-        bool complete;
+        bool complete, mine;
 
         if (read_path_at(dirfd, JOURNAL_TMP_FILE, &text, &len) < 0)
                 return;
-        if (next_line(text, len, &pos, &line, &line_len, &complete) && complete &&
-            base_parse(line, line_len, sum) >= 0 && streq(sum, g->snapshot_sum) &&
-            renameat(dirfd, JOURNAL_TMP_FILE, dirfd, PGD_GRANTS_JOURNAL) >= 0) {
+        mine = next_line(text, len, &pos, &line, &line_len, &complete) && complete &&
+               base_parse(line, line_len, &b) >= 0 && streq(b.sum, g->snapshot_sum);
+        base_clear(&b);
+        if (mine && renameat(dirfd, JOURNAL_TMP_FILE, dirfd, PGD_GRANTS_JOURNAL) >= 0) {
                 (void)fsync(dirfd);
                 return;
         }
@@ -1319,7 +1377,7 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char *
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
         _cleanup_(freep) char *text = NULL;
         _cleanup_(closep) int dirfd = -1;
-        char base[CHECKSUM_MAX];
+        struct base base = {};
         const char *line;
         size_t len = 0, pos = 0, line_len;
         bool complete;
@@ -1362,15 +1420,16 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char *
                 if (!next_line(text, len, &pos, &line, &line_len, &complete) || !complete)
                         r = 1; /* torn while the journal was created: nothing in it */
                 else
-                        r = base_parse(line, line_len, base);
+                        r = base_parse(line, line_len, &base);
         }
-        if (r == 0 && !streq(base, g->snapshot_sum))
+        if (r == 0 && !streq(base.sum, g->snapshot_sum))
                 r = 1; /* older than the snapshot: all of it is in the snapshot */
         if (r == 0) {
-                r = replay_records(g, text, len, pos, &g->journal_size, &g->next_seq);
+                r = replay_records(g, &base, text, len, pos, &g->journal_size, &g->next_seq);
                 if (r >= 0)
                         g->journal_exists = true;
         }
+        base_clear(&base);
         if (r < 0) {
                 if (ret_why)
                         *ret_why = why_buf;
@@ -1505,24 +1564,21 @@ static void journal_close(struct pgd_grants *g)
         g->journal_fd = safe_close(g->journal_fd);
 }
 
-/*
- * The new journal's text: the base line, then each open intent again, with
- * new sequence numbers (written to *ret_seqs, in the order of g->intents).
- */
+/* The new journal's text: the base line, then each open intent again, with its own number. */
 static int journal_fresh_text(const struct pgd_grants *g, const char *base_sum, char **ret,
-                              size_t *ret_len, uint64_t *ret_seqs)
+                              size_t *ret_len)
 {
         _cleanup_(freep) char *text = NULL;
         size_t len = 0;
         int r;
 
-        r = base_format(base_sum, &text, &len);
+        r = base_format(base_sum, g->next_seq - 1, g->intents, g->n_intents, &text, &len);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < g->n_intents; i++) {
                 const struct pgd_intent *in = &g->intents[i];
                 struct pgd_record rec = {
-                        .op = in->op, .seq = i + 1, .sbdf = in->sbdf, .grant = in->grant};
+                        .op = in->op, .seq = in->seq, .sbdf = in->sbdf, .grant = in->grant};
                 _cleanup_(freep) char *line = NULL;
                 size_t n;
 
@@ -1536,7 +1592,6 @@ static int journal_fresh_text(const struct pgd_grants *g, const char *base_sum, 
                 text = p;
                 memcpy(text + len, line, n + 1);
                 len += n;
-                ret_seqs[i] = rec.seq;
         }
         *ret = TAKE_PTR(text);
         *ret_len = len;
@@ -1546,7 +1601,6 @@ static int journal_fresh_text(const struct pgd_grants *g, const char *base_sum, 
 int pgd_grants_commit(struct pgd_grants *g)
 {
         _cleanup_(freep) char *text = NULL, *journal = NULL;
-        _cleanup_(freep) uint64_t *seqs = NULL;
         _cleanup_(closep) int dirfd = -1;
         char sum[CHECKSUM_MAX];
         size_t len, jlen = 0;
@@ -1557,11 +1611,8 @@ int pgd_grants_commit(struct pgd_grants *g)
         r = snapshot_format(g, &text, &len, sum);
         if (r < 0)
                 return r;
-        seqs = calloc(g->n_intents + 1, sizeof(*seqs));
-        if (!seqs)
-                return -ENOMEM;
         if (g->n_intents > 0) {
-                r = journal_fresh_text(g, sum, &journal, &jlen, seqs);
+                r = journal_fresh_text(g, sum, &journal, &jlen);
                 if (r < 0)
                         return r;
         }
@@ -1615,9 +1666,7 @@ int pgd_grants_commit(struct pgd_grants *g)
         if (fsync(dirfd) < 0)
                 return -errno;
 
-        for (size_t i = 0; i < g->n_intents; i++)
-                g->intents[i].seq = seqs[i];
-        g->next_seq = g->n_intents + 1;
+        /* Numbers go on: an open intent keeps its own, and no number is used twice. */
         g->journal_exists = journal != NULL;
         g->journal_created = false;
         g->journal_size = jlen;
@@ -1663,10 +1712,14 @@ static int journal_open(struct pgd_grants *g)
                 _cleanup_(freep) char *base = NULL;
                 size_t len;
 
+                /* Open intents live in a journal only a compaction writes. */
+                if (g->n_intents > 0)
+                        return -EIO;
+
                 /* Whatever a torn creation left there is no record: start over. */
                 if (ftruncate(fd, 0) < 0)
                         return -errno;
-                r = base_format(g->snapshot_sum, &base, &len);
+                r = base_format(g->snapshot_sum, g->next_seq - 1, NULL, 0, &base, &len);
                 if (r >= 0)
                         r = write_all(fd, base, len);
                 if (r < 0) {

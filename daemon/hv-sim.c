@@ -126,6 +126,7 @@ struct sim_device {
 struct sim_domain {
         struct hv_domain info;
         bool iommu;
+        char *text;      /* serialised, NULL until needed (the daemon never changes a domain) */
 };
 
 struct sim_host {
@@ -158,6 +159,8 @@ static struct sim_host *sim_host_free(struct sim_host *h)
         json_decref(h->root);
         for (size_t i = 0; i < h->n_devices; i++)
                 free(h->devices[i].text);
+        for (size_t i = 0; i < h->n_domains; i++)
+                free(h->domains[i].text);
         free(h->devices);
         free(h->by_sbdf);
         free(h->domains);
@@ -773,16 +776,17 @@ static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
                         }
                         fputs(h->n_devices ? "\n  ]" : "]", f);
                 } else if (streq(key, "domains") && json_is_array(value)) {
-                        size_t i;
-                        json_t *e;
                         fputs("[", f);
-                        json_array_foreach(value, i, e) {
-                                _cleanup_(freep) char *t = json_dumps(e, JSON_COMPACT);
-                                if (!t)
+                        for (size_t i = 0; i < h->n_domains; i++) {
+                                struct sim_domain *dom = &h->domains[i];
+                                if (!dom->text)
+                                        dom->text = json_dumps(json_array_get(value, i),
+                                                               JSON_COMPACT);
+                                if (!dom->text)
                                         goto oom;
-                                fprintf(f, "%s\n    %s", i ? "," : "", t);
+                                fprintf(f, "%s\n    %s", i ? "," : "", dom->text);
                         }
-                        fputs(json_array_size(value) ? "\n  ]" : "]", f);
+                        fputs(h->n_domains ? "\n  ]" : "]", f);
                 } else {
                         _cleanup_(freep) char *t = json_dumps(value,
                                                               JSON_COMPACT | JSON_ENCODE_ANY);
