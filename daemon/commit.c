@@ -169,6 +169,7 @@ static bool wait_for_sync(struct pgd_change *c)
 
         if (!d->server) {
                 c->sync_r = sync_now(d);
+                pgd_grants_journal_idle(d->grants);
                 return false;
         }
         if (!d->waiting_tail)
@@ -575,7 +576,7 @@ int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx,
 
 void pgd_commit_run(struct pgd_daemon *d)
 {
-        struct pgd_change *list = d->waiting;
+        struct pgd_change *list = d->waiting, *ended = NULL, **ended_tail = &ended;
         int r;
 
         d->waiting = NULL;
@@ -586,14 +587,28 @@ void pgd_commit_run(struct pgd_daemon *d)
         r = sync_now(d);
         while (list) {
                 struct pgd_change *c = list;
-                struct pgd_ctx *ctx = c->ctx;
 
                 list = c->next;
                 c->sync_r = r;
                 if (step(c))
                         continue; /* waits for the next sync */
-                if (ctx)
-                        pgd_request_finish(ctx, c->code);
+                c->next = NULL;
+                *ended_tail = c;
+                ended_tail = &c->next;
+        }
+        /*
+         * The journal is closed before the replies go out when nothing else
+         * waits: a client that got its answer finds no file of the state
+         * directory open for writing.
+         */
+        if (!d->waiting)
+                pgd_grants_journal_idle(d->grants);
+        while (ended) {
+                struct pgd_change *c = ended;
+
+                ended = c->next;
+                if (c->ctx)
+                        pgd_request_finish(c->ctx, c->code);
                 change_end(c);
         }
 }

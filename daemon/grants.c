@@ -46,8 +46,9 @@
  *
  * Appending writes the line (O_APPEND); syncing is one fdatasync for every
  * record appended since the last one (and a directory fsync when the file
- * was created). The journal is opened for a batch of records and closed
- * after its sync. A failed write is cut off again (ftruncate); after a failed
+ * was created). The journal is open only while records are written and
+ * synced (pgd_grants_journal_idle()), so that no file of the state
+ * directory stays open for writing when the daemon is idle. A failed write is cut off again (ftruncate); after a failed
  * write or sync the journal takes no record until a compaction succeeded
  * (what reached the disk is unknown). A file system with less than
  * JOURNAL_RESERVE bytes free takes no record: the journal could not be
@@ -976,30 +977,230 @@ static int base_format(const char *snapshot_sum, uint64_t seq, const struct pgd_
         return line_format(obj, ret, ret_len);
 }
 
+/*
+ * A record's line is written straight from the struct, in the canonical form
+ * the checksum covers (jansson's JSON_COMPACT | JSON_SORT_KEYS: keys in
+ * order, strings as jansson escapes them), then the checksum: one pass, no
+ * JSON tree (records are written on every change). Loading parses the line
+ * with jansson and checks the checksum over jansson's own canonical form, so
+ * any difference would be caught there; tests/unit/grants writes names that
+ * need every kind of escape.
+ */
+struct canon {
+        char *buf;
+        size_t len, cap;
+        int error;
+};
+
+static void canon_put(struct canon *c, const char *s, size_t n)
+{
+        if (c->error)
+                return;
+        if (c->len + n + 1 > c->cap) {
+                size_t cap = c->cap ? c->cap : 512;
+                while (cap < c->len + n + 1)
+                        cap *= 2;
+                char *p = realloc(c->buf, cap);
+                if (!p) {
+                        c->error = -ENOMEM;
+                        return;
+                }
+                c->buf = p;
+                c->cap = cap;
+        }
+        memcpy(c->buf + c->len, s, n);
+        c->len += n;
+        c->buf[c->len] = '\0';
+}
+
+static void canon_puts(struct canon *c, const char *s)
+{
+        canon_put(c, s, strlen(s));
+}
+
+/* The length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+        size_t k = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
+                                   : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+        uint32_t cp;
+
+        if (k == 0 || k > n)
+                return 0;
+        cp = k == 1 ? p[0] : p[0] & (0x7f >> k);
+        for (size_t i = 1; i < k; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* overlong forms, surrogates, beyond Unicode: what jansson refuses */
+        if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                return 0;
+        return k;
+}
+
+/* A JSON string as jansson writes it without JSON_ENSURE_ASCII; -EINVAL unless valid UTF-8. */
+static void canon_string(struct canon *c, const char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t n = strlen(s);
+
+        canon_put(c, "\"", 1);
+        while (n > 0 && !c->error) {
+                const unsigned char *run = p;
+                while (n > 0 && *p >= 0x20 && *p != '"' && *p != '\\') {
+                        size_t k = utf8_len(p, n);
+                        if (k == 0) {
+                                c->error = -EINVAL;
+                                return;
+                        }
+                        p += k;
+                        n -= k;
+                }
+                canon_put(c, (const char *)run, (size_t)(p - run));
+                if (n == 0)
+                        break;
+                char e[8];
+                switch (*p) {
+                case '"':
+                        canon_put(c, "\\\"", 2);
+                        break;
+                case '\\':
+                        canon_put(c, "\\\\", 2);
+                        break;
+                case '\b':
+                        canon_put(c, "\\b", 2);
+                        break;
+                case '\f':
+                        canon_put(c, "\\f", 2);
+                        break;
+                case '\n':
+                        canon_put(c, "\\n", 2);
+                        break;
+                case '\r':
+                        canon_put(c, "\\r", 2);
+                        break;
+                case '\t':
+                        canon_put(c, "\\t", 2);
+                        break;
+                default:
+                        snprintf(e, sizeof(e), "\\u%04X", *p);
+                        canon_put(c, e, 6);
+                        break;
+                }
+                p++;
+                n--;
+        }
+        canon_put(c, "\"", 1);
+}
+
+static void canon_int(struct canon *c, int64_t v)
+{
+        char num[24], *p = num + sizeof(num);
+        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+        do
+                *--p = (char)('0' + u % 10);
+        while (u /= 10);
+        if (v < 0)
+                *--p = '-';
+        canon_put(c, p, (size_t)(num + sizeof(num) - p));
+}
+
+/* "key": first, then ",key": */
+static void canon_key(struct canon *c, const char *key, bool *first)
+{
+        canon_puts(c, *first ? "{\"" : ",\"");
+        canon_puts(c, key);
+        canon_puts(c, "\":");
+        *first = false;
+}
+
+static void canon_grant(struct canon *c, const struct pgd_grant *g)
+{
+        char bdf[PG_BDF_MAX];
+        bool first = true;
+
+        canon_key(c, "client_pid", &first);
+        canon_int(c, g->client_pid);
+        canon_key(c, "client_uid", &first);
+        canon_int(c, g->client_uid);
+        canon_key(c, "client_unit", &first);
+        canon_string(c, g->client_unit);
+        canon_key(c, "device", &first);
+        canon_string(c, pg_bdf_format(g->sbdf, bdf));
+        canon_key(c, "domain_name", &first);
+        canon_string(c, g->domain_name);
+        canon_key(c, "domain_uuid", &first);
+        canon_string(c, g->domain_uuid);
+        canon_key(c, "domid", &first);
+        canon_int(c, g->domid);
+        canon_key(c, "rdm_policy", &first);
+        canon_string(c, pg_policy_rdm_name(g->rdm_policy));
+        canon_key(c, "rule", &first);
+        canon_string(c, g->rule);
+        canon_key(c, "time", &first);
+        canon_int(c, g->time);
+        canon_puts(c, "}");
+}
+
 static int record_format(const struct pgd_record *r, char **ret, size_t *ret_len)
 {
-        _cleanup_(json_decrefp) json_t *obj = NULL;
-        char bdf[PG_BDF_MAX];
         const char *name = pgd_grants_record_op_name(r->op);
+        struct canon c = {};
+        struct sha256 sh;
+        char bdf[PG_BDF_MAX];
+        uint8_t md[32];
+        bool first = true;
 
         if (!name)
                 return -EINVAL;
-        obj = json_pack("{s:s, s:I, s:s}", "op", name, "seq", (json_int_t)r->seq, "device",
-                        pg_bdf_format(r->sbdf, bdf));
-        if (!obj)
-                return -ENOMEM;
+        /* The keys in order: device, driver, grant, intent, op, seq. */
+        canon_key(&c, "device", &first);
+        canon_string(&c, pg_bdf_format(r->sbdf, bdf));
+        if (record_has_driver(r->op)) {
+                canon_key(&c, "driver", &first);
+                canon_string(&c, r->driver);
+        }
+        if (record_has_grant(r->op)) {
+                canon_key(&c, "grant", &first);
+                canon_grant(&c, &r->grant);
+        }
         if (record_intent_key(r->op) == INTENT_REQUIRED ||
             (record_intent_key(r->op) == INTENT_OPTIONAL && r->intent)) {
-                if (json_object_set_new(obj, "intent", json_integer((json_int_t)r->intent)) < 0)
-                        return -ENOMEM;
+                canon_key(&c, "intent", &first);
+                canon_int(&c, (int64_t)r->intent);
         }
-        if (record_has_grant(r->op) &&
-            json_object_set_new(obj, "grant", grant_to_json(&r->grant)) < 0)
-                return -ENOMEM;
-        if (record_has_driver(r->op) &&
-            json_object_set_new(obj, "driver", json_string(r->driver)) < 0)
-                return -ENOMEM;
-        return line_format(obj, ret, ret_len);
+        canon_key(&c, "op", &first);
+        canon_string(&c, name);
+        canon_key(&c, "seq", &first);
+        canon_int(&c, (int64_t)r->seq);
+        canon_puts(&c, "}");
+        if (c.error) {
+                free(c.buf);
+                return c.error;
+        }
+
+        sha256_init(&sh);
+        sha256_update(&sh, c.buf, c.len);
+        sha256_final(&sh, md);
+        /* The line: the same object with its checksum, and a newline. */
+        c.len--; /* the closing brace */
+        canon_puts(&c, ",\"checksum\":\"" CHECKSUM_PREFIX);
+        for (int i = 0; i < 32; i++) {
+                static const char digits[] = "0123456789abcdef";
+                char hex[2] = {digits[md[i] >> 4], digits[md[i] & 15]};
+                canon_put(&c, hex, 2);
+        }
+        canon_puts(&c, "\"}\n");
+        if (c.error) {
+                free(c.buf);
+                return c.error;
+        }
+        *ret = c.buf;
+        *ret_len = c.len;
+        return 0;
 }
 
 /* Parse one line (without '\n') and check its checksum; *ret_obj is the object. */
@@ -1710,7 +1911,7 @@ static int journal_open(struct pgd_grants *g)
                 return -ENOSPC;
         if (!g->journal_exists) {
                 _cleanup_(freep) char *base = NULL;
-                size_t len;
+                size_t len = 0;
 
                 /* Open intents live in a journal only a compaction writes. */
                 if (g->n_intents > 0)
@@ -1793,12 +1994,18 @@ int pgd_grants_sync(struct pgd_grants *g)
                 else
                         g->journal_created = false;
         }
-        journal_close(g);
         if (r < 0) {
+                journal_close(g);
                 /* What reached the disk is unknown (and a second fsync might not say). */
                 g->journal_broken = true;
                 return r;
         }
         g->unsynced = 0;
         return 0;
+}
+
+void pgd_grants_journal_idle(struct pgd_grants *g)
+{
+        if (g->unsynced == 0)
+                journal_close(g);
 }

@@ -120,6 +120,8 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r);
  * the journal takes no records until a compaction succeeded.
  */
 int pgd_grants_sync(struct pgd_grants *g);
+/* Nothing more to write for now: close the journal (when everything is synced). */
+void pgd_grants_journal_idle(struct pgd_grants *g);
 /* Records appended and not yet synced. */
 size_t pgd_grants_unsynced(const struct pgd_grants *g);
 /* Whether the journal must be compacted before it takes records again. */

@@ -109,6 +109,15 @@ struct hv {
         struct stat host_st;
         bool stale;      /* someone else changed the file: read it again */
         bool held;       /* hold(): the exclusive lock is ours until flush() */
+        bool pin_pending; /* written while held: pin the new file at flush() */
+        int dir_fd;      /* the directory, for its fsync */
+        /*
+         * The watch's events: renames of ours not yet drained (their
+         * IN_MOVED_TO need no look at the file), and a change by someone
+         * else that a call found first (the file was not ours any more).
+         */
+        unsigned own_renames;
+        bool outside_change;
 };
 
 struct sim_device {
@@ -662,6 +671,7 @@ static void host_forget(struct hv *hv)
         hv->host = sim_host_free(hv->host);
         hv->host_fd = safe_close(hv->host_fd);
         hv->stale = false;
+        hv->pin_pending = false;
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -700,6 +710,8 @@ static int host_refresh(struct hv *hv, struct sim_host **ret)
                         return 0;
                 }
         }
+        if (hv->host && !hv->stale)
+                hv->outside_change = true; /* found before the watch said so */
 
         host_forget(hv);
         fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -732,138 +744,233 @@ static int host_read(struct hv *hv, struct sim_host **ret)
         return r;
 }
 
-static int fsync_dir(const char *dir)
-{
-        _cleanup_(closep) int fd = -1;
+struct text {
+        char *buf;
+        size_t len, cap;
+        bool oom;
+};
 
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                return -errno;
+static void text_put(struct text *t, const char *s, size_t n)
+{
+        if (t->oom)
+                return;
+        if (t->len + n + 1 > t->cap) {
+                size_t cap = t->cap ? t->cap : 4096;
+                while (cap < t->len + n + 1)
+                        cap *= 2;
+                char *p = realloc(t->buf, cap);
+                if (!p) {
+                        t->oom = true;
+                        return;
+                }
+                t->buf = p;
+                t->cap = cap;
+        }
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
+}
+
+static void text_puts(struct text *t, const char *s)
+{
+        text_put(t, s, strlen(s));
+}
+
+/* v as one line of compact JSON (the wire's serialiser: one pass), without its newline. */
+static char *compact(const json_t *v)
+{
+        char *text = NULL;
+        size_t len = 0;
+
+        if (pg_wire_dump(v, &text, &len) < 0)
+                return NULL;
+        text[len - 1] = '\0';
+        return text;
+}
+
+/* "[" one element per line "]", each element's text kept in *cache until it changes. */
+static void text_list(struct text *t, size_t n, json_t *(*elem)(struct sim_host *h, size_t i),
+                      char **(*cache)(struct sim_host *h, size_t i), struct sim_host *h)
+{
+        text_puts(t, "[");
+        for (size_t i = 0; i < n; i++) {
+                char **c = cache(h, i);
+                if (!*c)
+                        *c = compact(elem(h, i));
+                if (!*c) {
+                        t->oom = true;
+                        return;
+                }
+                text_puts(t, i ? ",\n    " : "\n    ");
+                text_puts(t, *c);
+        }
+        text_puts(t, n ? "\n  ]" : "]");
+}
+
+static json_t *device_elem(struct sim_host *h, size_t i)
+{
+        return h->devices[i].obj;
+}
+
+static char **device_cache(struct sim_host *h, size_t i)
+{
+        return &h->devices[i].text;
+}
+
+static json_t *domain_elem(struct sim_host *h, size_t i)
+{
+        return json_array_get(json_object_get(h->root, "domains"), i);
+}
+
+static char **domain_cache(struct sim_host *h, size_t i)
+{
+        return &h->domains[i].text;
+}
+
+/*
+ * The file's text: one line per device and per domain. Their texts are kept
+ * until they change, so a write costs little more than the copy.
+ */
+static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
+{
+        struct text t = {};
+        const char *key;
+        json_t *value;
+        bool first = true;
+
+        text_puts(&t, "{");
+        json_object_foreach(h->root, key, value) {
+                text_puts(&t, first ? "\n  \"" : ",\n  \"");
+                text_puts(&t, key); /* one of the keys host_parse() allows */
+                text_puts(&t, "\": ");
+                first = false;
+                if (streq(key, "devices") && json_is_array(value))
+                        text_list(&t, h->n_devices, device_elem, device_cache, h);
+                else if (streq(key, "domains") && json_is_array(value))
+                        text_list(&t, h->n_domains, domain_elem, domain_cache, h);
+                else {
+                        _cleanup_(freep) char *v = compact(value);
+                        if (!v)
+                                t.oom = true;
+                        else
+                                text_puts(&t, v);
+                }
+        }
+        text_puts(&t, "\n}\n");
+        if (t.oom) {
+                free(t.buf);
+                return -ENOMEM;
+        }
+        *ret = t.buf;
+        *ret_len = t.len;
         return 0;
 }
 
 /*
- * The file's text: one line per device and per domain. A device's text is
- * kept until the device changes, so a write costs little more than the copy.
+ * Keep the file now in place open (read-only: closing it is no write) as the
+ * one in memory, with its identity: while it is open, its inode number cannot
+ * name another file.
  */
-static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
+static int host_pin(struct hv *hv)
 {
-        _cleanup_(freep) char *text = NULL;
-        size_t len = 0;
-        const char *key;
-        json_t *value;
-        bool first = true;
-        FILE *f;
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
 
-        f = open_memstream(&text, &len);
-        if (!f)
-                return -ENOMEM;
-        fputs("{", f);
-        json_object_foreach(h->root, key, value) {
-                fprintf(f, "%s\n  \"%s\": ", first ? "" : ",", key);
-                first = false;
-                if (streq(key, "devices") && json_is_array(value)) {
-                        fputs("[", f);
-                        for (size_t i = 0; i < h->n_devices; i++) {
-                                struct sim_device *dev = &h->devices[i];
-                                if (!dev->text)
-                                        dev->text = json_dumps(dev->obj, JSON_COMPACT);
-                                if (!dev->text)
-                                        goto oom;
-                                fprintf(f, "%s\n    %s", i ? "," : "", dev->text);
-                        }
-                        fputs(h->n_devices ? "\n  ]" : "]", f);
-                } else if (streq(key, "domains") && json_is_array(value)) {
-                        fputs("[", f);
-                        for (size_t i = 0; i < h->n_domains; i++) {
-                                struct sim_domain *dom = &h->domains[i];
-                                if (!dom->text)
-                                        dom->text = json_dumps(json_array_get(value, i),
-                                                               JSON_COMPACT);
-                                if (!dom->text)
-                                        goto oom;
-                                fprintf(f, "%s\n    %s", i ? "," : "", dom->text);
-                        }
-                        fputs(h->n_domains ? "\n  ]" : "]", f);
-                } else {
-                        _cleanup_(freep) char *t = json_dumps(value,
-                                                              JSON_COMPACT | JSON_ENCODE_ANY);
-                        if (!t)
-                                goto oom;
-                        fputs(t, f);
-                }
+        hv->pin_pending = false;
+        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != hv->written_ino) {
+                host_forget(hv); /* the next call reads the file */
+                return 0;
         }
-        fputs("\n}\n", f);
-        if (fclose(f) != 0)
-                return -ENOMEM;
-        *ret = TAKE_PTR(text);
-        *ret_len = len;
+        safe_close(hv->host_fd);
+        hv->host_fd = TAKE_FD(fd);
+        hv->host_st = st;
         return 0;
-oom:
-        fclose(f);
-        return -ENOMEM;
 }
 
-/* Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the directory. */
+static int write_at_start(int fd, const char *text, size_t len)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                ssize_t n = pwrite(fd, text + off, len - off, (off_t)off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+/*
+ * Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the
+ * directory. While held, FILE.tmp is not a new file each time: the previous
+ * host is written over in place and exchanged with FILE (renameat2
+ * RENAME_EXCHANGE, an atomic rename as the protocol asks), which spares the
+ * file system an inode and its pages per write; flush() removes it. The new
+ * file is pinned at flush(): no one else may replace it before.
+ */
 static int host_save(struct hv *hv, struct sim_host *h)
 {
         _cleanup_(freep) char *text = NULL;
         _cleanup_(closep) int fd = -1;
+        bool exchange = hv->held;
         struct stat st;
-        size_t len, off = 0;
+        size_t len;
         int r;
 
         r = host_format(h, &text, &len);
         if (r < 0)
                 return r;
 
-        fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        fd = open(hv->tmp_path,
+                  O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | (exchange ? 0 : O_TRUNC), 0644);
         if (fd < 0)
                 return -errno;
-        while (off < len) {
-                ssize_t n = write(fd, text + off, len - off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        (void)unlink(hv->tmp_path);
-                        return r;
-                }
-                off += (size_t)n;
-        }
-        if (fsync(fd) < 0) {
+        r = write_at_start(fd, text, len);
+        if (r >= 0 && fstat(fd, &st) < 0)
                 r = -errno;
+        if (r >= 0 && (size_t)st.st_size > len) {
+                if (ftruncate(fd, (off_t)len) < 0)
+                        r = -errno;
+                st.st_size = (off_t)len;
+        }
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
                 (void)unlink(hv->tmp_path);
                 return r;
         }
         /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
         fd = safe_close(fd);
-        if (rename(hv->tmp_path, hv->path) < 0) {
+        r = -EINVAL;
+        if (exchange && renameat2(AT_FDCWD, hv->tmp_path, AT_FDCWD, hv->path, RENAME_EXCHANGE) >= 0)
+                r = 0;
+        else if (rename(hv->tmp_path, hv->path) >= 0)
+                r = 0; /* no exchange where the file system cannot: a plain rename */
+        else
                 r = -errno;
+        if (r < 0) {
                 (void)unlink(hv->tmp_path);
                 return r;
         }
         h->changed = h->dirty = false;
+        hv->written_ino = st.st_ino;
+        hv->own_renames++;
         /*
          * The rename is the commit point: from here on the call has happened,
          * as a hypercall that returned would have. Syncing the directory is
          * best effort, so that the caller never believes the opposite.
          */
-        (void)fsync_dir(hv->dir);
-        /* Keep the new file open (read-only: closing it is no write) as the one in memory. */
-        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                host_forget(hv);
-                hv->host = NULL;
-                return 0; /* the next call reads the file */
+        if (hv->dir_fd >= 0)
+                (void)fsync(hv->dir_fd);
+        if (hv->held) {
+                hv->pin_pending = true;
+                return 0;
         }
-        safe_close(hv->host_fd);
-        hv->host_fd = TAKE_FD(fd);
-        hv->host_st = st;
-        hv->written_ino = st.st_ino;
-        return 0;
+        return host_pin(hv);
 }
 
 /* ---- counters and faults ---- */
@@ -874,9 +981,11 @@ static int count_call(struct sim_host *h, const char *name)
 
         if (n < LLONG_MAX)   /* saturate rather than overflow (json_int_t is long long) */
                 n++;
+        h->dirty = true;
+        if (json_is_integer(v))
+                return json_integer_set(v, n) < 0 ? -ENOMEM : 0;
         if (json_object_set_new(h->calls, name, json_integer(n)) < 0)
                 return -ENOMEM;
-        h->dirty = true;
         return 0;
 }
 
@@ -935,6 +1044,7 @@ static struct hv *sim_close(struct hv *hv)
         host_forget(hv);
         safe_close(hv->lock_fd);
         safe_close(hv->inotify_fd);
+        safe_close(hv->dir_fd);
         free(hv->path);
         free(hv->lock_path);
         free(hv->tmp_path);
@@ -968,6 +1078,7 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
         hv->lock_fd = -1;
         hv->inotify_fd = -1;
         hv->host_fd = -1;
+        hv->dir_fd = -1;
         hv->path = realpath(cfg->sim_host, NULL);
         if (!hv->path)
                 return -errno;
@@ -994,6 +1105,9 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
         /* Read-only, so that closing it never looks like a write to a watcher. */
         hv->lock_fd = open(hv->lock_path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
         if (hv->lock_fd < 0)
+                return -errno;
+        hv->dir_fd = open(hv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hv->dir_fd < 0)
                 return -errno;
 
         hv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1055,12 +1169,23 @@ static int sim_watch_drain(struct hv *hv)
                         if (ev->mask & IN_MOVED_TO) {
                                 struct stat st;
 
-                                if (stat(hv->path, &st) < 0 || st.st_ino != hv->written_ino)
+                                /*
+                                 * Ours, while renames of ours are still to come: they
+                                 * were made under the lock, and a change by someone
+                                 * else before them was found when the lock was taken.
+                                 */
+                                if (hv->own_renames > 0)
+                                        hv->own_renames--;
+                                else if (stat(hv->path, &st) < 0 || st.st_ino != hv->written_ino)
                                         changed = true;
                         } else {
                                 changed = true;
                         }
                 }
+        }
+        if (hv->outside_change) {
+                hv->outside_change = false;
+                changed = true;
         }
         if (changed)
                 hv->stale = true; /* even a change in place, which keeps the inode */
@@ -1094,6 +1219,10 @@ static int sim_flush(struct hv *hv)
         if (hv->host && (hv->host->dirty || hv->host->changed))
                 r = host_save(hv, hv->host);
         hv->held = false;
+        if (hv->pin_pending && hv->host)
+                (void)host_pin(hv);
+        /* The previous host that writes under the hold exchanged with FILE. */
+        (void)unlink(hv->tmp_path);
         (void)flock(hv->lock_fd, LOCK_UN);
         return r;
 }

@@ -63,7 +63,7 @@
 #define COMMIT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 20)
 #define COMMIT_GUARD_USEC (2 * 1000ULL)
 /* The host's bookkeeping held back (hv_ops.hold) is made visible this soon. */
-#define HOST_FLUSH_USEC (1000ULL)
+#define HOST_FLUSH_USEC (5 * 1000ULL)
 /* A rollback the hypervisor refused is tried again this often. */
 #define ROLLBACK_RETRY_USEC (1000 * 1000ULL)
 
@@ -79,6 +79,12 @@ struct client {
         char *out; /* unsent replies: out[out_off .. out_len) */
         size_t out_off, out_len, out_alloc;
         struct pgd_ctx *pending; /* its request waits for the grant journal */
+        /*
+         * A known client's idle deadline, moved by every request it makes;
+         * the timer is not moved each time: when it fires before the
+         * deadline, it waits on until it.
+         */
+        uint64_t idle_until;
         bool known;    /* a client of the policy at accept: counts against max_connections */
         bool queued;   /* has complete lines waiting for a turn (the server's work source) */
         bool eof;      /* the client will send no more */
@@ -441,9 +447,9 @@ static void client_update(struct client *c)
 
         if (c->draining)
                 events |= EPOLLIN;
-        else if (!c->closing && !c->eof && !queue && !output_pending(c) && !c->pending &&
+        else if (!c->closing && !c->eof && !queue && !output_pending(c) &&
                  c->in_len < sizeof(c->in))
-                events |= EPOLLIN;
+                events |= EPOLLIN; /* also while a request waits: its next lines only queue */
         if (output_pending(c))
                 events |= EPOLLOUT;
         if (!events && !queue && !c->pending) {
@@ -527,7 +533,11 @@ static void client_replied(struct client *c, json_t *reply)
                 return;
         if (peer_is_client(c->server->d, &c->peer)) {
                 /* A complete request: the idle clock starts again. */
-                client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
+                uint64_t now = 0;
+                if (sd_event_now(c->server->event, CLOCK_MONOTONIC, &now) < 0)
+                        client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
+                else
+                        c->idle_until = now + cfg->idle_timeout_sec * 1000000ULL;
                 return;
         }
         /* A peer the policy does not know keeps its slot only until its idle
@@ -686,6 +696,12 @@ static int on_client_idle(sd_event_source *source, uint64_t usec, void *userdata
 {
         struct client *c = userdata;
 
+        if (!c->draining && !c->closing && c->idle_until > usec) {
+                /* It made requests since the timer was set: wait until its deadline. */
+                if (sd_event_source_set_time(source, c->idle_until) >= 0 &&
+                    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT) >= 0)
+                        return 0;
+        }
         if (!c->draining)
                 log_debug("uid %u pid %d idle for too long; disconnecting", (unsigned)c->peer.uid,
                           (int)c->peer.pid);
@@ -1000,7 +1016,9 @@ static int on_host_event(sd_event_source *source, int fd, uint32_t revents, void
 
         if (r < 0)
                 log_warning_errno(r, "Failed to read the host's events: %m");
-        host_changed(s);
+        /* 0: only the backend's own writes; a failure may have hidden a change. */
+        if (r != 0)
+                host_changed(s);
         return 0;
 }
 
@@ -1077,7 +1095,7 @@ static int on_commit(sd_event_source *source, void *userdata)
 {
         struct pgd_server *s = userdata;
 
-        (void)sd_event_source_set_enabled(s->commit_guard, SD_EVENT_OFF);
+        /* The guard stays armed: when it fires with nothing waiting, it does nothing. */
         pgd_commit_run(s->d);
         return 0;
 }

@@ -957,7 +957,7 @@ int main(int argc, char **argv)
         cpu_set_t one;
         CPU_ZERO(&one);
         CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
-        if (sched_setaffinity(0, sizeof(one), &one) < 0)
+        if (!getenv("PG_BENCH_NOPIN") && sched_setaffinity(0, sizeof(one), &one) < 0)
                 perror("sched_setaffinity");
         printf("passguardd's request path; simulated host on tmpfs (%s), state on disk (%s), "
                "all on CPU %d\n",

@@ -644,6 +644,46 @@ static void test_journal_compaction(void)
         CHECK_INTEQ(pgd_grants_count(h), 2);
 }
 
+/*
+ * Records are written without jansson, in the canonical form their checksum
+ * covers; loading checks that with jansson. Names that need every escape
+ * must load back unchanged; a name that is not UTF-8 is refused.
+ */
+static void test_journal_escapes(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5,
+                                        "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac "
+                                        "\xf0\x9f\x98\x80",
+                                        "r\"ule");
+        const char *why = NULL;
+        uint64_t ia = 0;
+
+        snprintf(a.client_unit, sizeof(a.client_unit), "x\ty.service");
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_PREPARE, 0, NULL, "0000:04:00.0", "dr\"iver\\",
+                           &ia), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_PREPARED, ia, NULL, "0000:04:00.0", "dr\"iver\\", NULL),
+                    0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        const struct pgd_grant *x = h ? pgd_grants_find(h, a.sbdf) : NULL;
+        CHECK(x && streq(x->domain_name, a.domain_name) && streq(x->rule, a.rule) &&
+              streq(x->client_unit, a.client_unit));
+        CHECK(h && streq(pgd_grants_prepared_driver(h, PG_SBDF(0, 4, 0, 0)) ?: "", "dr\"iver\\"));
+
+        /* not UTF-8: refused, nothing recorded */
+        struct pgd_grant bad = make_grant("0000:05:00.0", 5, UUID5, "a\xc3(b", "gpus");
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &bad, NULL, NULL, NULL), -EINVAL);
+        CHECK_INTEQ(pgd_grants_n_intents(h), 0);
+        struct pgd_grant overlong = make_grant("0000:05:00.0", 5, UUID5, "\xc0\xaf", "gpus");
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &overlong, NULL, NULL, NULL), -EINVAL);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+}
+
 /* A journal that cannot be written takes nothing, and says so until a compaction. */
 static void test_journal_failures(void)
 {
@@ -747,6 +787,7 @@ int main(int argc, char **argv)
         test_journal_torn_and_corrupt();
         test_journal_compaction();
         test_journal_failures();
+        test_journal_escapes();
         if (argc > 1)
                 test_corpus(argv[1]);
         return harness_exit();
