@@ -121,8 +121,11 @@ struct hv {
 };
 
 struct sim_device {
-        json_t *obj;     /* borrowed from sim_host.root */
-        char *text;      /* obj serialised, NULL until needed or after a change */
+        /*
+         * The device as one line of JSON: the file's text of it. A host of
+         * thousands of devices keeps these lines, not their parse trees.
+         */
+        char *text;
         uint32_t sbdf;
         uint16_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class;
@@ -335,7 +338,7 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                 "bdf",    "vendor", "device", "class",       "subsystem_vendor", "subsystem_device",
                 "driver", "group",  "reset",  "assigned_to", NULL,
         };
-        struct sim_device d = { .obj = obj, .owner = HV_DOMID_DOM0 };
+        struct sim_device d = { .owner = HV_DOMID_DOM0 };
         const json_t *v;
         uint32_t x;
         int r;
@@ -458,9 +461,44 @@ static struct sim_device *find_device(struct sim_host *h, uint32_t sbdf)
         return NULL;
 }
 
+/* v as one line of compact JSON (the wire's serialiser: one pass), without its newline. */
+static char *compact(const json_t *v)
+{
+        char *text = NULL;
+        size_t len = 0;
+
+        if (pg_wire_dump(v, &text, &len) < 0)
+                return NULL;
+        text[len - 1] = '\0';
+        return text;
+}
+
+/* Set one key of a device: its text is parsed, changed and written again. Takes v. */
+static int device_set(struct sim_device *dev, const char *key, json_t *v)
+{
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        char *text;
+
+        if (!v)
+                return -ENOMEM;
+        o = json_loads(dev->text, 0, NULL);
+        if (!o || json_object_set_new(o, key, v) < 0) {
+                if (!o)
+                        json_decref(v);
+                return -ENOMEM;
+        }
+        text = compact(o);
+        if (!text)
+                return -ENOMEM;
+        free(dev->text);
+        dev->text = text;
+        return 0;
+}
+
 static int set_owner(struct sim_device *dev, uint32_t owner)
 {
         json_t *v;
+        int r;
 
         if (owner == HV_DOMID_DOM0)
                 v = json_null();
@@ -468,21 +506,20 @@ static int set_owner(struct sim_device *dev, uint32_t owner)
                 v = json_string("io");
         else
                 v = json_integer(owner);
-        if (!v || json_object_set_new(dev->obj, "assigned_to", v) < 0)
-                return -ENOMEM;
+        r = device_set(dev, "assigned_to", v);
+        if (r < 0)
+                return r;
         dev->owner = owner;
-        dev->text = pg_free(dev->text);
         return 0;
 }
 
 static int set_driver(struct sim_device *dev, const char *driver)
 {
-        json_t *v = driver[0] ? json_string(driver) : json_null();
+        int r = device_set(dev, "driver", driver[0] ? json_string(driver) : json_null());
 
-        if (!v || json_object_set_new(dev->obj, "driver", v) < 0)
-                return -ENOMEM;
+        if (r < 0)
+                return r;
         snprintf(dev->driver, sizeof(dev->driver), "%s", driver);
-        dev->text = pg_free(dev->text);
         return 0;
 }
 
@@ -561,8 +598,12 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         r = parse_device(json_array_get(v, i), &h->devices[i]);
                         if (r < 0)
                                 return r;
+                        h->devices[i].text = compact(json_array_get(v, i));
+                        if (!h->devices[i].text)
+                                return -ENOMEM;
                         h->by_sbdf[i] = i;
                 }
+                json_array_clear(v); /* the texts are the devices now */
                 qsort_r(h->by_sbdf, h->n_devices, sizeof(*h->by_sbdf), compare_sbdf, h->devices);
                 for (i = 1; i < h->n_devices; i++)
                         if (h->devices[h->by_sbdf[i - 1]].sbdf == h->devices[h->by_sbdf[i]].sbdf)
@@ -776,18 +817,6 @@ static void text_puts(struct text *t, const char *s)
         text_put(t, s, strlen(s));
 }
 
-/* v as one line of compact JSON (the wire's serialiser: one pass), without its newline. */
-static char *compact(const json_t *v)
-{
-        char *text = NULL;
-        size_t len = 0;
-
-        if (pg_wire_dump(v, &text, &len) < 0)
-                return NULL;
-        text[len - 1] = '\0';
-        return text;
-}
-
 /* "[" one element per line "]", each element's text kept in *cache until it changes. */
 static void text_list(struct text *t, size_t n, json_t *(*elem)(struct sim_host *h, size_t i),
                       char **(*cache)(struct sim_host *h, size_t i), struct sim_host *h)
@@ -809,7 +838,7 @@ static void text_list(struct text *t, size_t n, json_t *(*elem)(struct sim_host 
 
 static json_t *device_elem(struct sim_host *h, size_t i)
 {
-        return h->devices[i].obj;
+        return NULL; /* a device always has its text */
 }
 
 static char **device_cache(struct sim_host *h, size_t i)
@@ -1353,9 +1382,9 @@ static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
         info.subsystem_vendor = dev->subsystem_vendor;
         info.subsystem_device = dev->subsystem_device;
         info.class = dev->class;
-        snprintf(info.driver, sizeof(info.driver), "%s", dev->driver);
+        memcpy(info.driver, dev->driver, sizeof(info.driver));
         info.has_reset = dev->reset[0] != '\0';
-        snprintf(info.reset_method, sizeof(info.reset_method), "%s", dev->reset);
+        memcpy(info.reset_method, dev->reset, sizeof(dev->reset));
         *ret = info;
         return 0;
 }

@@ -175,6 +175,8 @@ static int run(int argc, char *argv[])
                 log_error_errno(r, "Failed to reconcile the grants with the host: %m");
                 return 1;
         }
+        /* The parse trees of the host and the store are gone: give their memory back. */
+        malloc_trim(0);
 
         /* 5. the event loop and the socket */
         struct pgd_server *s = NULL;

@@ -99,13 +99,21 @@ int pgd_op_status(struct pgd_ctx *ctx)
         return 0;
 }
 
-/* The hypervisor owner of sbdf from one assignments() listing: dom0 when absent. */
+static int compare_assignment(const void *a, const void *b)
+{
+        uint32_t x = ((const struct hv_assignment *)a)->sbdf;
+        uint32_t y = ((const struct hv_assignment *)b)->sbdf;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The hypervisor owner of sbdf from one sorted assignments() listing: dom0 when absent. */
 static uint32_t owner_in(const struct hv_assignment *asg, size_t n_asg, uint32_t sbdf)
 {
-        for (size_t i = 0; i < n_asg; i++)
-                if (asg[i].sbdf == sbdf)
-                        return asg[i].domid;
-        return HV_DOMID_DOM0;
+        const struct hv_assignment key = {.sbdf = sbdf}, *a;
+
+        a = bsearch(&key, asg, n_asg, sizeof(*asg), compare_assignment);
+        return a ? a->domid : HV_DOMID_DOM0;
 }
 
 static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_pci_info *info,
@@ -129,12 +137,15 @@ static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_p
  */
 #define LIST_BUDGET (60u * 1024)
 
-/* The bytes o adds to an array on the wire: its compact text and a comma. */
+/* The bytes o adds to an array on the wire: its text (as the reply will hold it) and a comma. */
 static size_t wire_size(const json_t *o)
 {
-        size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII);
+        _cleanup_(freep) char *text = NULL;
+        size_t n = 0;
 
-        return n == 0 ? SIZE_MAX : n + 1;
+        if (pg_wire_dump(o, &text, &n) < 0)
+                return SIZE_MAX;
+        return n; /* its newline stands for the comma */
 }
 
 /*
@@ -187,6 +198,7 @@ static int list_assignable(struct pgd_daemon *d, json_t *array, size_t *budget, 
         r = d->hv_ops->assignments(d->hv, &asg, &n_asg);
         if (r < 0)
                 return r;
+        qsort(asg, n_asg, sizeof(*asg), compare_assignment);
         for (size_t i = 0; i < n; i++) {
                 struct hv_pci_info info;
 

@@ -51,6 +51,13 @@
 #define REQUESTS_PER_TURN 4
 /* After its last reply, a connection we close is read (and discarded) this long at most. */
 #define LINGER_USEC (1000 * 1000ULL)
+/*
+ * A connection's input buffer starts this small (requests are short) and
+ * grows, for a line that needs it, up to one message; replies' buffers go
+ * back to nothing once sent when they grew past OUT_KEEP.
+ */
+#define IN_MIN 4096U
+#define OUT_KEEP (16U * 1024)
 /* Below the connections' I/O: a burst of I/O is read before the queued requests run. */
 #define WORK_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 /*
@@ -74,8 +81,9 @@ struct client {
         sd_event_source *io;
         sd_event_source *idle;
         struct pgd_peer peer;
-        char in[PG_WIRE_MAX_MESSAGE]; /* one line fits, '\n' included */
-        size_t in_len;
+        /* Unhandled input: IN_MIN bytes, grown to PG_WIRE_MAX_MESSAGE for a line that needs it. */
+        char *in;
+        size_t in_len, in_cap;
         char *out; /* unsent replies: out[out_off .. out_len) */
         size_t out_off, out_len, out_alloc;
         struct pgd_ctx *pending; /* its request waits for the grant journal */
@@ -229,6 +237,7 @@ static struct client *client_free(struct client *c)
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
         pgd_peer_clear(&c->peer);
+        free(c->in);
         free(c->out);
         free(c);
         return NULL;
@@ -448,7 +457,7 @@ static void client_update(struct client *c)
         if (c->draining)
                 events |= EPOLLIN;
         else if (!c->closing && !c->eof && !queue && !output_pending(c) &&
-                 c->in_len < sizeof(c->in))
+                 c->in_len < PG_WIRE_MAX_MESSAGE)
                 events |= EPOLLIN; /* also while a request waits: its next lines only queue */
         if (output_pending(c))
                 events |= EPOLLOUT;
@@ -478,8 +487,13 @@ static void client_flush(struct client *c)
                 }
                 c->out_off += (size_t)n;
         }
-        if (c->out_off == c->out_len)
+        if (c->out_off == c->out_len) {
                 c->out_off = c->out_len = 0;
+                if (c->out_alloc > OUT_KEEP) {
+                        c->out = pg_free(c->out);
+                        c->out_alloc = 0;
+                }
+        }
 }
 
 /* Queue a reply (consumes it) and try to send it at once. */
@@ -602,8 +616,15 @@ static void client_process(struct client *c, unsigned budget)
                 return;
         memmove(c->in, c->in + start, c->in_len - start);
         c->in_len -= start;
+        if (c->in_len < IN_MIN && c->in_cap > IN_MIN) {
+                char *p = realloc(c->in, IN_MIN);
+                if (p) {
+                        c->in = p;
+                        c->in_cap = IN_MIN;
+                }
+        }
 
-        if (!c->closing && c->in_len == sizeof(c->in) && !has_line(c)) {
+        if (!c->closing && c->in_len == PG_WIRE_MAX_MESSAGE && !has_line(c)) {
                 log_warning("uid %u pid %d sent a line over %d bytes; disconnecting",
                             (unsigned)c->peer.uid, (int)c->peer.pid, PG_WIRE_MAX_MESSAGE);
                 client_send(c, pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST,
@@ -633,7 +654,19 @@ static void client_drain(struct client *c)
 
 static void client_read(struct client *c)
 {
-        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+        if (c->in_len == c->in_cap) {
+                /* A line longer than the buffer: room for more of it, up to one message. */
+                size_t cap = c->in_cap * 2 < PG_WIRE_MAX_MESSAGE ? c->in_cap * 2
+                                                                 : PG_WIRE_MAX_MESSAGE;
+                char *p = cap > c->in_cap ? realloc(c->in, cap) : NULL;
+                if (!p) {
+                        c->dead = true;
+                        return;
+                }
+                c->in = p;
+                c->in_cap = cap;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno != EAGAIN && errno != EINTR)
                         c->dead = true;
@@ -726,6 +759,10 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool 
         c->peer = *peer;
         c->known = known;
         *peer = (struct pgd_peer){0};
+        c->in = malloc(IN_MIN);
+        if (!c->in)
+                return -ENOMEM;
+        c->in_cap = IN_MIN;
 
         if (!known && idle_sec > PGD_UNKNOWN_IDLE_TIMEOUT_SEC)
                 idle_sec = PGD_UNKNOWN_IDLE_TIMEOUT_SEC;
