@@ -4,10 +4,11 @@
  * event source on one loop: the listening socket, each connection, its idle
  * timer, the host's watch fd, SIGTERM/SIGINT/SIGHUP and the watchdog.
  *
- * A connection never blocks the loop: sockets are non-blocking, each wake-up
- * reads at most one buffer (64 KiB) and handles at most REQUESTS_PER_TURN
- * requests of one client; the rest wait for later turns, taken round-robin
- * with the other clients. Replies are queued and sent when the socket is
+ * A connection never blocks the loop: sockets are non-blocking, edge-triggered
+ * (a wake-up reads until the socket is empty or the buffer, one message, is
+ * full; epoll then need not look at the sockets already read on every turn),
+ * and a turn handles at most REQUESTS_PER_TURN requests of one client; the
+ * rest wait for later turns, taken round-robin with the other clients. Replies are queued and sent when the socket is
  * writable; a client is not read from while it has replies unsent or
  * requests unhandled, so one that does not read its replies stalls only
  * itself. A client that sends a line too long, reads too little or says
@@ -98,6 +99,7 @@ struct client {
         bool eof;      /* the client will send no more */
         bool closing;  /* handle nothing more; close once the output is flushed */
         bool draining; /* output flushed and shut down: discard input until EOF or the linger time */
+        bool unread;   /* input was left in the socket (buffer full): no edge will say so again */
         bool dead;     /* close now */
 };
 
@@ -466,8 +468,14 @@ static void client_update(struct client *c)
                 c->dead = true;
                 return;
         }
-        if (events && sd_event_source_set_io_events(c->io, events) < 0)
+        if (events && sd_event_source_set_io_events(c->io, events | EPOLLET) < 0)
                 c->dead = true;
+        if ((events & EPOLLIN) && c->unread) {
+                /* Input waits in the socket and no edge will come: add it to epoll again. */
+                c->unread = false;
+                if (sd_event_source_set_enabled(c->io, SD_EVENT_OFF) < 0)
+                        c->dead = true;
+        }
         if (sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 c->dead = true;
 }
@@ -650,33 +658,45 @@ static void client_drain(struct client *c)
                         return;
                 }
         }
+        c->unread = true; /* more next turn */
 }
 
+/* Read until the socket is empty (its edge is consumed) or the buffer holds one message. */
 static void client_read(struct client *c)
 {
-        if (c->in_len == c->in_cap) {
-                /* A line longer than the buffer: room for more of it, up to one message. */
-                size_t cap = c->in_cap * 2 < PG_WIRE_MAX_MESSAGE ? c->in_cap * 2
-                                                                 : PG_WIRE_MAX_MESSAGE;
-                char *p = cap > c->in_cap ? realloc(c->in, cap) : NULL;
-                if (!p) {
-                        c->dead = true;
-                        return;
+        for (;;) {
+                if (c->in_len == c->in_cap && c->in_cap < PG_WIRE_MAX_MESSAGE) {
+                        /* Room for more: up to one message, for a line that needs it. */
+                        size_t cap = c->in_cap * 2 < PG_WIRE_MAX_MESSAGE ? c->in_cap * 2
+                                                                         : PG_WIRE_MAX_MESSAGE;
+                        char *p = realloc(c->in, cap);
+                        if (!p) {
+                                c->dead = true;
+                                return;
+                        }
+                        c->in = p;
+                        c->in_cap = cap;
                 }
-                c->in = p;
-                c->in_cap = cap;
+                if (c->in_len == c->in_cap) {
+                        c->unread = true; /* the rest stays in the socket */
+                        break;
+                }
+                ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                c->dead = true;
+                        break;
+                }
+                if (n == 0) {
+                        c->eof = true;
+                        break;
+                }
+                c->in_len += (size_t)n;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
-        if (n < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        c->dead = true;
+        if (c->dead)
                 return;
-        }
-        if (n == 0) {
-                c->eof = true;
-                return;
-        }
-        c->in_len += (size_t)n;
         /* A few requests now; the rest on later turns of the loop. */
         client_process(c, REQUESTS_PER_TURN);
 }
@@ -766,7 +786,7 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool 
 
         if (!known && idle_sec > PGD_UNKNOWN_IDLE_TIMEOUT_SEC)
                 idle_sec = PGD_UNKNOWN_IDLE_TIMEOUT_SEC;
-        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_client_io, c);
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN | EPOLLET, on_client_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
