@@ -123,8 +123,12 @@ static void out_char(struct out *o, char c)
 static void out_u16(struct out *o, unsigned v)
 {
         static const char hex[] = "0123456789abcdef";
-        char e[6] = {'\\', 'u', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15],
-                     hex[v & 15]};
+        char e[6] = "\\u";
+
+        e[2] = hex[(v >> 12) & 15];
+        e[3] = hex[(v >> 8) & 15];
+        e[4] = hex[(v >> 4) & 15];
+        e[5] = hex[v & 15];
 
         out_put(o, e, sizeof(e));
 }
@@ -148,8 +152,12 @@ static void out_string(struct out *o, const char *s, size_t n)
                         out_put(o, e, 2);
                         p++;
                 } else if (c < 0x20) {
-                        const char *e = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
-                                      : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+                        const char *e = c == '\n'   ? "\\n"
+                                        : c == '\t' ? "\\t"
+                                        : c == '\r' ? "\\r"
+                                        : c == '\b' ? "\\b"
+                                        : c == '\f' ? "\\f"
+                                                    : NULL;
                         if (e)
                                 out_put(o, e, 2);
                         else
@@ -186,7 +194,8 @@ static void out_value(struct out *o, const json_t *v)
         switch (json_typeof(v)) {
         case JSON_OBJECT:
                 out_char(o, '{');
-                json_object_foreach((json_t *)v, key, e) {
+                json_object_foreach((json_t *)v, key, e)
+                {
                         if (!first)
                                 out_char(o, ',');
                         first = false;
@@ -198,7 +207,8 @@ static void out_value(struct out *o, const json_t *v)
                 break;
         case JSON_ARRAY:
                 out_char(o, '[');
-                json_array_foreach(v, i, e) {
+                json_array_foreach(v, i, e)
+                {
                         if (i > 0)
                                 out_char(o, ',');
                         out_value(o, e);

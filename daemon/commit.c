@@ -45,9 +45,9 @@ struct pgd_change {
         struct pgd_ctx *ctx; /* NULL: no client waits (domain death) */
         struct pgd_change_args a;
         enum stage stage;
-        int sync_r;          /* the result of the sync it waited for */
-        int code;            /* once ended: 0 or PG_ERR_* */
-        uint64_t intent;     /* the open intent record, 0: none */
+        int sync_r;      /* the result of the sync it waited for */
+        int code;        /* once ended: 0 or PG_ERR_* */
+        uint64_t intent; /* the open intent record, 0: none */
         struct pgd_intent intent_copy;
         const char *message; /* of the audit record */
         bool undo_pending;   /* the rollback failed: retried later */
@@ -55,8 +55,8 @@ struct pgd_change {
 };
 
 struct kind {
-        const char *point;    /* crash points "POINT:before-hv" ..., or NULL */
-        bool intent;          /* an intent record before the call */
+        const char *point; /* crash points "POINT:before-hv" ..., or NULL */
+        bool intent;       /* an intent record before the call */
         enum pgd_record_op intent_op, outcome_op;
         enum pgd_audit_kind audit;
         const char *decision; /* of the audit record */
@@ -414,16 +414,15 @@ static void after_release(struct pgd_change *c)
          * logged: the device sits in quarantine).
          */
         bool want = reset != PG_POLICY_RESET_NEVER &&
-                    (has_reset || (c->a.kind == PGD_CHANGE_DOMAIN_GONE &&
-                                   reset == PG_POLICY_RESET_REQUIRED));
+                    (has_reset ||
+                     (c->a.kind == PGD_CHANGE_DOMAIN_GONE && reset == PG_POLICY_RESET_REQUIRED));
         if (want) {
                 r = d->hv_ops->pci_reset(d->hv, g->sbdf);
                 if (r < 0) {
                         if (c->a.kind == PGD_CHANGE_DOMAIN_GONE)
-                                log_warning_errno(r,
-                                                  "Failed to reset %s after d%" PRIu32
-                                                  " went away: %m",
-                                                  bdf, g->domid);
+                                log_warning_errno(
+                                        r, "Failed to reset %s after d%" PRIu32 " went away: %m",
+                                        bdf, g->domid);
                         else
                                 log_warning_errno(r, "Failed to reset %s after release: %m", bdf);
                         c->message = "released; the reset failed";
@@ -552,8 +551,7 @@ static void change_end(struct pgd_change *c)
         change_free(c);
 }
 
-int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx,
-                      const struct pgd_change_args *args)
+int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx, const struct pgd_change_args *args)
 {
         struct pgd_change *c;
         int code;

@@ -29,13 +29,14 @@ enum pgd_change_kind {
 /* What an op asks for, and, once it is done, what happened. */
 struct pgd_change_args {
         enum pgd_change_kind kind;
-        struct pgd_grant grant;        /* ASSIGN: to make; RELEASE, DOMAIN_GONE: to end */
-        bool rdm_relaxed;              /* ASSIGN */
-        uint32_t sbdf;                 /* PREPARE, UNPREPARE */
-        char driver[HV_DRIVER_MAX];    /* PREPARE: bound now, then the one unbound; UNPREPARE: to rebind */
+        struct pgd_grant grant; /* ASSIGN: to make; RELEASE, DOMAIN_GONE: to end */
+        bool rdm_relaxed;       /* ASSIGN */
+        uint32_t sbdf;          /* PREPARE, UNPREPARE */
+        /* PREPARE: the driver bound now, then the one unbound; UNPREPARE: to rebind */
+        char driver[HV_DRIVER_MAX];
         bool have_dom;
-        struct hv_domain dom;          /* the domain the request named, for the audit record */
-        const char *message;           /* the audit message when it succeeds (static) */
+        struct hv_domain dom; /* the domain the request named, for the audit record */
+        const char *message;  /* the audit message when it succeeds (static) */
         /* Add the reply's fields once the change is durable. Returns 0 or -ENOMEM. */
         int (*reply)(struct pgd_ctx *ctx, const struct pgd_change_args *done);
 };

@@ -48,11 +48,11 @@
  * record appended since the last one (and a directory fsync when the file
  * was created). The journal is open only while records are written and
  * synced (pgd_grants_journal_idle()), so that no file of the state
- * directory stays open for writing when the daemon is idle. A failed write is cut off again (ftruncate); after a failed
- * write or sync the journal takes no record until a compaction succeeded
- * (what reached the disk is unknown). A file system with less than
- * JOURNAL_RESERVE bytes free takes no record: the journal could not be
- * compacted there.
+ * directory stays open for writing when the daemon is idle. A failed
+ * write is cut off again (ftruncate); after a failed write or sync the
+ * journal takes no record until a compaction succeeded (what reached the
+ * disk is unknown). A file system with less than JOURNAL_RESERVE bytes free
+ * takes no record: the journal could not be compacted there.
  *
  * Compaction writes grants.json.tmp, fsyncs it, writes grants.journal.tmp
  * (the base line and the intents still open, carried), fsyncs it, renames the snapshot
@@ -110,11 +110,11 @@ struct pgd_grants {
         char snapshot_sum[PGD_GRANTS_CHECKSUM_MAX]; /* of grants.json on disk, "" for none */
         size_t snapshot_size;
         char *journal_path;
-        int journal_fd;        /* open for appending while records wait for their sync */
-        bool journal_exists;   /* the file is on disk, with its base line */
-        bool journal_created;  /* created since the directory was last synced */
-        bool journal_broken;   /* a write or sync failed: compact before the next record */
-        size_t journal_size;   /* bytes of whole records (base line included) */
+        int journal_fd;       /* open for appending while records wait for their sync */
+        bool journal_exists;  /* the file is on disk, with its base line */
+        bool journal_created; /* created since the directory was last synced */
+        bool journal_broken;  /* a write or sync failed: compact before the next record */
+        size_t journal_size;  /* bytes of whole records (base line included) */
         uint64_t next_seq;
         size_t unsynced;
 };
@@ -958,7 +958,7 @@ static int line_format(json_t *obj, char **ret, size_t *ret_len)
         return 0;
 }
 
-/* The base line of a journal after the snapshot sum: seq before its records, the carried intents. */
+/* A journal's base line: the snapshot's sum, the seq before its records, the carried intents. */
 static int base_format(const char *snapshot_sum, uint64_t seq, const struct pgd_intent *carried,
                        size_t n_carried, char **ret, size_t *ret_len)
 {
@@ -970,8 +970,7 @@ static int base_format(const char *snapshot_sum, uint64_t seq, const struct pgd_
                 if (json_array_append_new(list, json_integer((json_int_t)carried[i].seq)) < 0)
                         return -ENOMEM;
         obj = json_pack("{s:s, s:I, s:o, s:O}", "op", "base", "seq", (json_int_t)seq, "snapshot",
-                        snapshot_sum[0] ? json_string(snapshot_sum) : json_null(), "carried",
-                        list);
+                        snapshot_sum[0] ? json_string(snapshot_sum) : json_null(), "carried", list);
         if (!obj)
                 return -ENOMEM;
         return line_format(obj, ret, ret_len);
@@ -1021,8 +1020,11 @@ static void canon_puts(struct canon *c, const char *s)
 /* The length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-        size_t k = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-                                   : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+        size_t k = p[0] < 0x80             ? 1
+                   : (p[0] & 0xe0) == 0xc0 ? 2
+                   : (p[0] & 0xf0) == 0xe0 ? 3
+                   : (p[0] & 0xf8) == 0xf0 ? 4
+                                           : 0;
         uint32_t cp;
 
         if (k == 0 || k > n)
@@ -1237,9 +1239,9 @@ static int line_parse(const char *text, size_t len, json_t **ret_obj)
 }
 
 struct base {
-        char sum[CHECKSUM_MAX];   /* "" for none */
-        uint64_t seq;             /* the records continue at seq + 1 */
-        uint64_t *carried;        /* the intents that come first, in order */
+        char sum[CHECKSUM_MAX]; /* "" for none */
+        uint64_t seq;           /* the records continue at seq + 1 */
+        uint64_t *carried;      /* the intents that come first, in order */
         size_t n_carried;
 };
 
@@ -1540,7 +1542,8 @@ static int read_path(const char *path, char **ret, size_t *ret_len)
 
 static int read_path_at(int dirfd, const char *name, char **ret, size_t *ret_len)
 {
-        _cleanup_(closep) int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        _cleanup_(closep) int fd =
+                openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 
         if (fd < 0)
                 return -errno;
@@ -1988,7 +1991,8 @@ int pgd_grants_sync(struct pgd_grants *g)
         if (fdatasync(g->journal_fd) < 0)
                 r = -errno;
         if (r >= 0 && g->journal_created) {
-                _cleanup_(closep) int dirfd = open(g->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                _cleanup_(closep) int dirfd =
+                        open(g->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (dirfd < 0 || fsync(dirfd) < 0)
                         r = -errno;
                 else

@@ -53,20 +53,20 @@ enum pgd_record_op {
 
 struct pgd_record {
         enum pgd_record_op op;
-        uint64_t seq;                  /* set by pgd_grants_record() */
-        uint64_t intent;               /* GRANT, ABORT, PREPARED: the intent resolved, 0: none */
+        uint64_t seq;    /* set by pgd_grants_record() */
+        uint64_t intent; /* GRANT, ABORT, PREPARED: the intent resolved, 0: none */
         uint32_t sbdf;
-        struct pgd_grant grant;        /* INTENT_ASSIGN, GRANT */
-        char driver[HV_DRIVER_MAX];    /* INTENT_PREPARE, PREPARED */
+        struct pgd_grant grant;     /* INTENT_ASSIGN, GRANT */
+        char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE, PREPARED */
 };
 
 /* An intent without an outcome yet: its hypervisor call may or may not have happened. */
 struct pgd_intent {
         uint64_t seq;
-        enum pgd_record_op op;         /* INTENT_ASSIGN or INTENT_PREPARE */
+        enum pgd_record_op op; /* INTENT_ASSIGN or INTENT_PREPARE */
         uint32_t sbdf;
-        struct pgd_grant grant;        /* INTENT_ASSIGN */
-        char driver[HV_DRIVER_MAX];    /* INTENT_PREPARE */
+        struct pgd_grant grant;     /* INTENT_ASSIGN */
+        char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE */
 };
 
 /*

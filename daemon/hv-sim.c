@@ -107,10 +107,10 @@ struct hv {
         struct sim_host *host;
         int host_fd;
         struct stat host_st;
-        bool stale;      /* someone else changed the file: read it again */
-        bool held;       /* hold(): the exclusive lock is ours until flush() */
+        bool stale;       /* someone else changed the file: read it again */
+        bool held;        /* hold(): the exclusive lock is ours until flush() */
         bool pin_pending; /* written while held: pin the new file at flush() */
-        int dir_fd;      /* the directory, for its fsync */
+        int dir_fd;       /* the directory, for its fsync */
         /*
          * The watch's events: renames of ours not yet drained (their
          * IN_MOVED_TO need no look at the file), and a change by someone
@@ -138,16 +138,16 @@ struct sim_device {
 struct sim_domain {
         struct hv_domain info;
         bool iommu;
-        char *text;      /* serialised, NULL until needed (the daemon never changes a domain) */
+        char *text; /* serialised, NULL until needed (the daemon never changes a domain) */
 };
 
 struct sim_host {
         json_t *root;
         bool iommu;
         int interrupt_remapping;
-        struct sim_device *devices;   /* in file order */
+        struct sim_device *devices; /* in file order */
         size_t n_devices;
-        size_t *by_sbdf;              /* indices into devices, by sbdf */
+        size_t *by_sbdf; /* indices into devices, by sbdf */
         struct sim_domain *domains;
         size_t n_domains;
         json_t *faults;  /* borrowed, or NULL */
@@ -338,7 +338,7 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                 "bdf",    "vendor", "device", "class",       "subsystem_vendor", "subsystem_device",
                 "driver", "group",  "reset",  "assigned_to", NULL,
         };
-        struct sim_device d = { .owner = HV_DOMID_DOM0 };
+        struct sim_device d = {.owner = HV_DOMID_DOM0};
         const json_t *v;
         uint32_t x;
         int r;
@@ -868,7 +868,8 @@ static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
         bool first = true;
 
         text_puts(&t, "{");
-        json_object_foreach(h->root, key, value) {
+        json_object_foreach(h->root, key, value)
+        {
                 text_puts(&t, first ? "\n  \"" : ",\n  \"");
                 text_puts(&t, key); /* one of the keys host_parse() allows */
                 text_puts(&t, "\": ");

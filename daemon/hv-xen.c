@@ -54,7 +54,7 @@ struct hv {
         char *sysfs_root;
         uint32_t conring_index;      /* how far the console ring has been read */
         bool conring_index_valid;
-        bool caps_valid;             /* caps read (interrupt remapping: from the ring) */
+        bool caps_valid; /* caps read (interrupt remapping: from the ring) */
         bool intremap_valid;
         struct hv_caps caps;
         struct hv_assignment *owners; /* every device's owner, from the last 'Q' dump */
@@ -751,7 +751,7 @@ static void owners_forget(struct hv *hv)
 /* Whether the domain watch has events nobody read yet: a domain came or went. */
 static bool watch_pending(struct hv *hv)
 {
-        struct pollfd p = { .fd = xs_fileno(hv->xs_watch), .events = POLLIN };
+        struct pollfd p = {.fd = xs_fileno(hv->xs_watch), .events = POLLIN};
 
         return poll(&p, 1, 0) != 0;
 }
@@ -774,7 +774,7 @@ static void owners_note(struct hv *hv, uint32_t sbdf, uint32_t domid)
                 return;
         }
         hv->owners = p;
-        hv->owners[hv->n_owners++] = (struct hv_assignment){ .sbdf = sbdf, .domid = domid };
+        hv->owners[hv->n_owners++] = (struct hv_assignment){.sbdf = sbdf, .domid = domid};
 }
 
 static int pci_dump(struct hv *hv, struct hv_assignment **ret, size_t *ret_n);
@@ -811,8 +811,8 @@ static int xen_test_assign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 
 static int xen_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed)
 {
-        int r = xen_errno(
-                xc_assign_device(hv->xch, domid, sbdf, rdm_relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0));
+        int r = xen_errno(xc_assign_device(hv->xch, domid, sbdf,
+                                           rdm_relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0));
 
         if (r >= 0)
                 owners_note(hv, sbdf, domid);

@@ -132,10 +132,10 @@ struct pgd_host_owner {
 struct pgd_host {
         bool have_caps, have_domain, have_group, have_test;
         int caps_r, domain_r, group_r, test_r;
-        bool group_hv;                  /* group_r is the hypervisor's answer */
+        bool group_hv; /* group_r is the hypervisor's answer */
         struct hv_caps caps;
-        struct hv_domain domain;        /* the domain the request names */
-        uint32_t *group;                /* the other members of the device's group and slot */
+        struct hv_domain domain; /* the domain the request names */
+        uint32_t *group;         /* the other members of the device's group and slot */
         size_t n_group;
         uint32_t test_domid;
         struct pgd_host_pci *pci;
@@ -153,18 +153,18 @@ typedef void (*pgd_reply_fn)(void *userdata, json_t *reply);
  */
 struct pgd_ctx {
         struct pgd_daemon *d;
-        json_t *msg;                    /* the request; req's strings point into it */
+        json_t *msg; /* the request; req's strings point into it */
         struct pgd_request req;
-        struct pgd_peer peer;           /* a copy of the connection's */
+        struct pgd_peer peer; /* a copy of the connection's */
         /* the caller, as the policy in force says (names point into that policy) */
         struct pg_policy_identity id;
         const char *clients[PGD_CLIENT_NAMES_MAX];
         size_t n_clients;
         bool admin;
         struct pgd_host host;
-        json_t *reply;                  /* "id", "ok": true and the handler's fields */
+        json_t *reply; /* "id", "ok": true and the handler's fields */
         struct pgd_error err;
-        bool waiting;                   /* a change holds it until the journal is synced */
+        bool waiting; /* a change holds it until the journal is synced */
         pgd_reply_fn done;
         void *userdata;
 };

@@ -309,8 +309,8 @@ static int ctx_new(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd
                 return r;
         pgd_peer_identity(&ctx->peer, &ctx->id);
         if (d->policy) {
-                ctx->n_clients =
-                        pg_policy_clients(d->policy, &ctx->id, ctx->clients, ELEMENTSOF(ctx->clients));
+                ctx->n_clients = pg_policy_clients(d->policy, &ctx->id, ctx->clients,
+                                                   ELEMENTSOF(ctx->clients));
                 ctx->admin = pg_policy_is_admin(d->policy, &ctx->id);
         }
         *ret = TAKE_PTR(ctx);
@@ -365,8 +365,8 @@ int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret)
                 if (req->has_domid)
                         h->domain_r = d->hv_ops->domain_get(d->hv, req->domid, &h->domain);
                 else
-                        h->domain_r = d->hv_ops->domain_by_name(d->hv, req->domain ?: "",
-                                                                &h->domain);
+                        h->domain_r =
+                                d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &h->domain);
                 h->have_domain = true;
         }
         if (h->domain_r < 0)
@@ -469,8 +469,8 @@ int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, boo
         struct pgd_host *h = &ctx->host;
 
         if (!h->have_group) {
-                h->group_r = group_members(ctx, ctx->req.sbdf, &h->group, &h->n_group,
-                                           &h->group_hv);
+                h->group_r =
+                        group_members(ctx, ctx->req.sbdf, &h->group, &h->n_group, &h->group_hv);
                 h->have_group = true;
         }
         *ret_hv = h->group_hv;

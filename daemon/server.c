@@ -8,11 +8,11 @@
  * (a wake-up reads until the socket is empty or the buffer, one message, is
  * full; epoll then need not look at the sockets already read on every turn),
  * and a turn handles at most REQUESTS_PER_TURN requests of one client; the
- * rest wait for later turns, taken round-robin with the other clients. Replies are queued and sent when the socket is
- * writable; a client is not read from while it has replies unsent or
- * requests unhandled, so one that does not read its replies stalls only
- * itself. A client that sends a line too long, reads too little or says
- * nothing for too long is disconnected.
+ * rest wait for later turns, taken round-robin with the other clients.
+ * Replies are queued and sent when the socket is writable; a client is not
+ * read from while it has replies unsent or requests unhandled, so one that
+ * does not read its replies stalls only itself. A client that sends a line
+ * too long, reads too little or says nothing for too long is disconnected.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -289,9 +289,9 @@ static double daemon_start(struct daemon *d)
                 }
                 setenv("NOTIFY_SOCKET", notify, 1);
                 unsetenv("LISTEN_FDS");
-                execl(daemon_bin, daemon_bin, "--backend", "sim", "--sim-host", d->host,
-                      "--socket", d->sock, "--state-dir", d->state, "--policy", d->policy,
-                      "--config", d->config, (char *)NULL);
+                execl(daemon_bin, daemon_bin, "--backend", "sim", "--sim-host", d->host, "--socket",
+                      d->sock, "--state-dir", d->state, "--policy", d->policy, "--config",
+                      d->config, (char *)NULL);
                 _exit(127);
         }
         for (;;) {
@@ -652,8 +652,8 @@ static void bench_assign_release(const struct daemon *d, int cycles)
         json_int_t per_release = all_calls(d) - calls1;
         printf("%-44s %9" JSON_INTEGER_FORMAT "     (deassign %" JSON_INTEGER_FORMAT
                ", reset %" JSON_INTEGER_FORMAT ")\n",
-               "counted backend calls per release", per_release,
-               calls(d, "deassign") - deassigns0, calls(d, "reset") - resets0);
+               "counted backend calls per release", per_release, calls(d, "deassign") - deassigns0,
+               calls(d, "reset") - resets0);
 
         t0 = now_us();
         for (int i = 0; i < cycles; i++)
@@ -1009,8 +1009,7 @@ int main(int argc, char **argv)
                idle / 1024.0);
 
         request_line(line, sizeof(line), "explain", 0, 0);
-        vs_echo(&d, "explain round trip (72 devices, 1000 rules)", line, 4000,
-                "must show <= 3");
+        vs_echo(&d, "explain round trip (72 devices, 1000 rules)", line, 4000, "must show <= 3");
         vs_echo(&d, "status round trip", "{\"id\":1,\"op\":\"status\"}\n", 4000, "must show <= 2");
         bench_assign_release(&d, 300);
         bench_clients(&d, secs);

@@ -1003,9 +1003,9 @@ static void journal_apply(const struct itest *t, json_t *store)
                 if (first) {
                         const json_t *base = json_object_get(rec, "snapshot");
                         bool same = streq(op, "base") &&
-                                    (json_is_null(base) ? !sum
-                                                        : sum && json_equal((json_t *)base,
-                                                                            (json_t *)sum));
+                                    (json_is_null(base)
+                                             ? !sum
+                                             : sum && json_equal((json_t *)base, (json_t *)sum));
                         json_decref(rec);
                         if (!same)
                                 break; /* another snapshot's journal: all of it is in this one */

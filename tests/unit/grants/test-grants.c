@@ -386,7 +386,6 @@ static void test_commit_failures(void)
         CHECK(!file_exists(dir, "grants.json.tmp"));
 }
 
-
 /* ---- the journal ---- */
 
 static int record(struct pgd_grants *g, enum pgd_record_op op, uint64_t intent,
@@ -664,8 +663,9 @@ static void test_journal_escapes(void)
         CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
         CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
         CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
-        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_PREPARE, 0, NULL, "0000:04:00.0", "dr\"iver\\",
-                           &ia), 0);
+        CHECK_INTEQ(
+                record(g, PGD_RECORD_INTENT_PREPARE, 0, NULL, "0000:04:00.0", "dr\"iver\\", &ia),
+                0);
         CHECK_INTEQ(record(g, PGD_RECORD_PREPARED, ia, NULL, "0000:04:00.0", "dr\"iver\\", NULL),
                     0);
         CHECK_INTEQ(pgd_grants_sync(g), 0);
