@@ -1041,8 +1041,6 @@ static int fault(struct sim_host *h, const char *op, uint32_t sbdf)
 
 /* ---- open / close / watch ---- */
 
-/* ---- open / close / watch ---- */
-
 static int probe_real_xen(void)
 {
         static const char *const probes[] = { "/proc/xen", "/dev/xen/privcmd" };

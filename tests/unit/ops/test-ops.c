@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "checks.h"
+#include "commit.h"
 #include "grants.h"
 #include "harness.h"
 #include "hv.h"
@@ -249,7 +250,10 @@ static void set_fault(struct fixture *f, const char *op, const char *bdf, const 
         faults = json_object_get(host, "faults");
         if (!json_object_get(faults, op))
                 json_object_set_new(faults, op, json_object());
-        json_object_set_new(json_object_get(faults, op), bdf, json_string(errname));
+        if (errname)
+                json_object_set_new(json_object_get(faults, op), bdf, json_string(errname));
+        else
+                json_object_del(json_object_get(faults, op), bdf);
         (void)write_host(f->host, host);
         json_decref(host);
 }
@@ -831,6 +835,19 @@ static int assign_then_break_state(struct hv *hv, uint32_t domid, uint32_t sbdf,
         return r;
 }
 
+static json_int_t pending_rollbacks(struct fixture *f)
+{
+        struct pgd_request req;
+        struct outcome o;
+        json_int_t n;
+
+        request(&req, "status", NULL, NULL, -1);
+        CHECK_INTEQ(run_op(f, pgd_op_status, &peer_root, &req, &o), 0);
+        n = json_integer_value(json_object_get(o.reply, "pending_rollbacks"));
+        outcome_clear(&o);
+        return n;
+}
+
 static void test_rollback(void)
 {
         static struct hv_ops ops;
@@ -864,6 +881,30 @@ static void test_rollback(void)
         CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), HV_DOMID_IO);
         CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
         repair_state_dir(&f, break_after_assign_moved);
+
+        /*
+         * ... and the rollback fails too: the device stays with the domain, the
+         * intent stays open (a restart would roll it back), status counts it,
+         * and the retry puts the device into quarantine once it can.
+         */
+        set_fault(&f, "deassign", "0000:0c:00.0", "EBUSY");
+        f.d.hv_ops = &ops;
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:0c:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        f.d.hv_ops = &hv_sim_ops;
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), 5);
+        CHECK_INTEQ(pending_rollbacks(&f), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(f.d.grants), 1);
+        CHECK_INTEQ(pgd_commit_retry_rollbacks(&f.d), 1);
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), 5);
+        repair_state_dir(&f, break_after_assign_moved);
+        set_fault(&f, "deassign", "0000:0c:00.0", NULL);
+        CHECK_INTEQ(pgd_commit_retry_rollbacks(&f.d), 0);
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), HV_DOMID_IO);
+        CHECK_INTEQ(pending_rollbacks(&f), 0);
+        CHECK_INTEQ(pgd_grants_n_intents(f.d.grants), 0);
+        CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
 
         /* the store is still consistent: the same assign now works */
         CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
