@@ -46,6 +46,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,32 +439,54 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
 
 /* ---- --rebuild-state ---- */
 
+/* Whether STATE_DIR/name exists: 1, 0, or -errno. */
+static int state_file_exists(struct pgd_daemon *d, const char *name)
+{
+        char path[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, name);
+        if (stat(path, &st) >= 0)
+                return 1;
+        if (errno == ENOENT)
+                return 0;
+        return log_error_errno(-errno, "Failed to look at %s: %m", path);
+}
+
 /*
- * --rebuild-state replaces a store that cannot be read. A store that parses
- * is refused: rebuilding it would drop what the hypervisor cannot tell (the
- * granting clients, the rules, the drivers to give prepared devices back to).
+ * --rebuild-state replaces a store that cannot be read: grants.json, or the
+ * journal of the changes since. A store that parses is refused: rebuilding
+ * it would drop what the hypervisor cannot tell (the granting clients, the
+ * rules, the drivers to give prepared devices back to).
  */
 static int refuse_valid_store(struct pgd_daemon *d)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *old = NULL;
         const char *path = pgd_grants_path(d->grants);
-        struct stat st;
-        int r;
+        int r, snapshot, journal;
 
-        if (stat(path, &st) < 0) {
-                if (errno == ENOENT)
-                        return 0; /* nothing to replace */
-                return log_error_errno(-errno, "Failed to look at %s: %m", path);
-        }
+        snapshot = state_file_exists(d, PGD_GRANTS_FILE);
+        if (snapshot < 0)
+                return snapshot;
+        journal = state_file_exists(d, PGD_GRANTS_JOURNAL);
+        if (journal < 0)
+                return journal;
+        if (!snapshot && !journal)
+                return 0; /* nothing to replace */
         r = pgd_grants_open(d->cfg.state_dir, &old, NULL);
         if (r == -EBADMSG || r == -EPROTONOSUPPORT)
                 return 0; /* what --rebuild-state is for */
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
+        if (snapshot)
+                return log_error_errno(-EEXIST,
+                                       "%s is valid%s; refusing to replace it: move it away "
+                                       "first to rebuild",
+                                       path, journal ? ", and so is its journal" : "");
         return log_error_errno(-EEXIST,
-                               "%s is valid; refusing to replace it: move it away first to "
-                               "rebuild",
-                               path);
+                               "%s/" PGD_GRANTS_JOURNAL " is valid; refusing to replace it: move "
+                               "it away first to rebuild",
+                               d->cfg.state_dir);
 }
 
 /*
