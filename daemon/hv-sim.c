@@ -8,7 +8,9 @@
  * Locking protocol, shared with anyone who edits the file:
  *   readers take a shared flock on FILE.lock, read FILE, unlock;
  *   writers take an exclusive flock on FILE.lock, re-read FILE, write
- *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock.
+ *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock
+ *   (the daemon, while it holds the lock, exchanges FILE.tmp with FILE
+ *   instead: also one atomic rename; see host_save()).
  *
  * The backend keeps the host it last read or wrote in memory, with the
  * identity of that file (inode, size, times; the file is kept open, so its
@@ -21,7 +23,8 @@
  * one else may write, so the host in memory is the host, and calls that only
  * count themselves ("calls") are counted in memory; flush() writes the counts
  * (if any) and unlocks. The daemon holds around its requests and flushes
- * within a millisecond, so a request costs at most one write of the file,
+ * within 5 ms (HOST_FLUSH_USEC, server.c), so a request costs at most one
+ * write of the file for its change, the counts of many requests share one,
  * and anyone who reads the file under the lock sees every call counted.
  * A change to the host itself (assign, deassign, prepare, unprepare) is
  * written before its call returns, held or not.
