@@ -102,6 +102,7 @@ struct hv {
         char *base;      /* its name in dir */
         int lock_fd;     /* FILE.lock, read-only, open for the backend's lifetime */
         int inotify_fd;
+        int watch_wd;      /* the directory's watch, -1 while held (see sim_hold()) */
         ino_t written_ino; /* the inode of the last file this backend renamed into place */
         /*
          * The host as the file last read or written had it (NULL when the
@@ -109,10 +110,20 @@ struct hv {
          */
         struct sim_host *host;
         int host_fd;
+        bool host_fd_writable; /* host_fd is a file this backend wrote (see host_save()) */
         struct stat host_st;
         bool stale;       /* someone else changed the file: read it again */
         bool held;        /* hold(): the exclusive lock is ours until flush() */
         bool pin_pending; /* written while held: pin the new file at flush() */
+        /*
+         * While held: the file this backend exchanged into place last, and the
+         * one at FILE.tmp that the next write goes into, both open for writing
+         * (-1: none yet), and their sizes.
+         */
+        int cur_fd, spare_fd;
+        off_t cur_size, spare_size;
+        ino_t cur_ino, spare_ino;
+        bool no_exchange; /* the file system cannot exchange: write as without a hold */
         int dir_fd;       /* the directory, for its fsync */
         /*
          * The watch's events: renames of ours not yet drained (their
@@ -498,20 +509,38 @@ static int device_set(struct sim_device *dev, const char *key, json_t *v)
         return 0;
 }
 
+/*
+ * The owner changes on every assign and deassign: its value is replaced in the
+ * device's text, which is compact JSON of a flat object with only known keys
+ * (host_parse() refuses others), so the key cannot appear inside a string:
+ * there every quote is escaped. Without the key, the text is parsed.
+ */
 static int set_owner(struct sim_device *dev, uint32_t owner)
 {
-        json_t *v;
+        static const char key[] = "\"assigned_to\":";
+        char value[16];
+        const char *at = strstr(dev->text, key);
         int r;
 
         if (owner == HV_DOMID_DOM0)
-                v = json_null();
+                snprintf(value, sizeof(value), "null");
         else if (owner == HV_DOMID_IO)
-                v = json_string("io");
+                snprintf(value, sizeof(value), "\"io\"");
         else
-                v = json_integer(owner);
-        r = device_set(dev, "assigned_to", v);
-        if (r < 0)
-                return r;
+                snprintf(value, sizeof(value), "%" PRIu32, owner);
+        if (at) {
+                const char *v = at + strlen(key), *end = v + strcspn(v, ",}");
+                char *text = NULL;
+
+                if (asprintf(&text, "%.*s%s%s", (int)(v - dev->text), dev->text, value, end) < 0)
+                        return -ENOMEM;
+                free(dev->text);
+                dev->text = text;
+        } else {
+                r = device_set(dev, "assigned_to", json_loads(value, JSON_DECODE_ANY, NULL));
+                if (r < 0)
+                        return r;
+        }
         dev->owner = owner;
         return 0;
 }
@@ -714,6 +743,7 @@ static void host_forget(struct hv *hv)
 {
         hv->host = sim_host_free(hv->host);
         hv->host_fd = safe_close(hv->host_fd);
+        hv->host_fd_writable = false;
         hv->stale = false;
         hv->pin_pending = false;
 }
@@ -771,6 +801,7 @@ static int host_refresh(struct hv *hv, struct sim_host **ret)
                 return r;
         hv->host = h;
         hv->host_fd = TAKE_FD(fd);
+        hv->host_fd_writable = false;
         hv->host_st = st;
         *ret = h;
         return 0;
@@ -907,16 +938,19 @@ static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
 static int host_pin(struct hv *hv)
 {
         _cleanup_(closep) int fd = -1;
+        bool writable = hv->cur_fd >= 0;
         struct stat st;
 
         hv->pin_pending = false;
-        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* Written under the hold: the file is open already (for writing: see host_save()). */
+        fd = writable ? TAKE_FD(hv->cur_fd) : open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != hv->written_ino) {
                 host_forget(hv); /* the next call reads the file */
                 return 0;
         }
         safe_close(hv->host_fd);
         hv->host_fd = TAKE_FD(fd);
+        hv->host_fd_writable = writable;
         hv->host_st = st;
         return 0;
 }
@@ -937,19 +971,93 @@ static int write_at_start(int fd, const char *text, size_t len)
         return 0;
 }
 
+/* The write is done: the rename is the commit point. */
+static void host_saved(struct hv *hv, struct sim_host *h, ino_t ino)
+{
+        h->changed = h->dirty = false;
+        hv->written_ino = ino;
+        if (hv->watch_wd >= 0)
+                hv->own_renames++; /* its event is to come */
+        /*
+         * From here on the call has happened, as a hypercall that returned
+         * would have. Syncing the directory is best effort, so that the caller
+         * never believes the opposite.
+         */
+        if (hv->dir_fd >= 0)
+                (void)fsync(hv->dir_fd);
+}
+
+/*
+ * While held, FILE.tmp is not a new file each time: the file that is there
+ * (the host before the last write) is written over, synced and exchanged with
+ * FILE (renameat2 RENAME_EXCHANGE, an atomic rename as the protocol asks).
+ * Both files stay open for writing until flush(), so that a write costs no
+ * open, no close and no new inode; the one in place then stays open as the
+ * pinned file, and FILE.tmp is removed. Returns 1 when the file system cannot
+ * exchange (nothing was renamed: write as without a hold).
+ */
+static int host_save_held(struct hv *hv, struct sim_host *h, const char *text, size_t len)
+{
+        struct stat st;
+        ino_t ino;
+        int fd, r;
+
+        if (hv->spare_fd < 0) {
+                hv->spare_fd = open(hv->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                if (hv->spare_fd < 0)
+                        return -errno;
+                if (fstat(hv->spare_fd, &st) < 0)
+                        return -errno;
+                hv->spare_size = st.st_size;
+                hv->spare_ino = st.st_ino;
+        }
+        fd = hv->spare_fd;
+        r = write_at_start(fd, text, len);
+        if (r >= 0 && hv->spare_size > (off_t)len && ftruncate(fd, (off_t)len) < 0)
+                r = -errno;
+        if (r >= 0)
+                hv->spare_size = (off_t)len;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0)
+                return r;
+        ino = hv->spare_ino;
+        if (renameat2(AT_FDCWD, hv->tmp_path, AT_FDCWD, hv->path, RENAME_EXCHANGE) < 0) {
+                if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+                        hv->no_exchange = true;
+                        hv->spare_fd = safe_close(hv->spare_fd);
+                        return 1;
+                }
+                return -errno;
+        }
+        /* The file written is in place; the one it replaced is FILE.tmp now. */
+        hv->spare_fd = hv->cur_fd;
+        hv->spare_size = hv->cur_size;
+        hv->spare_ino = hv->cur_ino;
+        hv->cur_fd = fd;
+        hv->cur_size = (off_t)len;
+        hv->cur_ino = ino;
+        if (hv->spare_fd < 0 && hv->host_fd_writable && hv->host_st.st_ino != ino) {
+                /* The first write of this hold moved the pinned file, one of ours, away. */
+                hv->spare_fd = TAKE_FD(hv->host_fd);
+                hv->spare_size = hv->host_st.st_size;
+                hv->spare_ino = hv->host_st.st_ino;
+                hv->host_fd_writable = false;
+        }
+        hv->pin_pending = true;
+        host_saved(hv, h, ino);
+        return 0;
+}
+
 /*
  * Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the
- * directory. While held, FILE.tmp is not a new file each time: the previous
- * host is written over in place and exchanged with FILE (renameat2
- * RENAME_EXCHANGE, an atomic rename as the protocol asks), which spares the
- * file system an inode and its pages per write; flush() removes it. The new
- * file is pinned at flush(): no one else may replace it before.
+ * directory (held: see host_save_held()). The new file is pinned at once, or
+ * at flush() when held: no one else may replace it before.
  */
 static int host_save(struct hv *hv, struct sim_host *h)
 {
         _cleanup_(freep) char *text = NULL;
         _cleanup_(closep) int fd = -1;
-        bool exchange = hv->held;
         struct stat st;
         size_t len;
         int r;
@@ -957,19 +1065,18 @@ static int host_save(struct hv *hv, struct sim_host *h)
         r = host_format(h, &text, &len);
         if (r < 0)
                 return r;
+        if (hv->held && !hv->no_exchange) {
+                r = host_save_held(hv, h, text, len);
+                if (r <= 0)
+                        return r;
+        }
 
-        fd = open(hv->tmp_path,
-                  O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | (exchange ? 0 : O_TRUNC), 0644);
+        fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
         if (fd < 0)
                 return -errno;
         r = write_at_start(fd, text, len);
         if (r >= 0 && fstat(fd, &st) < 0)
                 r = -errno;
-        if (r >= 0 && (size_t)st.st_size > len) {
-                if (ftruncate(fd, (off_t)len) < 0)
-                        r = -errno;
-                st.st_size = (off_t)len;
-        }
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r < 0) {
@@ -978,27 +1085,12 @@ static int host_save(struct hv *hv, struct sim_host *h)
         }
         /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
         fd = safe_close(fd);
-        r = -EINVAL;
-        if (exchange && renameat2(AT_FDCWD, hv->tmp_path, AT_FDCWD, hv->path, RENAME_EXCHANGE) >= 0)
-                r = 0;
-        else if (rename(hv->tmp_path, hv->path) >= 0)
-                r = 0; /* no exchange where the file system cannot: a plain rename */
-        else
+        if (rename(hv->tmp_path, hv->path) < 0) {
                 r = -errno;
-        if (r < 0) {
                 (void)unlink(hv->tmp_path);
                 return r;
         }
-        h->changed = h->dirty = false;
-        hv->written_ino = st.st_ino;
-        hv->own_renames++;
-        /*
-         * The rename is the commit point: from here on the call has happened,
-         * as a hypercall that returned would have. Syncing the directory is
-         * best effort, so that the caller never believes the opposite.
-         */
-        if (hv->dir_fd >= 0)
-                (void)fsync(hv->dir_fd);
+        host_saved(hv, h, st.st_ino);
         if (hv->held) {
                 hv->pin_pending = true;
                 return 0;
@@ -1067,6 +1159,14 @@ static int probe_real_xen(void)
 
 static int sim_flush(struct hv *hv);
 
+/* Watch the directory: renames into FILE, and anything else done to it. */
+static int watch_dir(struct hv *hv)
+{
+        hv->watch_wd = inotify_add_watch(hv->inotify_fd, hv->dir,
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+        return hv->watch_wd < 0 ? -errno : 0;
+}
+
 static struct hv *sim_close(struct hv *hv)
 {
         if (!hv)
@@ -1108,7 +1208,10 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
                 return -ENOMEM;
         hv->lock_fd = -1;
         hv->inotify_fd = -1;
+        hv->watch_wd = -1;
         hv->host_fd = -1;
+        hv->cur_fd = -1;
+        hv->spare_fd = -1;
         hv->dir_fd = -1;
         hv->path = realpath(cfg->sim_host, NULL);
         if (!hv->path)
@@ -1144,9 +1247,9 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
         hv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (hv->inotify_fd < 0)
                 return -errno;
-        if (inotify_add_watch(hv->inotify_fd, hv->dir,
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
-                return -errno;
+        r = watch_dir(hv);
+        if (r < 0)
+                return r;
 
         r = host_read(hv, &h);
         if (r < 0)
@@ -1161,11 +1264,6 @@ static int sim_watch_fd(struct hv *hv)
         return hv->inotify_fd;
 }
 
-/*
- * Consume every pending event. Returns 1 when the host file was changed by
- * someone else (or deleted), 0 when the events were only this backend's own
- * writes or concerned other files of the directory.
- */
 /*
  * Consume every pending event. Returns 1 when the host file was changed by
  * someone else (or deleted), 0 when the events were only this backend's own
@@ -1238,6 +1336,13 @@ static int sim_hold(struct hv *hv)
         /* Checked once now; until flush() no one else may change the file. */
         (void)host_refresh(hv, &h);
         hv->held = true;
+        /*
+         * Nor need anyone be watched meanwhile: the watch would only report
+         * this backend's own renames. What changed before is known already
+         * (its events are queued, or host_refresh() found it).
+         */
+        if (hv->watch_wd >= 0 && inotify_rm_watch(hv->inotify_fd, hv->watch_wd) >= 0)
+                hv->watch_wd = -1;
         return 0;
 }
 
@@ -1252,8 +1357,16 @@ static int sim_flush(struct hv *hv)
         hv->held = false;
         if (hv->pin_pending && hv->host)
                 (void)host_pin(hv);
-        /* The previous host that writes under the hold exchanged with FILE. */
+        hv->cur_fd = safe_close(hv->cur_fd);
+        /* The host before the last write under the hold, exchanged with FILE. */
+        hv->spare_fd = safe_close(hv->spare_fd);
         (void)unlink(hv->tmp_path);
+        /* Watched again before anyone else may write. */
+        if (hv->watch_wd < 0) {
+                int k = watch_dir(hv);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
         (void)flock(hv->lock_fd, LOCK_UN);
         return r;
 }

@@ -101,6 +101,7 @@ struct client {
         bool draining; /* output flushed and shut down: discard input until EOF or the linger time */
         bool unread;   /* input was left in the socket (buffer full): no edge will say so again */
         bool dead;     /* close now */
+        uint32_t io_events; /* what epoll watches for (EPOLLET aside) */
 };
 
 struct pgd_server {
@@ -468,8 +469,14 @@ static void client_update(struct client *c)
                 c->dead = true;
                 return;
         }
-        if (events && sd_event_source_set_io_events(c->io, events | EPOLLET) < 0)
-                c->dead = true;
+        /* sd-event changes an edge-triggered source even when nothing changed: not here. */
+        if (events & EPOLLIN)
+                events |= EPOLLRDHUP; /* so that a short read can tell "empty" from "shut down" */
+        if (events && events != c->io_events) {
+                if (sd_event_source_set_io_events(c->io, events | EPOLLET) < 0)
+                        c->dead = true;
+                c->io_events = events;
+        }
         if ((events & EPOLLIN) && c->unread) {
                 /* Input waits in the socket and no edge will come: add it to epoll again. */
                 c->unread = false;
@@ -662,7 +669,7 @@ static void client_drain(struct client *c)
 }
 
 /* Read until the socket is empty (its edge is consumed) or the buffer holds one message. */
-static void client_read(struct client *c)
+static void client_read(struct client *c, bool shut_down)
 {
         for (;;) {
                 if (c->in_len == c->in_cap && c->in_cap < PG_WIRE_MAX_MESSAGE) {
@@ -681,7 +688,8 @@ static void client_read(struct client *c)
                         c->unread = true; /* the rest stays in the socket */
                         break;
                 }
-                ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+                size_t want = c->in_cap - c->in_len;
+                ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -694,6 +702,13 @@ static void client_read(struct client *c)
                         break;
                 }
                 c->in_len += (size_t)n;
+                /*
+                 * Less than asked for: the socket was empty (a stream socket
+                 * gives what it holds), and what arrives later is a new edge;
+                 * unless the peer shut down, whose EOF is no new edge.
+                 */
+                if ((size_t)n < want && !shut_down)
+                        break;
         }
         if (c->dead)
                 return;
@@ -709,7 +724,7 @@ static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void 
                 if (c->draining)
                         client_drain(c);
                 else if (!c->closing && !c->eof)
-                        client_read(c);
+                        client_read(c, revents & EPOLLRDHUP);
         }
         if (!c->dead && (revents & EPOLLOUT)) {
                 client_flush(c);
@@ -786,7 +801,8 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool 
 
         if (!known && idle_sec > PGD_UNKNOWN_IDLE_TIMEOUT_SEC)
                 idle_sec = PGD_UNKNOWN_IDLE_TIMEOUT_SEC;
-        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN | EPOLLET, on_client_io, c);
+        c->io_events = EPOLLIN | EPOLLRDHUP;
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_client_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
