@@ -20,9 +20,11 @@
  * only what changed (each device's text is kept until the device changes).
  *
  * hold() takes the exclusive lock and keeps it until flush(): meanwhile no
- * one else may write, so the host in memory is the host, and calls that only
- * count themselves ("calls") are counted in memory; flush() writes the counts
- * (if any) and unlocks. The daemon holds around its requests and flushes
+ * one else may write, so the host in memory is the host, calls that only
+ * count themselves ("calls") are counted in memory, the writes reuse two open
+ * files (host_save_held()) and the directory is not watched (it would only
+ * report this backend's own renames); flush() writes the counts (if any),
+ * watches again and unlocks. The daemon holds around its requests and flushes
  * within 5 ms (HOST_FLUSH_USEC, server.c), so a request costs at most one
  * write of the file for its change, the counts of many requests share one,
  * and anyone who reads the file under the lock sees every call counted.
