@@ -578,6 +578,8 @@ static int apply_record(struct pgd_grants *g, const struct pgd_record *r)
 
 static const char *json_type_name(const json_t *j)
 {
+        if (!j)
+                return "missing";
         switch (json_typeof(j)) {
         case JSON_OBJECT:
                 return "an object";
