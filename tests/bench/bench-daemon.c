@@ -899,19 +899,28 @@ static void decision_times(const struct pg_policy *p, double *ret_p50, double *r
 
 static void bench_policy(void)
 {
+        enum { N_LOADS = 5 };
         static const unsigned sizes[] = {10, 1000, 10000};
-        double p50[3], p99[3], load = 0, parse = 0;
+        double p50[3], p99[3], loads[N_LOADS], parses[N_LOADS], first = 0;
 
         for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
                 double l, pa;
                 struct pg_policy *p = load_policy(sizes[i], &l, &pa);
                 decision_times(p, &p50[i], &p99[i]);
-                if (sizes[i] == 10000) {
-                        load = l;
-                        parse = pa;
-                }
+                if (sizes[i] == 10000)
+                        first = l;
                 pg_policy_free(p);
         }
+        /*
+         * 10,000 rules, N_LOADS times more, each after the last was freed, as
+         * a reload replaces a policy: the median; and beside it the first load
+         * of that size in this process (the first use of that much heap).
+         */
+        for (int i = 0; i < N_LOADS; i++) {
+                struct pg_policy *p = load_policy(10000, &loads[i], &parses[i]);
+                pg_policy_free(p);
+        }
+        double load = quantile(loads, N_LOADS, 0.5), parse = quantile(parses, N_LOADS, 0.5);
         for (size_t i = 0; i < ELEMENTSOF(sizes); i++)
                 printf("decision (index), %5u rules %21s p50 %5.2f us  p99 %5.2f us  ratio p99 to "
                        "10 rules %5.2f%s\n",
@@ -919,7 +928,8 @@ static void bench_policy(void)
                        sizes[i] == 10000 ? "  must show p99 < 5 us" : "");
         printf("%-44s %9.1f ms  floor %8.1f ms (libconfig parsing the same text)  ratio %6.2f  "
                "must show < 50 ms\n",
-               "policy load, 10000 rules", load / 1e3, parse / 1e3, load / parse);
+               "policy load, 10000 rules (median of 5)", load / 1e3, parse / 1e3, load / parse);
+        printf("%-44s %9.1f ms\n", "  the first load of 10000 rules", first / 1e3);
 }
 
 /* ---- start-up, RSS, list ---- */
