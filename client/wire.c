@@ -70,25 +70,197 @@ int pg_wire_parse_why(const char *line, size_t len, json_t **ret, char *why, siz
         return r;
 }
 
+/*
+ * Serialising: compact JSON, every byte ASCII (non-ASCII characters as \uXXXX,
+ * as jansson's JSON_ENSURE_ASCII does), in one pass into one buffer. A reply
+ * goes out on every request; jansson's own dumper writes it a character at a
+ * time through a callback, which cost a daemon's explain more than its checks.
+ */
+struct out {
+        char *buf;
+        size_t len, cap;
+        bool failed;   /* out of memory, or past the limit */
+        bool too_long; /* past the limit */
+};
+
+static void out_reserve(struct out *o, size_t n)
+{
+        size_t cap;
+        char *p;
+
+        if (o->failed || o->len + n <= o->cap)
+                return;
+        if (o->len + n > PG_WIRE_MAX_MESSAGE + 16) {
+                o->failed = o->too_long = true; /* too long for the wire: no need to go on */
+                return;
+        }
+        cap = o->cap ? o->cap : 512;
+        while (cap < o->len + n)
+                cap *= 2;
+        p = realloc(o->buf, cap);
+        if (!p) {
+                o->failed = true;
+                return;
+        }
+        o->buf = p;
+        o->cap = cap;
+}
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+        out_reserve(o, n);
+        if (o->failed)
+                return;
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+}
+
+static void out_char(struct out *o, char c)
+{
+        out_put(o, &c, 1);
+}
+
+static void out_u16(struct out *o, unsigned v)
+{
+        static const char hex[] = "0123456789abcdef";
+        char e[6] = "\\u";
+
+        e[2] = hex[(v >> 12) & 15];
+        e[3] = hex[(v >> 8) & 15];
+        e[4] = hex[(v >> 4) & 15];
+        e[5] = hex[v & 15];
+
+        out_put(o, e, sizeof(e));
+}
+
+/* A JSON string of s (valid UTF-8, as jansson's strings are), in ASCII. */
+static void out_string(struct out *o, const char *s, size_t n)
+{
+        const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+        out_char(o, '"');
+        while (p < end) {
+                const unsigned char *run = p;
+                while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+                        p++;
+                out_put(o, (const char *)run, (size_t)(p - run));
+                if (p >= end)
+                        break;
+                unsigned c = *p;
+                if (c == '"' || c == '\\') {
+                        char e[2] = {'\\', (char)c};
+                        out_put(o, e, 2);
+                        p++;
+                } else if (c < 0x20) {
+                        const char *e = c == '\n'   ? "\\n"
+                                        : c == '\t' ? "\\t"
+                                        : c == '\r' ? "\\r"
+                                        : c == '\b' ? "\\b"
+                                        : c == '\f' ? "\\f"
+                                                    : NULL;
+                        if (e)
+                                out_put(o, e, 2);
+                        else
+                                out_u16(o, c);
+                        p++;
+                } else {
+                        /* A UTF-8 sequence: its code point, as one or two \u escapes. */
+                        unsigned cp, more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
+                        cp = c & (0x3f >> more);
+                        for (unsigned i = 1; i <= more && p + i < end; i++)
+                                cp = cp << 6 | (p[i] & 0x3f);
+                        p += 1 + more;
+                        if (cp >= 0x10000) {
+                                cp -= 0x10000;
+                                out_u16(o, 0xd800 | (cp >> 10));
+                                out_u16(o, 0xdc00 | (cp & 0x3ff));
+                        } else
+                                out_u16(o, cp);
+                }
+        }
+        out_char(o, '"');
+}
+
+static void out_value(struct out *o, const json_t *v)
+{
+        char num[64];
+        const char *key;
+        size_t i, n;
+        json_t *e;
+        bool first = true;
+
+        if (o->failed)
+                return;
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                out_char(o, '{');
+                json_object_foreach((json_t *)v, key, e)
+                {
+                        if (!first)
+                                out_char(o, ',');
+                        first = false;
+                        out_string(o, key, strlen(key));
+                        out_char(o, ':');
+                        out_value(o, e);
+                }
+                out_char(o, '}');
+                break;
+        case JSON_ARRAY:
+                out_char(o, '[');
+                json_array_foreach(v, i, e)
+                {
+                        if (i > 0)
+                                out_char(o, ',');
+                        out_value(o, e);
+                }
+                out_char(o, ']');
+                break;
+        case JSON_STRING:
+                out_string(o, json_string_value(v), json_string_length(v));
+                break;
+        case JSON_INTEGER:
+                n = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+                                     json_integer_value(v));
+                out_put(o, num, n);
+                break;
+        case JSON_REAL:
+                /* As jansson: 17 significant digits, and always recognisable as a real. */
+                n = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+                if (!strpbrk(num, ".eE") && n + 2 < sizeof(num)) {
+                        memcpy(num + n, ".0", 3);
+                        n += 2;
+                }
+                out_put(o, num, n);
+                break;
+        case JSON_TRUE:
+                out_put(o, "true", 4);
+                break;
+        case JSON_FALSE:
+                out_put(o, "false", 5);
+                break;
+        case JSON_NULL:
+                out_put(o, "null", 4);
+                break;
+        }
+}
+
 int pg_wire_dump(const json_t *msg, char **ret, size_t *ret_len)
 {
-        char *s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (!s)
-                return -ENOMEM;
-        size_t n = strlen(s);
-        if (n + 1 > PG_WIRE_MAX_MESSAGE) {
-                free(s);
+        struct out o = {};
+
+        out_value(&o, msg);
+        out_put(&o, "\n", 2); /* the line's end, and a NUL after it */
+        if (o.failed) {
+                free(o.buf);
+                return o.too_long ? -EMSGSIZE : -ENOMEM;
+        }
+        o.len--; /* the NUL is not part of the line */
+        if (o.len > PG_WIRE_MAX_MESSAGE) {
+                free(o.buf);
                 return -EMSGSIZE;
         }
-        char *t = realloc(s, n + 2);
-        if (!t) {
-                free(s);
-                return -ENOMEM;
-        }
-        t[n] = '\n';
-        t[n + 1] = '\0';
-        *ret = t;
-        *ret_len = n + 1;
+        *ret = o.buf;
+        *ret_len = o.len;
         return 0;
 }
 

@@ -32,6 +32,7 @@
 #include <systemd/sd-journal.h>
 
 #include "audit.h"
+#include "grants.h"
 #include "log.h"
 
 struct kind_info {
@@ -79,39 +80,38 @@ static const char *nonempty(const char *s)
         return s && *s ? s : NULL;
 }
 
-/* Up to this many fields per record. */
+/* Up to this many fields per record, in this many bytes. */
 #define AUDIT_FIELDS_MAX 16
+#define AUDIT_TEXT_MAX 4096
 
+/* The record's fields, formatted one after the other into one buffer. */
 struct fields {
-        char *v[AUDIT_FIELDS_MAX];
+        struct iovec v[AUDIT_FIELDS_MAX];
         size_t n;
-        bool oom;
+        char text[AUDIT_TEXT_MAX];
+        size_t used;
+        bool full;
 };
-
-static void fields_clear(struct fields *f)
-{
-        for (size_t i = 0; i < f->n; i++)
-                free(f->v[i]);
-        f->n = 0;
-}
 
 _printf_(2, 3) static void field_add(struct fields *f, const char *fmt, ...)
 {
+        size_t room = sizeof(f->text) - f->used;
         va_list ap;
-        char *s;
+        int k;
 
-        if (f->n >= AUDIT_FIELDS_MAX) {
-                f->oom = true;
+        if (f->n >= AUDIT_FIELDS_MAX || f->full) {
+                f->full = true;
                 return;
         }
         va_start(ap, fmt);
-        int k = vasprintf(&s, fmt, ap);
+        k = vsnprintf(f->text + f->used, room, fmt, ap);
         va_end(ap);
-        if (k < 0) {
-                f->oom = true;
+        if (k < 0 || (size_t)k >= room) {
+                f->full = true;
                 return;
         }
-        f->v[f->n++] = s;
+        f->v[f->n++] = (struct iovec){.iov_base = f->text + f->used, .iov_len = (size_t)k};
+        f->used += (size_t)k + 1;
 }
 
 static void write_quoted(FILE *out, const char *s)
@@ -167,12 +167,10 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
 {
         static bool journal_warned;
         const struct kind_info *k = kind_info(r->kind);
-        struct fields f = {};
-        char bdf[PG_BDF_MAX];
+        struct fields f;
+        char bdf[PG_BDF_MAX], msg[1024];
         const char *device = NULL, *error = NULL, *s;
-        char *msg = NULL;
-        size_t msg_size = 0;
-        FILE *m;
+        size_t len;
 
         if (!k)
                 return;
@@ -185,26 +183,22 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
                 debug_line(k, r, device, error);
 
         /* MESSAGE: passguard: <decision> <op> <device> → d<domid> (<rule>): <message> */
-        m = open_memstream(&msg, &msg_size);
-        if (!m)
-                return;
-        fprintf(m, "passguard: %s %s", nonempty(r->decision) ? r->decision : k->name,
-                nonempty(r->op) ? r->op : k->name);
-        if (device)
-                fprintf(m, " %s", device);
-        if (r->domid >= 0)
-                fprintf(m, " → d%" PRId64, r->domid);
-        if (nonempty(r->rule))
-                fprintf(m, " (%s)", r->rule);
-        if (nonempty(r->message))
-                fprintf(m, ": %s", r->message);
-        if (fclose(m) != 0 || !msg) {
-                free(msg);
-                return;
-        }
+        len = (size_t)snprintf(msg, sizeof(msg), "passguard: %s %s",
+                               nonempty(r->decision) ? r->decision : k->name,
+                               nonempty(r->op) ? r->op : k->name);
+        if (device && len < sizeof(msg))
+                len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s", device);
+        if (r->domid >= 0 && len < sizeof(msg))
+                len += (size_t)snprintf(msg + len, sizeof(msg) - len, " → d%" PRId64, r->domid);
+        if (nonempty(r->rule) && len < sizeof(msg))
+                len += (size_t)snprintf(msg + len, sizeof(msg) - len, " (%s)", r->rule);
+        if (nonempty(r->message) && len < sizeof(msg))
+                snprintf(msg + len, sizeof(msg) - len, ": %s", r->message);
 
+        f.n = 0;
+        f.used = 0;
+        f.full = false;
         field_add(&f, "MESSAGE=%s", msg);
-        free(msg);
         field_add(&f, "MESSAGE_ID=%s", k->message_id);
         field_add(&f, "PRIORITY=%d", priority_of(k, r));
         field_add(&f, "PASSGUARD_KIND=%s", k->name);
@@ -231,11 +225,8 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
         if (error)
                 field_add(&f, "PASSGUARD_ERROR=%s", error);
 
-        if (!f.oom) {
-                struct iovec iov[AUDIT_FIELDS_MAX];
-                for (size_t i = 0; i < f.n; i++)
-                        iov[i] = (struct iovec){.iov_base = f.v[i], .iov_len = strlen(f.v[i])};
-                int e = sd_journal_sendv(iov, (int)f.n);
+        if (!f.full) {
+                int e = sd_journal_sendv(f.v, (int)f.n);
                 /*
                  * No journald (a container, a test): the record is lost, which
                  * must not stop the daemon. Say so once, not per record.
@@ -245,5 +236,44 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
                         log_warning_errno(e, "Cannot write audit records to the journal: %m");
                 }
         }
-        fields_clear(&f);
+}
+
+void pgd_audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
+                       const struct pgd_request *req, const struct hv_domain *dom,
+                       const struct pgd_error *err)
+{
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = PGD_AUDIT_REFUSE,
+                             .op = req->op,
+                             .sbdf = req->has_device ? req->sbdf : UINT32_MAX,
+                             .domid = dom              ? (int64_t)dom->domid
+                                      : req->has_domid ? (int64_t)req->domid
+                                                       : -1,
+                             .domain_uuid = dom ? dom->uuid : NULL,
+                             .domain_name = dom ? dom->name : req->domain,
+                             .peer = peer,
+                             .rule = nonempty(err->rule),
+                             .decision = "refused",
+                             .error = err->code,
+                             .message = err->message,
+                     });
+}
+
+void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
+                     const struct pgd_peer *peer, const struct pgd_grant *g, const char *decision,
+                     int error, const char *message)
+{
+        pgd_audit(d, &(struct pgd_audit_record){
+                             .kind = kind,
+                             .op = op,
+                             .sbdf = g->sbdf,
+                             .domid = g->domid,
+                             .domain_uuid = g->domain_uuid,
+                             .domain_name = g->domain_name,
+                             .peer = peer,
+                             .rule = g->rule,
+                             .decision = decision,
+                             .error = error,
+                             .message = message,
+                     });
 }

@@ -37,5 +37,15 @@ struct pgd_audit_record {
 };
 
 void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r);
+
+struct pgd_grant;
+/* A refused request: its op, device and domain (dom when known), err's code and message. */
+void pgd_audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
+                       const struct pgd_request *req, const struct hv_domain *dom,
+                       const struct pgd_error *err);
+/* A decision about a grant: the granted device, its domain and its rule. */
+void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
+                     const struct pgd_peer *peer, const struct pgd_grant *g, const char *decision,
+                     int error, const char *message);
 /* The MESSAGE_ID of a kind, as 32 hex digits. */
 const char *pgd_audit_message_id(enum pgd_audit_kind kind);

@@ -16,8 +16,6 @@
 /* Domids at or above this are Xen's special domains (DOMID_FIRST_RESERVED). */
 #define DOMID_FIRST_RESERVED 0x7FF0U
 
-#define MAX_CLIENT_NAMES 8
-
 static bool is_no_iommu(int r)
 {
         return r == -EOPNOTSUPP || r == -ENOSYS;
@@ -170,51 +168,47 @@ void pgd_checks_policy_device(const struct hv_pci_info *pci, struct pg_policy_de
         };
 }
 
-static int check_client(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd_checks *c,
-                        struct pgd_error *err)
+static int check_client(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        struct pg_policy_identity id;
-        const char *names[MAX_CLIENT_NAMES];
+        const struct pgd_peer *peer = &ctx->peer;
         char buf[200] = "";
-        size_t n;
 
-        pgd_peer_identity(peer, &id);
-        n = pg_policy_clients(d->policy, &id, names, ELEMENTSOF(names));
-        if (n == 0)
+        if (ctx->n_clients == 0)
                 return fail(c, err, "client", PG_ERR_NOT_AUTHORIZED, 0,
                             "uid %u gid %u%s%s is not a client the policy knows",
                             (unsigned)peer->uid, (unsigned)peer->gid, peer->unit ? " unit " : "",
                             peer->unit ? peer->unit : "");
-        for (size_t i = 0, len = 0; i < n && i < ELEMENTSOF(names) && len < sizeof(buf); i++)
-                len += snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? ", " : "", names[i]);
+        for (size_t i = 0, len = 0; i < ctx->n_clients && len < sizeof(buf); i++)
+                len += snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? ", " : "",
+                                ctx->clients[i]);
         pass(c, "client", "uid %u is client %s", (unsigned)peer->uid, buf);
         return 0;
 }
 
-static int check_host(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_error *err)
+static int check_host(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        struct hv_caps caps;
+        const struct hv_caps *caps;
         int r;
 
-        r = d->hv_ops->host_caps(d->hv, &caps);
+        r = pgd_host_caps(ctx, &caps);
         if (r < 0)
                 return fail(c, err, "iommu", PG_ERR_HYPERVISOR_ERROR, -r,
                             "cannot read the host capabilities: %s", strerror(-r));
-        if (!caps.iommu)
+        if (!caps->iommu)
                 return fail(c, err, "iommu", PG_ERR_NO_IOMMU, 0,
                             "the host has no IOMMU (no directio capability): no policy can "
                             "override this");
         pass(c, "iommu", "the host has an IOMMU");
 
-        if (!pg_policy_require_interrupt_remapping(d->policy)) {
+        if (!pg_policy_require_interrupt_remapping(ctx->d->policy)) {
                 skip(c, "interrupt-remapping", "not required by the policy");
                 return 0;
         }
         /* Fail closed: "unknown" is not "yes". */
-        if (caps.interrupt_remapping != 1)
+        if (caps->interrupt_remapping != 1)
                 return fail(c, err, "interrupt-remapping", PG_ERR_NO_INTERRUPT_REMAPPING, 0,
                             "the policy requires interrupt remapping and the host %s",
-                            caps.interrupt_remapping == 0 ? "has none" : "does not confirm it");
+                            caps->interrupt_remapping == 0 ? "has none" : "does not confirm it");
         pass(c, "interrupt-remapping", "the host has interrupt remapping");
         return 0;
 }
@@ -224,9 +218,10 @@ static bool is_special_domid(uint32_t domid)
         return domid == HV_DOMID_DOM0 || domid >= DOMID_FIRST_RESERVED;
 }
 
-static int check_domain(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
-                        struct pgd_error *err)
+static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
+        const struct pgd_request *req = &ctx->req;
+        const struct hv_domain *found;
         struct hv_domain dom;
         char label[32];
         const char *what = domain_label(req, label, sizeof(label));
@@ -237,15 +232,13 @@ static int check_domain(struct pgd_daemon *d, const struct pgd_request *req, str
                             req->domid == HV_DOMID_DOM0 ? "dom0 is not a guest"
                                                         : "domid %u is not a guest",
                             req->domid);
-        if (req->has_domid)
-                r = d->hv_ops->domain_get(d->hv, req->domid, &dom);
-        else
-                r = d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &dom);
+        r = pgd_host_domain(ctx, &found);
         if (r == -ESRCH)
                 return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0, "no domain %s", what);
         if (r < 0)
                 return fail(c, err, "domain", PG_ERR_HYPERVISOR_ERROR, -r,
                             "cannot look up domain %s: %s", what, strerror(-r));
+        dom = *found;
         if (req->has_domid && req->domain && !streq(req->domain, dom.name))
                 return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
                             "domid %u is named \"%s\", not \"%s\"", dom.domid, dom.name,
@@ -269,35 +262,39 @@ static int check_domain(struct pgd_daemon *d, const struct pgd_request *req, str
         return 0;
 }
 
-static int check_device(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
-                        struct pgd_error *err)
+static int check_device(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
+        const struct pgd_request *req = &ctx->req;
+        const struct hv_pci_info *pci;
         struct pg_policy_device dev;
         const char *why = NULL;
         int r;
 
-        r = d->hv_ops->pci_info(d->hv, req->sbdf, &c->pci);
+        r = pgd_host_pci(ctx, req->sbdf, &pci);
         if (r == -ENODEV)
                 return fail(c, err, "device", PG_ERR_NO_SUCH_DEVICE, 0, "no PCI device %s",
                             req->bdf);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
                 return fail(c, err, "device", PG_ERR_HYPERVISOR_ERROR, -r,
                             "cannot read PCI device %s: %s", req->bdf, strerror(-r));
+        c->pci = *pci;
         c->have_pci = true;
         pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", req->bdf, c->pci.vendor,
              c->pci.device, c->pci.class);
 
         pgd_checks_policy_device(&c->pci, &dev);
-        if (pg_policy_is_protected(d->policy, &dev, &why))
+        if (pg_policy_is_protected(ctx->d->policy, &dev, &why))
                 return fail(c, err, "protected", PG_ERR_PROTECTED_DEVICE, 0,
                             "%s is protected by policy (%s)", req->bdf, why ?: "protected");
         pass(c, "protected", "no protected entry matches %s", req->bdf);
         return 0;
 }
 
-static int check_assignable(struct pgd_daemon *d, const struct pgd_request *req,
-                            struct pgd_checks *c, struct pgd_error *err)
+static int check_assignable(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
+        const struct pgd_request *req = &ctx->req;
         uint32_t owner;
         int r;
 
@@ -306,10 +303,12 @@ static int check_assignable(struct pgd_daemon *d, const struct pgd_request *req,
                             "%s is %s%s, not pciback: run `passguard prepare %s`", req->bdf,
                             c->pci.driver[0] ? "bound to " : "bound to no driver", c->pci.driver,
                             req->bdf);
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        r = pgd_host_owner(ctx, req->sbdf, &owner);
         if (r == -ENODEV)
                 return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
                             "the hypervisor does not know %s", req->bdf);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
                 return fail_hv(c, err, "assignable", "device owner", req->sbdf, r);
         if (owner == HV_DOMID_DOM0)
@@ -323,71 +322,34 @@ static int check_assignable(struct pgd_daemon *d, const struct pgd_request *req,
         return 0;
 }
 
-static bool contains(const uint32_t *v, size_t n, uint32_t x)
+static int check_group(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        for (size_t i = 0; i < n; i++)
-                if (v[i] == x)
-                        return true;
-        return false;
-}
-
-/* The IOMMU group's other members and the other functions of the same slot. */
-static int group_members(struct pgd_daemon *d, uint32_t sbdf, uint32_t **ret, size_t *ret_n,
-                         int *ret_hv_errno)
-{
-        _cleanup_(freep) uint32_t *group = NULL, *all = NULL, *v = NULL;
-        size_t n_group = 0, n_all = 0, n = 0;
+        const struct pgd_request *req = &ctx->req;
+        const uint32_t *members = NULL;
+        size_t n = 0;
+        bool hv = false;
         int r;
 
-        r = d->hv_ops->device_group(d->hv, sbdf, &group, &n_group);
-        if (r < 0) {
-                *ret_hv_errno = -r;
-                return r;
-        }
-        r = d->hv_ops->pci_list(d->hv, &all, &n_all);
-        if (r < 0) {
-                *ret_hv_errno = 0;
-                return r;
-        }
-        v = calloc(n_group + n_all + 1, sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_group; i++)
-                if (group[i] != sbdf && !contains(v, n, group[i]))
-                        v[n++] = group[i];
-        for (size_t i = 0; i < n_all; i++)
-                if (all[i] != sbdf && (all[i] & ~0x7U) == (sbdf & ~0x7U) && !contains(v, n, all[i]))
-                        v[n++] = all[i];
-        *ret = TAKE_PTR(v);
-        *ret_n = n;
-        return 0;
-}
-
-static int check_group(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
-                       struct pgd_error *err)
-{
-        _cleanup_(freep) uint32_t *members = NULL;
-        size_t n = 0;
-        int hv_errno = 0, r;
-
-        r = group_members(d, req->sbdf, &members, &n, &hv_errno);
+        r = pgd_host_group(ctx, &members, &n, &hv);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 && hv_errno)
+        if (r < 0 && hv)
                 return fail_hv(c, err, "group", "get device group", req->sbdf, r);
         if (r < 0)
                 return fail(c, err, "group", PG_ERR_HYPERVISOR_ERROR, 0,
                             "cannot list PCI devices: %s", strerror(-r));
 
         for (size_t i = 0; i < n; i++) {
+                const struct hv_pci_info *info;
                 char bdf[PG_BDF_MAX];
-                struct hv_pci_info info;
                 uint32_t owner;
 
                 pg_bdf_format(members[i], bdf);
-                r = d->hv_ops->device_owner(d->hv, members[i], &owner);
+                r = pgd_host_owner(ctx, members[i], &owner);
                 if (r == -ENODEV)
                         continue; /* not known to the hypervisor: it cannot be anyone's */
+                if (r == -ENOMEM)
+                        return r;
                 if (r < 0)
                         return fail_hv(c, err, "group", "device owner", members[i], r);
                 if (owner == HV_DOMID_IO || owner == c->domain.domid)
@@ -396,16 +358,18 @@ static int check_group(struct pgd_daemon *d, const struct pgd_request *req, stru
                         return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
                                     "%s shares the group of %s and belongs to domid %u", bdf,
                                     req->bdf, owner);
-                r = d->hv_ops->pci_info(d->hv, members[i], &info);
+                r = pgd_host_pci(ctx, members[i], &info);
                 if (r == -ENODEV)
                         continue;
+                if (r == -ENOMEM)
+                        return r;
                 if (r < 0)
                         return fail(c, err, "group", PG_ERR_HYPERVISOR_ERROR, 0,
                                     "cannot read PCI device %s: %s", bdf, strerror(-r));
-                if (!streq(info.driver, "pciback"))
+                if (!streq(info->driver, "pciback"))
                         return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
                                     "%s shares the group of %s and belongs to dom0 (driver %s)",
-                                    bdf, req->bdf, info.driver[0] ? info.driver : "none");
+                                    bdf, req->bdf, info->driver[0] ? info->driver : "none");
         }
         if (n == 0)
                 pass(c, "group", "%s is alone in its group", req->bdf);
@@ -415,14 +379,22 @@ static int check_group(struct pgd_daemon *d, const struct pgd_request *req, stru
         return 0;
 }
 
-static int check_free(struct pgd_daemon *d, const struct pgd_request *req, struct pgd_checks *c,
-                      struct pgd_error *err)
+/*
+ * Free: not granted (the store), not assigned to any guest (the snapshot's
+ * owner), and the hypervisor's own word. That word is its test-assign with
+ * this domain, asked once here and read again by check_domain_iommu():
+ * EINVAL says the device is assigned after all. EOPNOTSUPP either means no
+ * IOMMU at all or a domain without an IOMMU context; only then is
+ * test-assign asked without a domain, to tell which.
+ */
+static int check_free(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
+        const struct pgd_request *req = &ctx->req;
         const struct pgd_grant *g;
         uint32_t owner;
         int r;
 
-        g = pgd_grants_find(d->grants, req->sbdf);
+        g = pgd_grants_find(ctx->d->grants, req->sbdf);
         if (g && streq(g->domain_uuid, c->domain.uuid))
                 return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is already granted to this domain",
                             req->bdf);
@@ -430,56 +402,75 @@ static int check_free(struct pgd_daemon *d, const struct pgd_request *req, struc
                 return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is granted to domid %u (%s)",
                             req->bdf, g->domid, g->domain_name);
 
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        r = pgd_host_owner(ctx, req->sbdf, &owner);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0 && r != -ENODEV)
                 return fail_hv(c, err, "free", "device owner", req->sbdf, r);
         if (r >= 0 && owner != HV_DOMID_IO && owner != HV_DOMID_DOM0)
                 return fail(c, err, "free", PG_ERR_BUSY, 0,
                             "the hypervisor has %s assigned to domid %u", req->bdf, owner);
 
-        /* EINVAL: assigned to a guest; EOPNOTSUPP/ENOSYS: no IOMMU after all. */
-        r = d->hv_ops->test_assign(d->hv, HV_DOMID_INVALID, req->sbdf);
-        if (r < 0)
+        r = pgd_host_test_assign(ctx, c->domain.domid);
+        if (is_no_iommu(r)) {
+                /* The domain's, or the whole host's? */
+                int any = ctx->d->hv_ops->test_assign(ctx->d->hv, HV_DOMID_INVALID, req->sbdf);
+                if (any < 0)
+                        return fail_hv(c, err, "free", "test-assign", req->sbdf, any);
+                r = 0; /* this domain has no IOMMU context: check_domain_iommu() says so */
+        }
+        /* ESRCH: the domain went away since the domain check; check_domain_iommu() says so. */
+        if (r < 0 && r != -ESRCH)
                 return fail_hv(c, err, "free", "test-assign", req->sbdf, r);
         pass(c, "free", "not granted, not assigned to any guest");
         return 0;
 }
 
-static int check_domain_iommu(struct pgd_daemon *d, const struct pgd_request *req,
-                              struct pgd_checks *c, struct pgd_error *err)
+static int check_domain_iommu(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
         int r;
 
-        /* EOPNOTSUPP here: this domain has no IOMMU context; EINVAL: raced, now assigned. */
-        r = d->hv_ops->test_assign(d->hv, c->domain.domid, req->sbdf);
+        /* EOPNOTSUPP here: this domain has no IOMMU context; ESRCH: it is gone. */
+        r = pgd_host_test_assign(ctx, c->domain.domid);
         if (r < 0)
-                return fail_hv(c, err, "domain-iommu", "test-assign", req->sbdf, r);
+                return fail_hv(c, err, "domain-iommu", "test-assign", ctx->req.sbdf, r);
         pass(c, "domain-iommu", "test-assign to domid %u succeeded", c->domain.domid);
         return 0;
 }
 
-static void misses_text(const struct pg_policy_decision *dec, char *buf, size_t size)
+/* Why rules before the deciding one missed, as much as a message shows: "; rule: reason"... */
+#define MISSES_SHOWN 40
+
+static int misses_text(struct pgd_ctx *ctx, const struct pg_policy_device *dev,
+                       const struct pg_policy_domain *dom, char *buf, size_t size)
 {
-        size_t len = 0;
+        _cleanup_(freep) struct pg_policy_miss *misses = NULL;
+        size_t n = 0, len = 0;
+        int r;
 
         buf[0] = '\0';
-        for (size_t i = 0; i < dec->n_misses && len < size; i++)
-                len += snprintf(buf + len, size - len, "; %s: %s", dec->misses[i].rule,
-                                dec->misses[i].reason);
+        r = pg_policy_misses(ctx->d->policy, &ctx->id, dev, dom, MISSES_SHOWN, &misses, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && len < size; i++)
+                len += snprintf(buf + len, size - len, "; %s: %s", misses[i].rule,
+                                misses[i].reason);
+        return 0;
 }
 
-static int check_policy(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd_checks *c,
-                        struct pgd_error *err)
+/*
+ * The policy decides with its index (no per-rule text); only a refusal says
+ * why earlier rules missed, and only as many of them as its message shows.
+ */
+static int check_policy(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
         struct pg_policy_decision dec = {};
-        struct pg_policy_identity id;
         struct pg_policy_device dev;
         struct pg_policy_domain dom;
         char misses[200];
         bool allow;
         int r;
 
-        pgd_peer_identity(peer, &id);
         pgd_checks_policy_device(&c->pci, &dev);
         dom = (struct pg_policy_domain){
                 .name = c->domain.name,
@@ -487,7 +478,7 @@ static int check_policy(struct pgd_daemon *d, const struct pgd_peer *peer, struc
                 .uuid = c->domain.uuid,
                 .type = pgd_hv_domain_type_name(c->domain.type),
         };
-        r = pg_policy_evaluate(d->policy, &id, &dev, &dom, true, &dec);
+        r = pg_policy_evaluate(ctx->d->policy, &ctx->id, &dev, &dom, false, &dec);
         if (r < 0)
                 return r;
 
@@ -497,11 +488,13 @@ static int check_policy(struct pgd_daemon *d, const struct pgd_peer *peer, struc
         c->reset = dec.reset;
         c->max_devices_per_domain = dec.max_devices_per_domain;
         allow = dec.allow;
-        misses_text(&dec, misses, sizeof(misses));
         pg_policy_decision_clear(&dec);
 
         snprintf(err->rule, sizeof(err->rule), "%s", c->rule);
         if (!allow) {
+                r = misses_text(ctx, &dev, &dom, misses, sizeof(misses));
+                if (r < 0)
+                        return r;
                 if (streq(c->rule, "default"))
                         return fail(c, err, "policy", PG_ERR_DENIED, 0,
                                     "no rule allows it (default deny)%s", misses);
@@ -512,7 +505,7 @@ static int check_policy(struct pgd_daemon *d, const struct pgd_peer *peer, struc
         return 0;
 }
 
-static int check_limit(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_error *err)
+static int check_limit(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
         size_t have;
 
@@ -520,7 +513,7 @@ static int check_limit(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_er
                 skip(c, "limit", "rule %s sets no limit", c->rule);
                 return 0;
         }
-        have = pgd_grants_count_domain(d->grants, c->domain.uuid);
+        have = pgd_grants_count_domain(ctx->d->grants, c->domain.uuid);
         if (have >= c->max_devices_per_domain)
                 return fail(c, err, "limit", PG_ERR_LIMIT_REACHED, 0,
                             "domid %u has %zu device%s, rule %s allows %u", c->domain.domid, have,
@@ -530,9 +523,10 @@ static int check_limit(struct pgd_daemon *d, struct pgd_checks *c, struct pgd_er
         return 0;
 }
 
-static int check_reset(struct pgd_daemon *d, const struct pgd_request *req,
-                       enum pgd_checks_mode mode, struct pgd_checks *c, struct pgd_error *err)
+static int check_reset(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *c,
+                       struct pgd_error *err)
 {
+        const struct pgd_request *req = &ctx->req;
         const char *method = c->pci.reset_method[0] ? c->pci.reset_method : "unknown method";
         int r;
 
@@ -551,7 +545,7 @@ static int check_reset(struct pgd_daemon *d, const struct pgd_request *req,
                 pass(c, "reset", "would reset (%s)", method);
                 return 0;
         }
-        r = d->hv_ops->pci_reset(d->hv, req->sbdf);
+        r = ctx->d->hv_ops->pci_reset(ctx->d->hv, req->sbdf);
         /* Also under "if-available": the device offered a reset and it failed. Fail closed. */
         if (r < 0)
                 return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0, "reset of %s (%s) failed: %s",
@@ -561,9 +555,9 @@ static int check_reset(struct pgd_daemon *d, const struct pgd_request *req,
         return 0;
 }
 
-int pgd_checks_run(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                   enum pgd_checks_mode mode, struct pgd_checks *ret, struct pgd_error *err)
+int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret)
 {
+        struct pgd_error *err = &ctx->err;
         char label[32];
         int r;
 
@@ -574,45 +568,71 @@ int pgd_checks_run(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
         err->rule[0] = '\0';
         err->message[0] = '\0';
 
-        pass(ret, "request", "assign %s to %s", req->bdf, domain_label(req, label, sizeof(label)));
+        pass(ret, "request", "assign %s to %s", ctx->req.bdf,
+             domain_label(&ctx->req, label, sizeof(label)));
 
-        r = check_client(d, peer, ret, err);
+        r = check_client(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_host(d, ret, err);
+        r = check_host(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_domain(d, req, ret, err);
+        r = check_domain(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_device(d, req, ret, err);
+        r = check_device(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_assignable(d, req, ret, err);
+        r = check_assignable(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_group(d, req, ret, err);
+        r = check_group(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_free(d, req, ret, err);
+        r = check_free(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_domain_iommu(d, req, ret, err);
+        r = check_domain_iommu(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_policy(d, peer, ret, err);
+        r = check_policy(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_limit(d, ret, err);
+        r = check_limit(ctx, ret, err);
         if (r != 0)
                 return r;
-        r = check_reset(d, req, mode, ret, err);
+        r = check_reset(ctx, mode, ret, err);
         if (r != 0)
                 return r;
 
         ret->allow = true;
         ret->code = 0;
         return 0;
+}
+
+/*
+ * The JSON strings of the check names and results, made once: every explain
+ * reply holds fourteen of each, and they never change.
+ */
+static json_t *static_string(const char *s)
+{
+        static struct {
+                const char *s;
+                json_t *j;
+        } cache[32];
+
+        for (size_t i = 0; i < ELEMENTSOF(cache); i++) {
+                if (cache[i].s == s)
+                        return json_incref(cache[i].j);
+                if (!cache[i].s) {
+                        cache[i].j = json_string_nocheck(s);
+                        if (!cache[i].j)
+                                return NULL;
+                        cache[i].s = s;
+                        return json_incref(cache[i].j);
+                }
+        }
+        return json_string_nocheck(s);
 }
 
 json_t *pgd_checks_to_json(const struct pgd_checks *c)
@@ -622,10 +642,14 @@ json_t *pgd_checks_to_json(const struct pgd_checks *c)
         if (!a)
                 return NULL;
         for (size_t i = 0; i < c->n; i++) {
-                json_t *o =
-                        json_pack("{s:s, s:s, s:s}", "check", c->v[i].name, "result",
-                                  pgd_check_result_name(c->v[i].result), "detail", c->v[i].detail);
-                if (!o || json_array_append_new(a, o) < 0) {
+                /* Names and results are static ASCII; the detail may hold a domain's name. */
+                json_t *o = json_object();
+                if (!o || json_array_append_new(a, o) < 0 ||
+                    json_object_set_new_nocheck(o, "check", static_string(c->v[i].name)) < 0 ||
+                    json_object_set_new_nocheck(
+                            o, "result", static_string(pgd_check_result_name(c->v[i].result))) <
+                            0 ||
+                    json_object_set_new_nocheck(o, "detail", json_string(c->v[i].detail)) < 0) {
                         json_decref(a);
                         return NULL;
                 }

@@ -56,14 +56,14 @@ struct pgd_checks {
 };
 
 /*
- * Run the checks in order, stopping at the first failure. Returns 0 when
- * every check passed, a PG_ERR_* code (> 0) with err filled (err->check names
- * the failed check, err->rule the rule where one was involved) when one
- * failed, or -errno on an internal failure. ret is always filled as far as
- * the checks went, so explain can show it.
+ * Run the checks in order, stopping at the first failure; they read the
+ * request's snapshot of the host (request.c). Returns 0 when every check
+ * passed, a PG_ERR_* code (> 0) with ctx->err filled (err.check names the
+ * failed check, err.rule the rule where one was involved) when one failed,
+ * or -errno on an internal failure. ret is always filled as far as the
+ * checks went, so explain can show it.
  */
-int pgd_checks_run(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                   enum pgd_checks_mode mode, struct pgd_checks *ret, struct pgd_error *err);
+int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret);
 
 /* {"check", "result", "detail"} objects in the order they ran. NULL on ENOMEM. */
 json_t *pgd_checks_to_json(const struct pgd_checks *c);

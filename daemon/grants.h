@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The grant store: STATE_DIR/grants.json, with a format version and a
- * checksum, written durably (temporary file, fsync, rename, directory fsync)
- * before any reply that depends on it (DESIGN.md invariant 4).
+ * The grant store (DESIGN.md invariant 4): STATE_DIR/grants.json, with a
+ * format version and a checksum, is the compacted snapshot; each change after
+ * it is one checksummed record appended to STATE_DIR/grants.journal. A change
+ * is durable once its record is synced (fdatasync); records of changes made
+ * together share one sync. An intent record is made durable before a
+ * hypervisor call and resolved by its outcome after it: an intent without an
+ * outcome at start-up is a call the daemon may have made and never answered,
+ * and start-up reconciliation resolves it. Compaction writes the snapshot
+ * (temporary file, fsync, rename, directory fsync) and starts a new journal.
  */
 #pragma once
 
@@ -16,6 +22,7 @@
 #include "policy.h"
 
 #define PGD_GRANTS_FILE "grants.json"
+#define PGD_GRANTS_JOURNAL "grants.journal"
 #define PGD_GRANTS_FORMAT 1
 
 struct pgd_grant {
@@ -33,11 +40,46 @@ struct pgd_grant {
 
 struct pgd_grants;
 
+/* What a journal record says. */
+enum pgd_record_op {
+        PGD_RECORD_INTENT_ASSIGN,  /* about to assign grant.sbdf to grant.domid */
+        PGD_RECORD_GRANT,          /* the assign of intent succeeded: grant */
+        PGD_RECORD_ABORT,          /* intent ended without a change (refused, or rolled back) */
+        PGD_RECORD_RELEASE,        /* sbdf's grant is gone */
+        PGD_RECORD_INTENT_PREPARE, /* about to prepare sbdf, now bound to driver */
+        PGD_RECORD_PREPARED,       /* sbdf was prepared by passguard; its dom0 driver is driver */
+        PGD_RECORD_UNPREPARED,     /* sbdf was given back */
+};
+
+struct pgd_record {
+        enum pgd_record_op op;
+        uint64_t seq;    /* set by pgd_grants_record() */
+        uint64_t intent; /* GRANT, ABORT, PREPARED: the intent resolved, 0: none */
+        uint32_t sbdf;
+        struct pgd_grant grant;     /* INTENT_ASSIGN, GRANT */
+        char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE, PREPARED */
+};
+
+/* An intent without an outcome yet: its hypervisor call may or may not have happened. */
+struct pgd_intent {
+        uint64_t seq;
+        enum pgd_record_op op; /* INTENT_ASSIGN or INTENT_PREPARE */
+        uint32_t sbdf;
+        struct pgd_grant grant;     /* INTENT_ASSIGN */
+        char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE */
+};
+
 /*
- * Load STATE_DIR/grants.json; a missing file is an empty store. A corrupt
- * file returns -EBADMSG, an unknown format -EPROTONOSUPPORT; either way
- * *ret_why says what is wrong, and the file is left untouched.
+ * Load STATE_DIR/grants.json and replay STATE_DIR/grants.journal over it;
+ * missing files are an empty store. A corrupt file returns -EBADMSG, an
+ * unknown format -EPROTONOSUPPORT; either way *ret_why says what is wrong,
+ * *ret_file (may be NULL) which file, and the files are left untouched. A
+ * torn last record (a crash while it was written, never acknowledged) is
+ * not corruption: it is ignored.
  */
+int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char **ret_why,
+                    const char **ret_file);
+/* The same, without naming the file. */
 int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, const char **ret_why);
 /* An empty store for STATE_DIR that ignores what is on disk (--rebuild-state). */
 int pgd_grants_new_empty(const char *state_dir, struct pgd_grants **ret);
@@ -55,8 +97,58 @@ int pgd_grants_add(struct pgd_grants *g, const struct pgd_grant *grant);
 /* -ENOENT if sbdf is not granted. */
 int pgd_grants_remove(struct pgd_grants *g, uint32_t sbdf);
 
-/* Write durably. On failure the file on disk is unchanged and -errno returned. */
+/*
+ * Compaction: write the store as it is in memory durably as grants.json, and
+ * start a new journal that holds only the intents still open. Every record
+ * before is then redundant. On failure -errno, and the files on disk still
+ * load as the store they held before, or as this one.
+ */
 int pgd_grants_commit(struct pgd_grants *g);
+
+/*
+ * Append r to the journal and apply it to memory; r->seq is set. Not durable
+ * until pgd_grants_sync(). A GRANT, ABORT or PREPARED that names an intent
+ * closes it (-ENOENT when no such intent is open). -errno when the record
+ * could not be written: nothing changed then, but the journal needs a
+ * compaction (pgd_grants_commit()) before it takes records again.
+ */
+int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r);
+/*
+ * Make every record appended so far durable: one fdatasync for all of them
+ * (a compaction instead, once the journal has grown past its snapshot).
+ * -errno on failure: which of the records reached the disk is unknown, and
+ * the journal takes no records until a compaction succeeded.
+ */
+int pgd_grants_sync(struct pgd_grants *g);
+/* Nothing more to write for now: close the journal (when everything is synced). */
+void pgd_grants_journal_idle(struct pgd_grants *g);
+/* Records appended and not yet synced. */
+size_t pgd_grants_unsynced(const struct pgd_grants *g);
+/* Whether the journal must be compacted before it takes records again. */
+bool pgd_grants_needs_commit(const struct pgd_grants *g);
+/* The bytes of the journal (0 when there is none). */
+size_t pgd_grants_journal_size(const struct pgd_grants *g);
+
+/* The intents still open, oldest first. */
+size_t pgd_grants_n_intents(const struct pgd_grants *g);
+const struct pgd_intent *pgd_grants_intent(const struct pgd_grants *g, size_t i);
+/* The open intent seq, or NULL. */
+const struct pgd_intent *pgd_grants_find_intent(const struct pgd_grants *g, uint64_t seq);
+/* Close an open intent in memory only (the next compaction forgets it). */
+int pgd_grants_drop_intent(struct pgd_grants *g, uint64_t seq);
+/*
+ * Open an intent again in memory only, as it was: its outcome turned out not
+ * to be durable and its call could not be undone, so the next compaction
+ * must keep it for start-up to resolve.
+ */
+int pgd_grants_restore_intent(struct pgd_grants *g, const struct pgd_intent *in);
+
+/*
+ * Replay journal text (its base line first) over g, as loading does:
+ * -EBADMSG with a reason for anything but a torn last record. For the fuzzer.
+ */
+int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const char **ret_why);
+const char *pgd_grants_record_op_name(enum pgd_record_op op);
 
 /*
  * Devices that `prepare` took from a dom0 driver: the driver to give them back

@@ -1,15 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hv-sim: a simulated host kept in one JSON file (DESIGN.md "Simulated host
- * file"). The file is the whole hypervisor: every call re-reads it, and every
- * call that changes it (or counts itself in "calls") rewrites it, so the
- * simulated host survives a daemon crash exactly as a real hypervisor would,
- * and tests can change it from outside.
+ * file"). The file is the whole hypervisor: every change is in the file
+ * before the call returns, so the simulated host survives a daemon crash
+ * exactly as a real hypervisor would, and tests can change it from outside.
  *
  * Locking protocol, shared with anyone who edits the file:
  *   readers take a shared flock on FILE.lock, read FILE, unlock;
  *   writers take an exclusive flock on FILE.lock, re-read FILE, write
- *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock.
+ *   FILE.tmp, fsync it, rename it over FILE, fsync the directory, unlock
+ *   (the daemon, while it holds the lock, exchanges FILE.tmp with FILE
+ *   instead: also one atomic rename; see host_save()).
+ *
+ * The backend keeps the host it last read or wrote in memory, with the
+ * identity of that file (inode, size, times; the file is kept open, so its
+ * inode number cannot be reused meanwhile). A call takes the lock as the
+ * protocol says and compares the file's identity with it: the file is read
+ * and parsed again only when someone else replaced it. A write serialises
+ * only what changed (each device's text is kept until the device changes).
+ *
+ * hold() takes the exclusive lock and keeps it until flush(): meanwhile no
+ * one else may write, so the host in memory is the host, calls that only
+ * count themselves ("calls") are counted in memory, the writes reuse two open
+ * files (host_save_held()) and the directory is not watched (it would only
+ * report this backend's own renames); flush() writes the counts (if any),
+ * watches again and unlocks. The daemon holds around its requests and flushes
+ * within 5 ms (HOST_FLUSH_USEC, server.c), so a request costs at most one
+ * write of the file for its change, the counts of many requests share one,
+ * and anyone who reads the file under the lock sees every call counted.
+ * A change to the host itself (assign, deassign, prepare, unprepare) is
+ * written before its call returns, held or not.
  *
  * Parsing is strict (-EBADMSG for anything else): duplicate or unknown keys,
  * wrong types, bad BDFs, ids or UUIDs. Required are "iommu"; for a device
@@ -74,6 +94,8 @@
 #define SIM_FILE_MAX (8 * 1024 * 1024)
 #define SIM_DOMID_MAX 0x7FEFU   /* the last ordinary domid; 0x7FF0.. are reserved */
 
+struct sim_host;
+
 struct hv {
         char *path;      /* the host file, absolute */
         char *lock_path; /* FILE.lock */
@@ -82,19 +104,44 @@ struct hv {
         char *base;      /* its name in dir */
         int lock_fd;     /* FILE.lock, read-only, open for the backend's lifetime */
         int inotify_fd;
+        int watch_wd;      /* the directory's watch, -1 while held (see sim_hold()) */
         ino_t written_ino; /* the inode of the last file this backend renamed into place */
         /*
-         * The last host parsed for a read, and the exact text it came from: a
-         * read whose file holds the same bytes reuses it instead of parsing
-         * again (a listing asks for every device in turn).
+         * The host as the file last read or written had it (NULL when the
+         * file could not be read), that file kept open, and its identity.
          */
-        struct sim_host *cache;
-        char *cache_text;
-        size_t cache_len;
+        struct sim_host *host;
+        int host_fd;
+        bool host_fd_writable; /* host_fd is a file this backend wrote (see host_save()) */
+        struct stat host_st;
+        bool stale;       /* someone else changed the file: read it again */
+        bool held;        /* hold(): the exclusive lock is ours until flush() */
+        bool pin_pending; /* written while held: pin the new file at flush() */
+        /*
+         * While held: the file this backend exchanged into place last, and the
+         * one at FILE.tmp that the next write goes into, both open for writing
+         * (-1: none yet), and their sizes.
+         */
+        int cur_fd, spare_fd;
+        off_t cur_size, spare_size;
+        ino_t cur_ino, spare_ino;
+        bool no_exchange; /* the file system cannot exchange: write as without a hold */
+        int dir_fd;       /* the directory, for its fsync */
+        /*
+         * The watch's events: renames of ours not yet drained (their
+         * IN_MOVED_TO need no look at the file), and a change by someone
+         * else that a call found first (the file was not ours any more).
+         */
+        unsigned own_renames;
+        bool outside_change;
 };
 
 struct sim_device {
-        json_t *obj;     /* borrowed from sim_host.root */
+        /*
+         * The device as one line of JSON: the file's text of it. A host of
+         * thousands of devices keeps these lines, not their parse trees.
+         */
+        char *text;
         uint32_t sbdf;
         uint16_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class;
@@ -107,20 +154,22 @@ struct sim_device {
 struct sim_domain {
         struct hv_domain info;
         bool iommu;
+        char *text; /* serialised, NULL until needed (the daemon never changes a domain) */
 };
 
 struct sim_host {
-        bool cached;     /* owned by struct hv's cache: sim_host_free() leaves it */
         json_t *root;
-        int locked_fd;   /* holds an exclusive flock until freed, or -1 */
         bool iommu;
         int interrupt_remapping;
-        struct sim_device *devices;
+        struct sim_device *devices; /* in file order */
         size_t n_devices;
+        size_t *by_sbdf; /* indices into devices, by sbdf */
         struct sim_domain *domains;
         size_t n_domains;
         json_t *faults;  /* borrowed, or NULL */
         json_t *calls;   /* borrowed, always set */
+        bool changed;    /* the host changed: written before the call returns */
+        bool dirty;      /* counters (or a derived quarantine) not in the file yet */
 };
 
 static const char *const fault_ops[] = {
@@ -133,12 +182,15 @@ static const char *const call_names[] = {
 
 static struct sim_host *sim_host_free(struct sim_host *h)
 {
-        if (!h || h->cached)
+        if (!h)
                 return NULL;
-        if (h->locked_fd >= 0)
-                (void)flock(h->locked_fd, LOCK_UN);
         json_decref(h->root);
+        for (size_t i = 0; i < h->n_devices; i++)
+                free(h->devices[i].text);
+        for (size_t i = 0; i < h->n_domains; i++)
+                free(h->domains[i].text);
         free(h->devices);
+        free(h->by_sbdf);
         free(h->domains);
         free(h);
         return NULL;
@@ -302,7 +354,7 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                 "bdf",    "vendor", "device", "class",       "subsystem_vendor", "subsystem_device",
                 "driver", "group",  "reset",  "assigned_to", NULL,
         };
-        struct sim_device d = { .obj = obj, .owner = HV_DOMID_DOM0 };
+        struct sim_device d = {.owner = HV_DOMID_DOM0};
         const json_t *v;
         uint32_t x;
         int r;
@@ -411,36 +463,106 @@ static struct sim_domain *find_domain(struct sim_host *h, uint32_t domid)
 
 static struct sim_device *find_device(struct sim_host *h, uint32_t sbdf)
 {
-        for (size_t i = 0; i < h->n_devices; i++)
-                if (h->devices[i].sbdf == sbdf)
-                        return &h->devices[i];
+        size_t lo = 0, hi = h->n_devices;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (h->devices[h->by_sbdf[mid]].sbdf < sbdf)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < h->n_devices && h->devices[h->by_sbdf[lo]].sbdf == sbdf)
+                return &h->devices[h->by_sbdf[lo]];
         return NULL;
 }
 
+/* v as one line of compact JSON (the wire's serialiser: one pass), without its newline. */
+static char *compact(const json_t *v)
+{
+        char *text = NULL;
+        size_t len = 0;
+
+        if (pg_wire_dump(v, &text, &len) < 0)
+                return NULL;
+        text[len - 1] = '\0';
+        return text;
+}
+
+/* Set one key of a device: its text is parsed, changed and written again. Takes v. */
+static int device_set(struct sim_device *dev, const char *key, json_t *v)
+{
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        char *text;
+
+        if (!v)
+                return -ENOMEM;
+        o = json_loads(dev->text, 0, NULL);
+        if (!o || json_object_set_new(o, key, v) < 0) {
+                if (!o)
+                        json_decref(v);
+                return -ENOMEM;
+        }
+        text = compact(o);
+        if (!text)
+                return -ENOMEM;
+        free(dev->text);
+        dev->text = text;
+        return 0;
+}
+
+/*
+ * The owner changes on every assign and deassign: its value is replaced in the
+ * device's text, which is compact JSON of a flat object with only known keys
+ * (host_parse() refuses others), so the key cannot appear inside a string:
+ * there every quote is escaped. Without the key, the text is parsed.
+ */
 static int set_owner(struct sim_device *dev, uint32_t owner)
 {
-        json_t *v;
+        static const char key[] = "\"assigned_to\":";
+        char value[16];
+        const char *at = strstr(dev->text, key);
+        int r;
 
         if (owner == HV_DOMID_DOM0)
-                v = json_null();
+                snprintf(value, sizeof(value), "null");
         else if (owner == HV_DOMID_IO)
-                v = json_string("io");
+                snprintf(value, sizeof(value), "\"io\"");
         else
-                v = json_integer(owner);
-        if (!v || json_object_set_new(dev->obj, "assigned_to", v) < 0)
-                return -ENOMEM;
+                snprintf(value, sizeof(value), "%" PRIu32, owner);
+        if (at) {
+                const char *v = at + strlen(key), *end = v + strcspn(v, ",}");
+                char *text = NULL;
+
+                if (asprintf(&text, "%.*s%s%s", (int)(v - dev->text), dev->text, value, end) < 0)
+                        return -ENOMEM;
+                free(dev->text);
+                dev->text = text;
+        } else {
+                r = device_set(dev, "assigned_to", json_loads(value, JSON_DECODE_ANY, NULL));
+                if (r < 0)
+                        return r;
+        }
         dev->owner = owner;
         return 0;
 }
 
 static int set_driver(struct sim_device *dev, const char *driver)
 {
-        json_t *v = driver[0] ? json_string(driver) : json_null();
+        int r = device_set(dev, "driver", driver[0] ? json_string(driver) : json_null());
 
-        if (!v || json_object_set_new(dev->obj, "driver", v) < 0)
-                return -ENOMEM;
+        if (r < 0)
+                return r;
         snprintf(dev->driver, sizeof(dev->driver), "%s", driver);
         return 0;
+}
+
+static int compare_sbdf(const void *a, const void *b, void *userdata)
+{
+        const struct sim_device *v = userdata;
+        uint32_t x = v[*(const size_t *)a].sbdf, y = v[*(const size_t *)b].sbdf;
+
+        return x < y ? -1 : x > y;
 }
 
 /* Parse and validate a whole host file. Takes no lock: the caller holds it. */
@@ -458,7 +580,6 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
-        h->locked_fd = -1;
         h->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
         if (!h->root)
                 return -EBADMSG;
@@ -504,16 +625,23 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         return -EBADMSG;
                 h->n_devices = json_array_size(v);
                 h->devices = calloc(h->n_devices ? h->n_devices : 1, sizeof(*h->devices));
-                if (!h->devices)
+                h->by_sbdf = calloc(h->n_devices ? h->n_devices : 1, sizeof(*h->by_sbdf));
+                if (!h->devices || !h->by_sbdf)
                         return -ENOMEM;
                 for (i = 0; i < h->n_devices; i++) {
                         r = parse_device(json_array_get(v, i), &h->devices[i]);
                         if (r < 0)
                                 return r;
-                        for (size_t j = 0; j < i; j++)
-                                if (h->devices[j].sbdf == h->devices[i].sbdf)
-                                        return -EBADMSG;
+                        h->devices[i].text = compact(json_array_get(v, i));
+                        if (!h->devices[i].text)
+                                return -ENOMEM;
+                        h->by_sbdf[i] = i;
                 }
+                json_array_clear(v); /* the texts are the devices now */
+                qsort_r(h->by_sbdf, h->n_devices, sizeof(*h->by_sbdf), compare_sbdf, h->devices);
+                for (i = 1; i < h->n_devices; i++)
+                        if (h->devices[h->by_sbdf[i - 1]].sbdf == h->devices[h->by_sbdf[i]].sbdf)
+                                return -EBADMSG;
         }
 
         h->faults = json_object_get(h->root, "faults");
@@ -535,7 +663,8 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
 
         /*
          * A destroyed or dying domain's devices are quarantined, as Xen does:
-         * it releases them while the domain dies, before it is gone.
+         * it releases them while the domain dies, before it is gone. Only in
+         * memory: the next write persists it.
          */
         for (i = 0; i < h->n_devices; i++) {
                 uint32_t owner = h->devices[i].owner;
@@ -545,6 +674,7 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
                         r = set_owner(&h->devices[i], HV_DOMID_IO);
                         if (r < 0)
                                 return r;
+                        h->dirty = true;
                 }
         }
 
@@ -554,15 +684,11 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
 
 /* ---- the file and its lock ---- */
 
-static int read_file(const char *path, char **ret, size_t *ret_len)
+static int read_all(int fd, char **ret, size_t *ret_len)
 {
-        _cleanup_(closep) int fd = -1;
         _cleanup_(freep) char *buf = NULL;
         size_t len = 0, size = 4096;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -603,120 +729,378 @@ static int lock_fd(int fd, int op)
         return 0;
 }
 
-static void cache_drop(struct hv *hv)
+/* Take the lock as the protocol says, unless hold() has it already. */
+static int host_lock(struct hv *hv, int op)
 {
-        if (hv->cache) {
-                hv->cache->cached = false;
-                hv->cache = sim_host_free(hv->cache);
-        }
-        hv->cache_text = pg_free(hv->cache_text);
-        hv->cache_len = 0;
+        return hv->held ? 0 : lock_fd(hv->lock_fd, op);
+}
+
+static void host_unlock(struct hv *hv)
+{
+        if (!hv->held)
+                (void)flock(hv->lock_fd, LOCK_UN);
+}
+
+static void host_forget(struct hv *hv)
+{
+        hv->host = sim_host_free(hv->host);
+        hv->host_fd = safe_close(hv->host_fd);
+        hv->host_fd_writable = false;
+        hv->stale = false;
+        hv->pin_pending = false;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /*
- * Load the host. exclusive: keep an exclusive lock until the returned host is
- * freed (a transaction, ended by host_save()); otherwise read under a shared
- * lock and release it at once.
+ * With the lock taken: make hv->host the host the file holds now. The file is
+ * read again only when it is not the one in memory (or someone else changed
+ * it, as the watch said); while held, the host in memory is the host.
  */
-static int host_load(struct hv *hv, bool exclusive, struct sim_host **ret)
+static int host_refresh(struct hv *hv, struct sim_host **ret)
 {
         _cleanup_(freep) char *text = NULL;
+        _cleanup_(closep) int fd = -1;
         struct sim_host *h = NULL;
+        struct stat st;
         size_t len = 0;
         int r;
 
-        r = lock_fd(hv->lock_fd, exclusive ? LOCK_EX : LOCK_SH);
+        if (hv->host && !hv->stale) {
+                if (hv->held) {
+                        *ret = hv->host;
+                        return 0;
+                }
+                if (stat(hv->path, &st) < 0) {
+                        r = -errno;
+                        host_forget(hv);
+                        return r;
+                }
+                if (same_file(&st, &hv->host_st)) {
+                        *ret = hv->host;
+                        return 0;
+                }
+        }
+        if (hv->host && !hv->stale)
+                hv->outside_change = true; /* found before the watch said so */
+
+        host_forget(hv);
+        fd = open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = read_all(fd, &text, &len);
         if (r < 0)
                 return r;
-        r = read_file(hv->path, &text, &len);
-        if (r >= 0 && !exclusive && hv->cache && len == hv->cache_len &&
-            memcmp(text, hv->cache_text, len) == 0) {
-                (void)flock(hv->lock_fd, LOCK_UN);
-                *ret = hv->cache; /* read-only: callers never change a loaded host */
-                return 0;
-        }
-        if (r >= 0)
-                r = host_parse(text, len, &h);
-        if (r < 0 || !exclusive)
-                (void)flock(hv->lock_fd, LOCK_UN);
+        r = host_parse(text, len, &h);
         if (r < 0)
                 return r;
-        if (exclusive)
-                h->locked_fd = hv->lock_fd;
-        else {
-                cache_drop(hv);
-                h->cached = true;
-                hv->cache = h;
-                hv->cache_text = TAKE_PTR(text);
-                hv->cache_len = len;
-        }
+        hv->host = h;
+        hv->host_fd = TAKE_FD(fd);
+        hv->host_fd_writable = false;
+        hv->host_st = st;
         *ret = h;
         return 0;
 }
 
-static int fsync_dir(const char *dir)
+/* A read: the host in memory, checked against the file under a shared lock. */
+static int host_read(struct hv *hv, struct sim_host **ret)
 {
-        _cleanup_(closep) int fd = -1;
+        int r = host_lock(hv, LOCK_SH);
 
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                return -errno;
+        if (r < 0)
+                return r;
+        r = host_refresh(hv, ret);
+        host_unlock(hv);
+        return r;
+}
+
+struct text {
+        char *buf;
+        size_t len, cap;
+        bool oom;
+};
+
+static void text_put(struct text *t, const char *s, size_t n)
+{
+        if (t->oom)
+                return;
+        if (t->len + n + 1 > t->cap) {
+                size_t cap = t->cap ? t->cap : 4096;
+                while (cap < t->len + n + 1)
+                        cap *= 2;
+                char *p = realloc(t->buf, cap);
+                if (!p) {
+                        t->oom = true;
+                        return;
+                }
+                t->buf = p;
+                t->cap = cap;
+        }
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
+}
+
+static void text_puts(struct text *t, const char *s)
+{
+        text_put(t, s, strlen(s));
+}
+
+/* "[" one element per line "]", each element's text kept in *cache until it changes. */
+static void text_list(struct text *t, size_t n, json_t *(*elem)(struct sim_host *h, size_t i),
+                      char **(*cache)(struct sim_host *h, size_t i), struct sim_host *h)
+{
+        text_puts(t, "[");
+        for (size_t i = 0; i < n; i++) {
+                char **c = cache(h, i);
+                if (!*c)
+                        *c = compact(elem(h, i));
+                if (!*c) {
+                        t->oom = true;
+                        return;
+                }
+                text_puts(t, i ? ",\n    " : "\n    ");
+                text_puts(t, *c);
+        }
+        text_puts(t, n ? "\n  ]" : "]");
+}
+
+static json_t *device_elem(struct sim_host *h, size_t i)
+{
+        return NULL; /* a device always has its text */
+}
+
+static char **device_cache(struct sim_host *h, size_t i)
+{
+        return &h->devices[i].text;
+}
+
+static json_t *domain_elem(struct sim_host *h, size_t i)
+{
+        return json_array_get(json_object_get(h->root, "domains"), i);
+}
+
+static char **domain_cache(struct sim_host *h, size_t i)
+{
+        return &h->domains[i].text;
+}
+
+/*
+ * The file's text: one line per device and per domain. Their texts are kept
+ * until they change, so a write costs little more than the copy.
+ */
+static int host_format(struct sim_host *h, char **ret, size_t *ret_len)
+{
+        struct text t = {};
+        const char *key;
+        json_t *value;
+        bool first = true;
+
+        text_puts(&t, "{");
+        json_object_foreach(h->root, key, value)
+        {
+                text_puts(&t, first ? "\n  \"" : ",\n  \"");
+                text_puts(&t, key); /* one of the keys host_parse() allows */
+                text_puts(&t, "\": ");
+                first = false;
+                if (streq(key, "devices") && json_is_array(value))
+                        text_list(&t, h->n_devices, device_elem, device_cache, h);
+                else if (streq(key, "domains") && json_is_array(value))
+                        text_list(&t, h->n_domains, domain_elem, domain_cache, h);
+                else {
+                        _cleanup_(freep) char *v = compact(value);
+                        if (!v)
+                                t.oom = true;
+                        else
+                                text_puts(&t, v);
+                }
+        }
+        text_puts(&t, "\n}\n");
+        if (t.oom) {
+                free(t.buf);
+                return -ENOMEM;
+        }
+        *ret = t.buf;
+        *ret_len = t.len;
         return 0;
 }
 
-/* Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the directory. */
+/*
+ * Keep the file now in place open (read-only: closing it is no write) as the
+ * one in memory, with its identity: while it is open, its inode number cannot
+ * name another file.
+ */
+static int host_pin(struct hv *hv)
+{
+        _cleanup_(closep) int fd = -1;
+        bool writable = hv->cur_fd >= 0;
+        struct stat st;
+
+        hv->pin_pending = false;
+        /* Written under the hold: the file is open already (for writing: see host_save()). */
+        fd = writable ? TAKE_FD(hv->cur_fd) : open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != hv->written_ino) {
+                host_forget(hv); /* the next call reads the file */
+                return 0;
+        }
+        safe_close(hv->host_fd);
+        hv->host_fd = TAKE_FD(fd);
+        hv->host_fd_writable = writable;
+        hv->host_st = st;
+        return 0;
+}
+
+static int write_at_start(int fd, const char *text, size_t len)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                ssize_t n = pwrite(fd, text + off, len - off, (off_t)off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+/* The write is done: the rename is the commit point. */
+static void host_saved(struct hv *hv, struct sim_host *h, ino_t ino)
+{
+        h->changed = h->dirty = false;
+        hv->written_ino = ino;
+        if (hv->watch_wd >= 0)
+                hv->own_renames++; /* its event is to come */
+        /*
+         * From here on the call has happened, as a hypercall that returned
+         * would have. Syncing the directory is best effort, so that the caller
+         * never believes the opposite.
+         */
+        if (hv->dir_fd >= 0)
+                (void)fsync(hv->dir_fd);
+}
+
+/*
+ * While held, FILE.tmp is not a new file each time: the file that is there
+ * (the host before the last write) is written over, synced and exchanged with
+ * FILE (renameat2 RENAME_EXCHANGE, an atomic rename as the protocol asks).
+ * Both files stay open for writing until flush(), so that a write costs no
+ * open, no close and no new inode; the one in place then stays open as the
+ * pinned file, and FILE.tmp is removed. Returns 1 when the file system cannot
+ * exchange (nothing was renamed: write as without a hold).
+ */
+static int host_save_held(struct hv *hv, struct sim_host *h, const char *text, size_t len)
+{
+        struct stat st;
+        ino_t ino;
+        int fd, r;
+
+        if (hv->spare_fd < 0) {
+                hv->spare_fd = open(hv->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                if (hv->spare_fd < 0)
+                        return -errno;
+                if (fstat(hv->spare_fd, &st) < 0)
+                        return -errno;
+                hv->spare_size = st.st_size;
+                hv->spare_ino = st.st_ino;
+        }
+        fd = hv->spare_fd;
+        r = write_at_start(fd, text, len);
+        if (r >= 0 && hv->spare_size > (off_t)len && ftruncate(fd, (off_t)len) < 0)
+                r = -errno;
+        if (r >= 0)
+                hv->spare_size = (off_t)len;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0)
+                return r;
+        ino = hv->spare_ino;
+        if (renameat2(AT_FDCWD, hv->tmp_path, AT_FDCWD, hv->path, RENAME_EXCHANGE) < 0) {
+                if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+                        hv->no_exchange = true;
+                        hv->spare_fd = safe_close(hv->spare_fd);
+                        return 1;
+                }
+                return -errno;
+        }
+        /* The file written is in place; the one it replaced is FILE.tmp now. */
+        hv->spare_fd = hv->cur_fd;
+        hv->spare_size = hv->cur_size;
+        hv->spare_ino = hv->cur_ino;
+        hv->cur_fd = fd;
+        hv->cur_size = (off_t)len;
+        hv->cur_ino = ino;
+        if (hv->spare_fd < 0 && hv->host_fd_writable && hv->host_st.st_ino != ino) {
+                /* The first write of this hold moved the pinned file, one of ours, away. */
+                hv->spare_fd = TAKE_FD(hv->host_fd);
+                hv->spare_size = hv->host_st.st_size;
+                hv->spare_ino = hv->host_st.st_ino;
+                hv->host_fd_writable = false;
+        }
+        hv->pin_pending = true;
+        host_saved(hv, h, ino);
+        return 0;
+}
+
+/*
+ * Write the host durably: FILE.tmp, fsync, rename over FILE, fsync the
+ * directory (held: see host_save_held()). The new file is pinned at once, or
+ * at flush() when held: no one else may replace it before.
+ */
 static int host_save(struct hv *hv, struct sim_host *h)
 {
         _cleanup_(freep) char *text = NULL;
         _cleanup_(closep) int fd = -1;
         struct stat st;
-        size_t len, off = 0;
+        size_t len;
+        int r;
 
-        text = json_dumps(h->root, JSON_INDENT(2));
-        if (!text)
-                return -ENOMEM;
-        len = strlen(text);
+        r = host_format(h, &text, &len);
+        if (r < 0)
+                return r;
+        if (hv->held && !hv->no_exchange) {
+                r = host_save_held(hv, h, text, len);
+                if (r <= 0)
+                        return r;
+        }
 
         fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
         if (fd < 0)
                 return -errno;
-        while (off < len) {
-                ssize_t n = write(fd, text + off, len - off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        int r = -errno;
-                        (void)unlink(hv->tmp_path);
-                        return r;
-                }
-                off += (size_t)n;
-        }
-        if (write(fd, "\n", 1) != 1 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
-                int r = negative_errno();
+        r = write_at_start(fd, text, len);
+        if (r >= 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
                 (void)unlink(hv->tmp_path);
                 return r;
         }
         /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
         fd = safe_close(fd);
         if (rename(hv->tmp_path, hv->path) < 0) {
-                int r = -errno;
+                r = -errno;
                 (void)unlink(hv->tmp_path);
                 return r;
         }
-        hv->written_ino = st.st_ino;
-        /*
-         * The rename is the commit point: from here on the call has happened,
-         * as a hypercall that returned would have. Syncing the directory is
-         * best effort, so that the caller never believes the opposite.
-         */
-        (void)fsync_dir(hv->dir);
-        return 0;
+        host_saved(hv, h, st.st_ino);
+        if (hv->held) {
+                hv->pin_pending = true;
+                return 0;
+        }
+        return host_pin(hv);
 }
 
 /* ---- counters and faults ---- */
-
 static int count_call(struct sim_host *h, const char *name)
 {
         json_t *v = json_object_get(h->calls, name);
@@ -724,6 +1108,9 @@ static int count_call(struct sim_host *h, const char *name)
 
         if (n < LLONG_MAX)   /* saturate rather than overflow (json_int_t is long long) */
                 n++;
+        h->dirty = true;
+        if (json_is_integer(v))
+                return json_integer_set(v, n) < 0 ? -ENOMEM : 0;
         if (json_object_set_new(h->calls, name, json_integer(n)) < 0)
                 return -ENOMEM;
         return 0;
@@ -772,13 +1159,25 @@ static int probe_real_xen(void)
         return 0;
 }
 
+static int sim_flush(struct hv *hv);
+
+/* Watch the directory: renames into FILE, and anything else done to it. */
+static int watch_dir(struct hv *hv)
+{
+        hv->watch_wd = inotify_add_watch(hv->inotify_fd, hv->dir,
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+        return hv->watch_wd < 0 ? -errno : 0;
+}
+
 static struct hv *sim_close(struct hv *hv)
 {
         if (!hv)
                 return NULL;
-        cache_drop(hv);
+        (void)sim_flush(hv);
+        host_forget(hv);
         safe_close(hv->lock_fd);
         safe_close(hv->inotify_fd);
+        safe_close(hv->dir_fd);
         free(hv->path);
         free(hv->lock_path);
         free(hv->tmp_path);
@@ -796,7 +1195,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct hv *, sim_close);
 static int sim_open(const struct hv_config *cfg, struct hv **ret)
 {
         _cleanup_(sim_closep) struct hv *hv = NULL;
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         char *slash;
         int r;
 
@@ -811,6 +1210,11 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
                 return -ENOMEM;
         hv->lock_fd = -1;
         hv->inotify_fd = -1;
+        hv->watch_wd = -1;
+        hv->host_fd = -1;
+        hv->cur_fd = -1;
+        hv->spare_fd = -1;
+        hv->dir_fd = -1;
         hv->path = realpath(cfg->sim_host, NULL);
         if (!hv->path)
                 return -errno;
@@ -838,15 +1242,18 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
         hv->lock_fd = open(hv->lock_path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
         if (hv->lock_fd < 0)
                 return -errno;
+        hv->dir_fd = open(hv->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hv->dir_fd < 0)
+                return -errno;
 
         hv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (hv->inotify_fd < 0)
                 return -errno;
-        if (inotify_add_watch(hv->inotify_fd, hv->dir,
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
-                return -errno;
+        r = watch_dir(hv);
+        if (r < 0)
+                return r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
 
@@ -893,24 +1300,87 @@ static int sim_watch_drain(struct hv *hv)
                         if (ev->mask & IN_MOVED_TO) {
                                 struct stat st;
 
-                                if (stat(hv->path, &st) < 0 || st.st_ino != hv->written_ino)
+                                /*
+                                 * Ours, while renames of ours are still to come: they
+                                 * were made under the lock, and a change by someone
+                                 * else before them was found when the lock was taken.
+                                 */
+                                if (hv->own_renames > 0)
+                                        hv->own_renames--;
+                                else if (stat(hv->path, &st) < 0 || st.st_ino != hv->written_ino)
                                         changed = true;
                         } else {
                                 changed = true;
                         }
                 }
         }
+        if (hv->outside_change) {
+                hv->outside_change = false;
+                changed = true;
+        }
+        if (changed)
+                hv->stale = true; /* even a change in place, which keeps the inode */
         return changed ? 1 : 0;
+}
+
+/* ---- holding the lock across calls ---- */
+
+static int sim_hold(struct hv *hv)
+{
+        struct sim_host *h;
+        int r;
+
+        if (hv->held)
+                return 0;
+        r = lock_fd(hv->lock_fd, LOCK_EX);
+        if (r < 0)
+                return r;
+        /* Checked once now; until flush() no one else may change the file. */
+        (void)host_refresh(hv, &h);
+        hv->held = true;
+        /*
+         * Nor need anyone be watched meanwhile: the watch would only report
+         * this backend's own renames. What changed before is known already
+         * (its events are queued, or host_refresh() found it).
+         */
+        if (hv->watch_wd >= 0 && inotify_rm_watch(hv->inotify_fd, hv->watch_wd) >= 0)
+                hv->watch_wd = -1;
+        return 0;
+}
+
+static int sim_flush(struct hv *hv)
+{
+        int r = 0;
+
+        if (!hv->held)
+                return 0;
+        if (hv->host && (hv->host->dirty || hv->host->changed))
+                r = host_save(hv, hv->host);
+        hv->held = false;
+        if (hv->pin_pending && hv->host)
+                (void)host_pin(hv);
+        hv->cur_fd = safe_close(hv->cur_fd);
+        /* The host before the last write under the hold, exchanged with FILE. */
+        hv->spare_fd = safe_close(hv->spare_fd);
+        (void)unlink(hv->tmp_path);
+        /* Watched again before anyone else may write. */
+        if (hv->watch_wd < 0) {
+                int k = watch_dir(hv);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        (void)flock(hv->lock_fd, LOCK_UN);
+        return r;
 }
 
 /* ---- reads ---- */
 
 static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         *ret = (struct hv_caps){ .iommu = h->iommu, .interrupt_remapping = h->interrupt_remapping };
@@ -919,11 +1389,11 @@ static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
 
 static int sim_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_domain *d;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         d = find_domain(h, domid);
@@ -935,14 +1405,14 @@ static int sim_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
 
 static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r;
 
         if (!name)
                 return -EINVAL;
         if (!name[0])
                 return -ESRCH;   /* nameless domains are found by domid only */
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < h->n_domains; i++)
@@ -955,11 +1425,11 @@ static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain 
 
 static int sim_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) struct hv_domain *list = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_domains ? h->n_domains : 1, sizeof(*list));
@@ -974,11 +1444,11 @@ static int sim_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
 
 static int sim_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_device *dev;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         dev = find_device(h, sbdf);
@@ -990,12 +1460,12 @@ static int sim_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 
 static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) struct hv_assignment *list = NULL;
+        struct sim_host *h;
         size_t n = 0;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
@@ -1012,12 +1482,12 @@ static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *re
 
 static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         struct sim_device *dev;
         struct hv_pci_info info = {};
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         dev = find_device(h, sbdf);
@@ -1029,20 +1499,20 @@ static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
         info.subsystem_vendor = dev->subsystem_vendor;
         info.subsystem_device = dev->subsystem_device;
         info.class = dev->class;
-        snprintf(info.driver, sizeof(info.driver), "%s", dev->driver);
+        memcpy(info.driver, dev->driver, sizeof(info.driver));
         info.has_reset = dev->reset[0] != '\0';
-        snprintf(info.reset_method, sizeof(info.reset_method), "%s", dev->reset);
+        memcpy(info.reset_method, dev->reset, sizeof(dev->reset));
         *ret = info;
         return 0;
 }
 
 static int sim_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
         _cleanup_(freep) uint32_t *list = NULL;
+        struct sim_host *h;
         int r;
 
-        r = host_load(hv, false, &h);
+        r = host_read(hv, &h);
         if (r < 0)
                 return r;
         list = calloc(h->n_devices ? h->n_devices : 1, sizeof(*list));
@@ -1126,6 +1596,7 @@ static int do_assign(struct sim_host *h, struct sim_args *a)
                 return -ENODEV;
         if (dev->owner != HV_DOMID_DOM0 && dev->owner != HV_DOMID_IO)
                 return -EBUSY;
+        h->changed = true;
         return set_owner(dev, a->domid);
 }
 
@@ -1147,6 +1618,7 @@ static int do_deassign(struct sim_host *h, struct sim_args *a)
         dev = find_device(h, a->sbdf);
         if (!dev || dev->owner != a->domid)
                 return -ENODEV;
+        h->changed = true;
         return set_owner(dev, a->domid == HV_DOMID_IO ? HV_DOMID_DOM0 : HV_DOMID_IO);
 }
 
@@ -1194,6 +1666,7 @@ static int do_prepare(struct sim_host *h, struct sim_args *a)
                 return -EBUSY;
         /* Already bound to pciback: nothing was unbound. */
         snprintf(old, sizeof(old), "%s", streq(dev->driver, "pciback") ? "" : dev->driver);
+        h->changed = true;
         r = set_driver(dev, "pciback");
         if (r < 0)
                 return r;
@@ -1217,6 +1690,7 @@ static int do_unprepare(struct sim_host *h, struct sim_args *a)
                 return -EBUSY;
         if (dev->owner == HV_DOMID_IO && !h->iommu)
                 return -EOPNOTSUPP;
+        h->changed = true;
         r = set_owner(dev, HV_DOMID_DOM0);
         if (r < 0)
                 return r;
@@ -1224,31 +1698,44 @@ static int do_unprepare(struct sim_host *h, struct sim_args *a)
 }
 
 /*
- * One transaction: lock exclusively, re-read, count the call, apply an
- * injected fault or the operation, write back, unlock. The counter is written
- * even when the operation fails. Returns the operation's result, or the
- * error of the transaction itself.
+ * One transaction: lock exclusively, re-read if someone else changed the
+ * file, count the call, apply an injected fault or the operation, write back
+ * (a change always; a count only when not held), unlock. The counter is
+ * written even when the operation fails. Returns the operation's result, or
+ * the error of the transaction itself.
  */
 static int transact(struct hv *hv, const char *call, const char *fault_op,
                     int (*op)(struct sim_host *h, struct sim_args *a), struct sim_args *a)
 {
-        _cleanup_(sim_host_freep) struct sim_host *h = NULL;
+        struct sim_host *h;
         int r, result;
 
-        r = host_load(hv, true, &h);
+        r = host_lock(hv, LOCK_EX);
         if (r < 0)
                 return r;
-        r = count_call(h, call);
-        if (r < 0)
+        r = host_refresh(hv, &h);
+        if (r >= 0)
+                r = count_call(h, call);
+        if (r < 0) {
+                host_unlock(hv);
                 return r;
+        }
         result = fault(h, fault_op, a->sbdf);
         if (result == 0)
                 result = op(h, a);
-        if (result == -ENOMEM)
-                return result;  /* the in-memory host may be half-changed: do not write it */
-        r = host_save(hv, h);
-        if (r < 0)
+        if (result == -ENOMEM) {
+                /* The host in memory may be half-changed: forget it, write nothing. */
+                host_forget(hv);
+                host_unlock(hv);
+                return result;
+        }
+        if (h->changed || !hv->held)
+                r = host_save(hv, h);
+        host_unlock(hv);
+        if (r < 0) {
+                host_forget(hv); /* what the file has is not what memory has */
                 return r;
+        }
         return result;
 }
 
@@ -1336,4 +1823,6 @@ const struct hv_ops hv_sim_ops = {
         .pci_reset = sim_pci_reset,
         .pci_prepare = sim_pci_prepare,
         .pci_unprepare = sim_pci_unprepare,
+        .hold = sim_hold,
+        .flush = sim_flush,
 };

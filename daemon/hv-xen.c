@@ -7,9 +7,21 @@
  * Xen has no "who owns this device" call, and test-assign answers 0 both for a
  * device dom0 owns and for a quarantined one. The 'Q' debug key makes Xen print
  * every PCI device with its owner into its console ring, so the owner is read
- * from a fresh 'Q' dump (see pci_dump()). Xen 4.17 prints "d0" for dom0, "dN"
+ * from a 'Q' dump (see pci_dump()). Xen 4.17 prints "d0" for dom0, "dN"
  * for a guest and "DomIO:<pseudo-domid>" for a quarantined device (older and
  * newer releases print "d[IO]").
+ *
+ * A dump floods the hypervisor console, so one is taken only when the owners
+ * may have changed: the last dump is kept until a domain comes or goes (the
+ * xenstore watch: Xen moves a dying domain's devices into quarantine) or this
+ * backend changes an assignment. An assign that succeeded is recorded in the
+ * kept dump; anything else that moves a device (deassign, prepare, unprepare,
+ * an answer that contradicts the dump) drops it. Without a watch (a tool that
+ * never asked for one) nothing is kept. The dump is complete when the debug
+ * key's sysctl returns (Xen runs the handler in the sysctl itself), so it is
+ * read with one console-ring read and no waiting; tests/system asserts both
+ * on real Xen. The host capabilities cannot change while Xen runs: they are
+ * read once.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -17,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +54,12 @@ struct hv {
         char *sysfs_root;
         uint32_t conring_index;      /* how far the console ring has been read */
         bool conring_index_valid;
+        bool caps_valid; /* caps read (interrupt remapping: from the ring) */
+        bool intremap_valid;
+        struct hv_caps caps;
+        struct hv_assignment *owners; /* every device's owner, from the last 'Q' dump */
+        size_t n_owners;
+        bool owners_valid;
 };
 
 /* ---- sysfs ---- */
@@ -517,6 +536,7 @@ static struct hv *xen_close(struct hv *hv)
                 xs_close(hv->xs);
         if (hv->xch)
                 xc_interface_close(hv->xch);
+        free(hv->owners);
         free(hv->sysfs_root);
         free(hv);
         return NULL;
@@ -576,12 +596,13 @@ static int conring_read(struct hv *hv, bool from_start, char **ret, size_t *ret_
                         if (!text)
                                 return -ENOMEM;
                 }
-                nr = (unsigned int)(size - len - 1);
+                unsigned int want = (unsigned int)(size - len - 1);
+                nr = want;
                 if (xc_readconsolering(hv->xch, text + len, &nr, 0, 1, &index) < 0)
                         return xen_errno(-1);
                 len += nr;
-                if (nr == 0)
-                        break;
+                if (nr < want)
+                        break; /* the ring had no more */
         }
         text[len] = '\0';
         hv->conring_index = index;
@@ -596,16 +617,20 @@ static int xen_host_caps(struct hv *hv, struct hv_caps *ret)
         _cleanup_(freep) char *text = NULL;
         xc_physinfo_t info = { 0 };
         size_t len;
-        int r;
 
-        if (xc_physinfo(hv->xch, &info) < 0)
-                return xen_errno(-1);
-        r = conring_read(hv, true, &text, &len);
-        *ret = (struct hv_caps){
-                .iommu = (info.capabilities & XEN_SYSCTL_PHYSCAP_directio) != 0,
-                /* An unreadable ring leaves the answer unknown, not wrong. */
-                .interrupt_remapping = r < 0 ? -1 : pgd_xen_parse_intremap(text, len),
-        };
+        if (!hv->caps_valid) {
+                if (xc_physinfo(hv->xch, &info) < 0)
+                        return xen_errno(-1);
+                hv->caps.iommu = (info.capabilities & XEN_SYSCTL_PHYSCAP_directio) != 0;
+                hv->caps.interrupt_remapping = -1;
+                hv->caps_valid = true;
+        }
+        /* The boot messages say it; an unreadable ring leaves it unknown, and asked again. */
+        if (!hv->intremap_valid && conring_read(hv, true, &text, &len) >= 0) {
+                hv->caps.interrupt_remapping = pgd_xen_parse_intremap(text, len);
+                hv->intremap_valid = true;
+        }
+        *ret = hv->caps;
         return 0;
 }
 
@@ -714,19 +739,92 @@ static int xen_domain_by_name(struct hv *hv, const char *name, struct hv_domain 
         return -ESRCH;
 }
 
+/* ---- the owners, from the kept 'Q' dump ---- */
+
+static void owners_forget(struct hv *hv)
+{
+        hv->owners = pg_free(hv->owners);
+        hv->n_owners = 0;
+        hv->owners_valid = false;
+}
+
+/* Whether the domain watch has events nobody read yet: a domain came or went. */
+static bool watch_pending(struct hv *hv)
+{
+        struct pollfd p = {.fd = xs_fileno(hv->xs_watch), .events = POLLIN};
+
+        return poll(&p, 1, 0) != 0;
+}
+
+/* An assign that Xen accepted: the device is domid's now. */
+static void owners_note(struct hv *hv, uint32_t sbdf, uint32_t domid)
+{
+        struct hv_assignment *p;
+
+        if (!hv->owners_valid)
+                return;
+        for (size_t i = 0; i < hv->n_owners; i++)
+                if (hv->owners[i].sbdf == sbdf) {
+                        hv->owners[i].domid = domid;
+                        return;
+                }
+        p = reallocarray(hv->owners, hv->n_owners + 1, sizeof(*p));
+        if (!p) {
+                owners_forget(hv);
+                return;
+        }
+        hv->owners = p;
+        hv->owners[hv->n_owners++] = (struct hv_assignment){.sbdf = sbdf, .domid = domid};
+}
+
+static int pci_dump(struct hv *hv, struct hv_assignment **ret, size_t *ret_n);
+
+/* Every device's owner: the kept dump while nothing can have changed, else a new one. */
+static int owners_current(struct hv *hv)
+{
+        struct hv_assignment *list = NULL;
+        size_t n = 0;
+        int r;
+
+        if (hv->owners_valid && hv->xs_watch && !watch_pending(hv))
+                return 0;
+        owners_forget(hv);
+        r = pci_dump(hv, &list, &n);
+        if (r < 0)
+                return r;
+        hv->owners = list;
+        hv->n_owners = n;
+        /* Kept only while a watch tells when domains come and go. */
+        hv->owners_valid = hv->xs_watch != NULL;
+        return 0;
+}
+
 static int xen_test_assign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 {
-        return xen_errno(xc_test_assign_device(hv->xch, domid, sbdf));
+        int r = xen_errno(xc_test_assign_device(hv->xch, domid, sbdf));
+
+        /* "assigned, or no such device": the kept dump may say otherwise. */
+        if (r == -EINVAL && domid != HV_DOMID_DOM0)
+                owners_forget(hv);
+        return r;
 }
 
 static int xen_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed)
 {
-        return xen_errno(
-                xc_assign_device(hv->xch, domid, sbdf, rdm_relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0));
+        int r = xen_errno(xc_assign_device(hv->xch, domid, sbdf,
+                                           rdm_relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0));
+
+        if (r >= 0)
+                owners_note(hv, sbdf, domid);
+        else if (r == -EBUSY || r == -ENODEV)
+                owners_forget(hv);
+        return r;
 }
 
 static int xen_deassign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 {
+        /* To quarantine or to dom0, as Xen was booted: the next question takes a dump. */
+        owners_forget(hv);
         return xen_errno(xc_deassign_device(hv->xch, domid, sbdf));
 }
 
@@ -759,58 +857,37 @@ static int xen_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t
         return 0;
 }
 
-/* Every device with its owner, from a fresh 'Q' dump. */
+/*
+ * Every device with its owner, from a new 'Q' dump: the key, then one read of
+ * the ring from where the last read stopped. Xen runs the key's handler within
+ * the sysctl, so the dump is complete when xc_send_debug_keys() returns; the
+ * last dump in what was read is this one.
+ */
 static int pci_dump(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
 {
+        _cleanup_(freep) char *text = NULL;
+        size_t len;
         int r;
 
-        /* Consume what is already there, so that only the new dump is read. */
-        if (hv->conring_index_valid) {
-                _cleanup_(freep) char *old = NULL;
-                size_t len;
-
-                r = conring_read(hv, false, &old, &len);
-                if (r < 0)
-                        return r;
-        } else {
-                _cleanup_(freep) char *old = NULL;
-                size_t len;
-
-                r = conring_read(hv, true, &old, &len);
-                if (r < 0)
-                        return r;
-        }
         if (xc_send_debug_keys(hv->xch, "Q") < 0)
                 return xen_errno(-1);
-
-        /* The dump is printed by the time the call returns; allow a little slack. */
-        for (int attempt = 0; attempt < 50; attempt++) {
-                _cleanup_(freep) char *text = NULL;
-                size_t len;
-
-                r = conring_read(hv, false, &text, &len);
-                if (r < 0)
-                        return r;
-                r = pgd_xen_parse_pci_dump(text, len, ret, ret_n);
-                if (r != -ENOENT)
-                        return r;
-                nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
-        }
-        return -ETIMEDOUT;
+        r = conring_read(hv, false, &text, &len);
+        if (r < 0)
+                return r;
+        r = pgd_xen_parse_pci_dump(text, len, ret, ret_n);
+        /* No dump in the ring after the key: not what Xen 4.17 does. Fail closed. */
+        return r == -ENOENT ? -EIO : r;
 }
 
 static int xen_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 {
-        _cleanup_(freep) struct hv_assignment *list = NULL;
-        size_t n;
-        int r;
+        int r = owners_current(hv);
 
-        r = pci_dump(hv, &list, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++)
-                if (list[i].sbdf == sbdf) {
-                        *ret_domid = list[i].domid;
+        for (size_t i = 0; i < hv->n_owners; i++)
+                if (hv->owners[i].sbdf == sbdf) {
+                        *ret_domid = hv->owners[i].domid;
                         return 0;
                 }
         return -ENODEV;
@@ -819,16 +896,20 @@ static int xen_device_owner(struct hv *hv, uint32_t sbdf, uint32_t *ret_domid)
 static int xen_assignments(struct hv *hv, struct hv_assignment **ret, size_t *ret_n)
 {
         _cleanup_(freep) struct hv_assignment *list = NULL;
-        size_t n, m = 0;
+        size_t m = 0;
         int r;
 
-        r = pci_dump(hv, &list, &n);
+        r = owners_current(hv);
         if (r < 0)
                 return r;
+        list = calloc(hv->n_owners ? hv->n_owners : 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
         /* dom0's devices and Xen's own (d[XEN]: IOMMUs, its serial port) are not assignments. */
-        for (size_t i = 0; i < n; i++)
-                if (list[i].domid != HV_DOMID_DOM0 && list[i].domid != PGD_XEN_DOMID_XEN)
-                        list[m++] = list[i];
+        for (size_t i = 0; i < hv->n_owners; i++)
+                if (hv->owners[i].domid != HV_DOMID_DOM0 &&
+                    hv->owners[i].domid != PGD_XEN_DOMID_XEN)
+                        list[m++] = hv->owners[i];
         *ret = TAKE_PTR(list);
         *ret_n = m;
         return 0;
@@ -864,6 +945,8 @@ static int xen_watch_drain(struct hv *hv)
                 free(ev);
                 n++;
         }
+        if (n > 0)
+                owners_forget(hv); /* a dying domain's devices went to quarantine */
         if (errno != EAGAIN)
                 return errno > 0 ? -errno : -EIO;
         return n;
@@ -893,6 +976,7 @@ static int xen_pci_prepare(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIV
         r = pgd_xen_sysfs_bind_pciback(hv->sysfs_root, sbdf, driver);
         if (r < 0)
                 return r;
+        owners_forget(hv);
         /*
          * Quarantine, as libxl does: DOMID_IO has no mappings, so the assignment
          * is always RDM-relaxed. A device that is in quarantine already is fine.

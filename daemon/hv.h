@@ -123,6 +123,17 @@ struct hv_ops {
         int (*pci_prepare)(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX]);
         /* unprepare: deassign from DOMID_IO, unbind pciback, rebind driver (may be ""). */
         int (*pci_unprepare)(struct hv *hv, uint32_t sbdf, const char *driver);
+
+        /*
+         * Optional (NULL when the backend has nothing to hold back). Between
+         * hold() and flush() the daemon asks a burst of questions: the backend
+         * may keep bookkeeping that changes nothing of the host (hv-sim's call
+         * counters) in memory, and make it visible at flush(), which the
+         * daemon calls within about a millisecond. A change of the host is
+         * never held back: it has happened when its call returns.
+         */
+        int (*hold)(struct hv *hv);
+        int (*flush)(struct hv *hv);
 };
 
 extern const struct hv_ops hv_sim_ops;

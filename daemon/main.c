@@ -5,11 +5,13 @@
  * loop. Every start-up failure says what and where, and exits 1.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "commit.h"
 #include "config.h"
 #include "grants.h"
 #include "log.h"
@@ -20,6 +22,7 @@
 static void daemon_done(struct pgd_daemon *d)
 {
         pgd_server_free(d->server);
+        pgd_commit_free_all(d);
         d->grants = pgd_grants_free(d->grants);
         if (d->hv)
                 d->hv = d->hv_ops->close(d->hv);
@@ -41,6 +44,8 @@ static int load_policy(struct pgd_daemon *d)
                 return r;
         }
         d->policy_loaded = time(NULL);
+        /* The parse tree is gone: give its memory back. */
+        malloc_trim(0);
         return 0;
 }
 
@@ -75,7 +80,7 @@ static int open_backend(struct pgd_daemon *d)
 /* The grant store; a corrupt or unknown one stops us unless asked to rebuild it. */
 static int open_grants(struct pgd_daemon *d)
 {
-        const char *why = NULL;
+        const char *why = NULL, *file = NULL;
         int r;
 
         if (mkdir(d->cfg.state_dir, 0700) < 0 && errno != EEXIST)
@@ -96,13 +101,13 @@ static int open_grants(struct pgd_daemon *d)
                 return 0;
         }
 
-        r = pgd_grants_open(d->cfg.state_dir, &d->grants, &why);
+        r = pgd_grants_load(d->cfg.state_dir, &d->grants, &why, &file);
         if (r == -EBADMSG || r == -EPROTONOSUPPORT)
                 return log_error_errno(r,
-                                       "Refusing to start: %s/%s is %s (%s). The file is left "
+                                       "Refusing to start: %s is %s (%s). The file is left "
                                        "untouched; start once with --rebuild-state to rebuild "
-                                       "it from the hypervisor.",
-                                       d->cfg.state_dir, PGD_GRANTS_FILE,
+                                       "the grant store from the hypervisor.",
+                                       file ?: d->cfg.state_dir,
                                        r == -EBADMSG ? "corrupt" : "of an unknown format",
                                        why ?: "no details");
         if (r < 0)
@@ -170,16 +175,29 @@ static int run(int argc, char *argv[])
                 log_error_errno(r, "Failed to reconcile the grants with the host: %m");
                 return 1;
         }
+        /* The parse trees of the host and the store are gone: give their memory back. */
+        malloc_trim(0);
 
         /* 5. the event loop and the socket */
         struct pgd_server *s = NULL;
         if (pgd_server_new(&d, &s) < 0 || pgd_server_listen(s) < 0 || pgd_server_watch_host(s) < 0)
                 return 1;
+        if (d.n_rollbacks > 0)
+                pgd_server_retry_later(&d);
 
         /* 6. ready; 7. loop */
         pgd_server_notify_ready(&d);
         log_info("Ready: %zu grant(s)", pgd_grants_count(d.grants));
         r = pgd_server_run(s);
+
+        /* What waits for a sync was never acknowledged; what is durable goes into the snapshot. */
+        pgd_commit_free_all(&d);
+        if (!d.state_broken && pgd_grants_journal_size(d.grants) > 0) {
+                int k = pgd_grants_commit(d.grants);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to compact %s (its journal stays valid): %m",
+                                          pgd_grants_path(d.grants));
+        }
         log_info("Stopped");
         return r < 0 ? 1 : 0;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The op handlers. The server has validated the request against its op table
- * (and the peer's permission) before any of these runs. assign and explain
- * share the ordered checks of checks.c; assign then calls the hypervisor and
- * makes the grant durable before it answers (DESIGN.md invariants 1-4).
+ * The op handlers. request.c has validated the request against its op table,
+ * checked the caller's permission and built its context before any of these
+ * runs. assign and explain share the ordered checks of checks.c; a change of
+ * state (assign, release, prepare, unprepare) is then made by commit.c, which
+ * makes it durable before the reply (DESIGN.md invariants 1-4).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "audit.h"
 #include "checks.h"
+#include "commit.h"
 #include "grants.h"
 #include "log.h"
 #include "pgd.h"
@@ -49,135 +51,41 @@ static json_t *grant_to_json(const struct pgd_grant *g)
                          (json_int_t)g->time);
 }
 
-/* One audit record for a refused request. */
-static void audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
-                          const struct pgd_request *req, const struct hv_domain *dom,
-                          const struct pgd_error *err)
+/* Audit the refusal in ctx->err and return its code. */
+static int refused(struct pgd_ctx *ctx, const struct hv_domain *dom)
 {
-        struct pgd_audit_record rec = {
-                .kind = PGD_AUDIT_REFUSE,
-                .op = req->op,
-                .sbdf = req->has_device ? req->sbdf : UINT32_MAX,
-                .domid = dom              ? (int64_t)dom->domid
-                         : req->has_domid ? (int64_t)req->domid
-                                          : -1,
-                .domain_uuid = dom ? dom->uuid : NULL,
-                .domain_name = dom ? dom->name : req->domain,
-                .peer = peer,
-                .rule = empty_to_null(err->rule),
-                .decision = "refused",
-                .error = err->code,
-                .message = err->message,
-        };
-
-        pgd_audit(d, &rec);
+        pgd_audit_refusal(ctx->d, &ctx->peer, &ctx->req, dom, &ctx->err);
+        return ctx->err.code;
 }
 
 /* An internal failure of a handler that makes a decision: audited too. */
-static int internal_failure(const struct pgd_daemon *d, const struct pgd_peer *peer,
-                            const struct pgd_request *req, const struct hv_domain *dom,
-                            struct pgd_error *err, int r)
+static int internal_failure(struct pgd_ctx *ctx, const struct hv_domain *dom, int r)
 {
-        pgd_error_set(err, PG_ERR_INTERNAL, "%s failed: %s", req->op, strerror(-r));
-        audit_refusal(d, peer, req, dom, err);
+        pgd_error_set(&ctx->err, PG_ERR_INTERNAL, "%s failed: %s", ctx->req.op, strerror(-r));
+        pgd_audit_refusal(ctx->d, &ctx->peer, &ctx->req, dom, &ctx->err);
         return r;
-}
-
-/* One audit record about a grant: the granted device, its domain and its rule. */
-static void audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind,
-                        const struct pgd_peer *peer, const struct pgd_request *req,
-                        const struct pgd_grant *g, const char *decision, const char *message)
-{
-        struct pgd_audit_record rec = {
-                .kind = kind,
-                .op = req->op,
-                .sbdf = g->sbdf,
-                .domid = g->domid,
-                .domain_uuid = g->domain_uuid,
-                .domain_name = g->domain_name,
-                .peer = peer,
-                .rule = g->rule,
-                .decision = decision,
-                .error = 0,
-                .message = message,
-        };
-
-        pgd_audit(d, &rec);
-}
-
-/* ---- the grant store's health ---- */
-
-/* Commit the store as it is in memory; remember whether the file now matches it. */
-static int state_commit(struct pgd_daemon *d)
-{
-        int r = pgd_grants_commit(d->grants);
-
-        if (r < 0) {
-                d->state_error = r;
-                return r;
-        }
-        if (d->state_broken)
-                log_notice("%s written again: changes are accepted again",
-                           pgd_grants_path(d->grants));
-        d->state_broken = false;
-        d->state_error = 0;
-        return 0;
-}
-
-/*
- * A commit failed and the change was undone in memory and in the hypervisor.
- * The failure may have come after the rename (the directory fsync), so the
- * file may hold the undone change: write memory again. If that fails too,
- * the file may disagree with memory and the hypervisor, and the store is
- * broken until a commit succeeds (state_usable()).
- */
-static void state_rewrite_after_rollback(struct pgd_daemon *d)
-{
-        int r = state_commit(d);
-
-        if (r < 0) {
-                d->state_broken = true;
-                log_error_errno(r,
-                                "Failed to write %s again after a rollback; refusing every "
-                                "change until it can be written: %m",
-                                pgd_grants_path(d->grants));
-        }
-}
-
-/*
- * Before anything of a state-changing op: a broken store is written first,
- * and the op refused state-error while it cannot be.
- */
-static int state_usable(struct pgd_daemon *d, struct pgd_error *err)
-{
-        if (!d->state_broken)
-                return 0;
-        if (state_commit(d) >= 0)
-                return 0;
-        return pgd_error_set(err, PG_ERR_STATE_ERROR, "the grant store cannot be written: %s: %s",
-                             pgd_grants_path(d->grants), strerror(-d->state_error));
 }
 
 /* ---- status, list, owner ---- */
 
-int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err)
+int pgd_op_status(struct pgd_ctx *ctx)
 {
-        struct hv_caps caps;
-        json_t *ir;
+        struct pgd_daemon *d = ctx->d;
+        const struct hv_caps *caps;
+        json_t *reply = ctx->reply, *ir;
         int r;
 
-        r = d->hv_ops->host_caps(d->hv, &caps);
+        r = pgd_host_caps(ctx, &caps);
         if (r < 0) {
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the host capabilities: %s",
-                              strerror(-r));
-                err->hv_errno = -r;
+                pgd_error_set(&ctx->err, PG_ERR_HYPERVISOR_ERROR,
+                              "cannot read the host capabilities: %s", strerror(-r));
+                ctx->err.hv_errno = -r;
                 return PG_ERR_HYPERVISOR_ERROR;
         }
-        ir = caps.interrupt_remapping < 0 ? json_null() : json_boolean(caps.interrupt_remapping);
+        ir = caps->interrupt_remapping < 0 ? json_null() : json_boolean(caps->interrupt_remapping);
 
         if (set_new(reply, "backend", json_string(d->hv_ops->name)) < 0 ||
-            set_new(reply, "iommu", json_boolean(caps.iommu)) < 0 ||
+            set_new(reply, "iommu", json_boolean(caps->iommu)) < 0 ||
             set_new(reply, "interrupt_remapping", ir) < 0 ||
             set_new(reply, "grants", json_integer((json_int_t)pgd_grants_count(d->grants))) < 0 ||
             set_new(reply, "policy", json_string(pg_policy_path(d->policy) ?: "")) < 0 ||
@@ -185,18 +93,27 @@ int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
             set_new(reply, "policy_loaded", json_integer((json_int_t)d->policy_loaded)) < 0 ||
             set_new(reply, "version", json_string(PG_VERSION)) < 0 ||
             set_new(reply, "enforce", json_boolean(d->cfg.enforce)) < 0 ||
-            set_new(reply, "state_ok", json_boolean(!d->state_broken)) < 0)
+            set_new(reply, "state_ok", json_boolean(!d->state_broken)) < 0 ||
+            set_new(reply, "pending_rollbacks", json_integer((json_int_t)d->n_rollbacks)) < 0)
                 return -ENOMEM;
         return 0;
 }
 
-/* The hypervisor owner of sbdf from one assignments() listing: dom0 when absent. */
+static int compare_assignment(const void *a, const void *b)
+{
+        uint32_t x = ((const struct hv_assignment *)a)->sbdf;
+        uint32_t y = ((const struct hv_assignment *)b)->sbdf;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The hypervisor owner of sbdf from one sorted assignments() listing: dom0 when absent. */
 static uint32_t owner_in(const struct hv_assignment *asg, size_t n_asg, uint32_t sbdf)
 {
-        for (size_t i = 0; i < n_asg; i++)
-                if (asg[i].sbdf == sbdf)
-                        return asg[i].domid;
-        return HV_DOMID_DOM0;
+        const struct hv_assignment key = {.sbdf = sbdf}, *a;
+
+        a = bsearch(&key, asg, n_asg, sizeof(*asg), compare_assignment);
+        return a ? a->domid : HV_DOMID_DOM0;
 }
 
 static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_pci_info *info,
@@ -214,14 +131,65 @@ static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_p
 }
 
 /*
- * One listing of the hypervisor's assignments serves every device: asking for
- * each device's owner would cost one hypervisor PCI dump per device on Xen.
+ * A reply must fit one wire message (PG_WIRE_MAX_MESSAGE). The arrays of a
+ * list reply get this much of it; the rest is ample for "id", "ok", the keys
+ * and the counts.
  */
-static int list_assignable(struct pgd_daemon *d, json_t *array)
+#define LIST_BUDGET (60u * 1024)
+
+/* The bytes o adds to an array on the wire: its text (as the reply will hold it) and a comma. */
+static size_t wire_size(const json_t *o)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t n = 0;
+
+        if (pg_wire_dump(o, &text, &n) < 0)
+                return SIZE_MAX;
+        return n; /* its newline stands for the comma */
+}
+
+/*
+ * Append o (consumed) to array while it fits in *budget; once one does not,
+ * *truncated is set and nothing more is appended (nor built: callers check
+ * *truncated first). Returns 0 or -ENOMEM.
+ */
+static int append_fitting(json_t *array, json_t *o, size_t *budget, bool *truncated)
+{
+        size_t n;
+
+        if (!o)
+                return -ENOMEM;
+        n = wire_size(o);
+        if (n > *budget) {
+                *truncated = true;
+                json_decref(o);
+                return 0;
+        }
+        *budget -= n;
+        return json_array_append_new(array, o) < 0 ? -ENOMEM : 0;
+}
+
+static json_t *device_to_json(uint32_t sbdf, const struct hv_pci_info *info)
+{
+        char bdf[PG_BDF_MAX], vendor[8], device[8], class[10];
+
+        snprintf(vendor, sizeof(vendor), "0x%04x", info->vendor);
+        snprintf(device, sizeof(device), "0x%04x", info->device);
+        snprintf(class, sizeof(class), "0x%06x", info->class & 0xffffffU);
+        return json_pack("{s:s, s:s, s:s, s:s, s:s}", "device", pg_bdf_format(sbdf, bdf), "vendor",
+                         vendor, "device_id", device, "class", class, "driver", info->driver);
+}
+
+/*
+ * One listing of the hypervisor's assignments serves every device. Every
+ * assignable device is counted; only those that fit are put in the reply.
+ */
+static int list_assignable(struct pgd_daemon *d, json_t *array, size_t *budget, bool *truncated,
+                           size_t *ret_count)
 {
         _cleanup_(freep) uint32_t *all = NULL;
         _cleanup_(freep) struct hv_assignment *asg = NULL;
-        size_t n = 0, n_asg = 0;
+        size_t n = 0, n_asg = 0, count = 0;
         int r;
 
         r = d->hv_ops->pci_list(d->hv, &all, &n);
@@ -230,127 +198,89 @@ static int list_assignable(struct pgd_daemon *d, json_t *array)
         r = d->hv_ops->assignments(d->hv, &asg, &n_asg);
         if (r < 0)
                 return r;
+        qsort(asg, n_asg, sizeof(*asg), compare_assignment);
         for (size_t i = 0; i < n; i++) {
                 struct hv_pci_info info;
-                char bdf[PG_BDF_MAX], vendor[8], device[8], class[10];
 
                 if (d->hv_ops->pci_info(d->hv, all[i], &info) < 0)
                         continue; /* gone since the listing */
                 if (!is_assignable(d, all[i], &info, owner_in(asg, n_asg, all[i])))
                         continue;
-                snprintf(vendor, sizeof(vendor), "0x%04x", info.vendor);
-                snprintf(device, sizeof(device), "0x%04x", info.device);
-                snprintf(class, sizeof(class), "0x%06x", info.class & 0xffffffU);
-                json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "device",
-                                      pg_bdf_format(all[i], bdf), "vendor", vendor, "device_id",
-                                      device, "class", class, "driver", info.driver);
-                if (!o || json_array_append_new(array, o) < 0)
-                        return -ENOMEM;
+                count++;
+                if (*truncated)
+                        continue;
+                r = append_fitting(array, device_to_json(all[i], &info), budget, truncated);
+                if (r < 0)
+                        return r;
         }
-        return 0;
-}
-
-/*
- * A reply must fit one wire message (PG_WIRE_MAX_MESSAGE). The arrays of a
- * list reply get this much of it; the rest is ample for "id", "ok", the keys
- * and the counts.
- */
-#define LIST_BUDGET (60u * 1024)
-
-/* The bytes o adds to an array on the wire: its compact text and a comma. */
-static size_t wire_size(const json_t *o)
-{
-        size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII);
-
-        return n == 0 ? SIZE_MAX : n + 1;
-}
-
-/* Move the elements of all into ret, in order, while they fit in *budget. */
-static int take_fitting(json_t *all, json_t *ret, size_t *budget, bool *truncated)
-{
-        size_t i;
-        json_t *o;
-
-        json_array_foreach(all, i, o)
-        {
-                size_t n = wire_size(o);
-                if (n > *budget) {
-                        *truncated = true;
-                        break;
-                }
-                *budget -= n;
-                if (json_array_append(ret, o) < 0)
-                        return -ENOMEM;
-        }
+        *ret_count = count;
         return 0;
 }
 
 /*
  * Grants first, then assignable devices, as many as fit one wire message:
  * "truncated" says whether some were left out, and "grant_count" and
- * "assignable_count" give the totals.
+ * "assignable_count" give the totals. A device never comes before a grant
+ * that was left out.
  */
-int pgd_op_list(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                json_t *reply, struct pgd_error *err)
+int pgd_op_list(struct pgd_ctx *ctx)
 {
-        _cleanup_(json_decrefp) json_t *all_grants = json_array(), *all_assignable = json_array();
         _cleanup_(json_decrefp) json_t *grants = json_array(), *assignable = json_array();
-        size_t budget = LIST_BUDGET;
+        struct pgd_daemon *d = ctx->d;
+        size_t budget = LIST_BUDGET, n_grants = pgd_grants_count(d->grants), n_assignable = 0;
         bool truncated = false;
         int r;
 
-        if (!all_grants || !all_assignable || !grants || !assignable)
+        if (!grants || !assignable)
                 return -ENOMEM;
-        for (size_t i = 0; i < pgd_grants_count(d->grants); i++) {
-                json_t *o = grant_to_json(pgd_grants_get(d->grants, i));
-                if (!o || json_array_append_new(all_grants, o) < 0)
-                        return -ENOMEM;
+        for (size_t i = 0; i < n_grants && !truncated; i++) {
+                r = append_fitting(grants, grant_to_json(pgd_grants_get(d->grants, i)), &budget,
+                                   &truncated);
+                if (r < 0)
+                        return r;
         }
-        r = list_assignable(d, all_assignable);
+        r = list_assignable(d, assignable, &budget, &truncated, &n_assignable);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot list PCI devices: %s",
+                pgd_error_set(&ctx->err, PG_ERR_HYPERVISOR_ERROR, "cannot list PCI devices: %s",
                               strerror(-r));
                 return PG_ERR_HYPERVISOR_ERROR;
         }
-        r = take_fitting(all_grants, grants, &budget, &truncated);
-        if (r < 0)
-                return r;
-        if (truncated)
-                budget = 0; /* no device may come before a grant that was left out */
-        r = take_fitting(all_assignable, assignable, &budget, &truncated);
-        if (r < 0)
-                return r;
 
-        if (set_new(reply, "grants", TAKE_PTR(grants)) < 0 ||
-            set_new(reply, "assignable", TAKE_PTR(assignable)) < 0 ||
-            set_new(reply, "grant_count", json_integer((json_int_t)json_array_size(all_grants))) <
-                    0 ||
-            set_new(reply, "assignable_count",
-                    json_integer((json_int_t)json_array_size(all_assignable))) < 0 ||
-            set_new(reply, "truncated", json_boolean(truncated)) < 0)
+        if (set_new(ctx->reply, "grants", TAKE_PTR(grants)) < 0 ||
+            set_new(ctx->reply, "assignable", TAKE_PTR(assignable)) < 0 ||
+            set_new(ctx->reply, "grant_count", json_integer((json_int_t)n_grants)) < 0 ||
+            set_new(ctx->reply, "assignable_count", json_integer((json_int_t)n_assignable)) < 0 ||
+            set_new(ctx->reply, "truncated", json_boolean(truncated)) < 0)
                 return -ENOMEM;
         return 0;
 }
 
-int pgd_op_owner(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                 json_t *reply, struct pgd_error *err)
+int pgd_op_owner(struct pgd_ctx *ctx)
 {
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_daemon *d = ctx->d;
+        const struct hv_pci_info *info;
         const struct pgd_grant *g;
-        struct hv_pci_info info;
+        struct pgd_error *err = &ctx->err;
+        json_t *reply = ctx->reply;
         struct hv_domain dom;
         uint32_t owner;
         bool known;
         int r;
 
-        r = d->hv_ops->pci_info(d->hv, req->sbdf, &info);
+        r = pgd_host_pci(ctx, req->sbdf, &info);
         if (r == -ENODEV)
                 return pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
                 return pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
                                      req->bdf, strerror(-r));
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        r = pgd_host_owner(ctx, req->sbdf, &owner);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0 && r != -ENODEV) {
                 pgd_error_set(err, pgd_checks_hv_code("owner", r),
                               "cannot read the owner of %s: %s", req->bdf, strerror(-r));
@@ -364,7 +294,7 @@ int pgd_op_owner(struct pgd_daemon *d, const struct pgd_peer *peer, const struct
             set_new(reply, "assigned", json_boolean(known && is_guest(owner))) < 0 ||
             set_new(reply, "granted", json_boolean(g != NULL)) < 0 ||
             set_new(reply, "quarantined", json_boolean(known && owner == HV_DOMID_IO)) < 0 ||
-            set_new(reply, "driver", info.driver[0] ? json_string(info.driver) : json_null()) < 0)
+            set_new(reply, "driver", info->driver[0] ? json_string(info->driver) : json_null()) < 0)
                 return -ENOMEM;
         if (known && is_guest(owner)) {
                 if (set_new(reply, "domid", json_integer(owner)) < 0)
@@ -380,15 +310,16 @@ int pgd_op_owner(struct pgd_daemon *d, const struct pgd_peer *peer, const struct
 
 /* ---- assign and explain ---- */
 
-int pgd_op_explain(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                   json_t *reply, struct pgd_error *err)
+int pgd_op_explain(struct pgd_ctx *ctx)
 {
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_error *refusal = &ctx->err;
+        json_t *reply = ctx->reply;
         struct pgd_checks c;
-        struct pgd_error refusal = {};
         char message[256];
         int r;
 
-        r = pgd_checks_run(d, peer, req, PGD_CHECKS_EXPLAIN, &c, &refusal);
+        r = pgd_checks_run(ctx, PGD_CHECKS_EXPLAIN, &c);
         if (r < 0)
                 return r;
 
@@ -409,103 +340,58 @@ int pgd_op_explain(struct pgd_daemon *d, const struct pgd_peer *peer, const stru
                         return -ENOMEM;
                 return 0;
         }
-        if (set_new(reply, "error", json_string(pg_error_name(refusal.code))) < 0 ||
-            set_new(reply, "check", json_string(refusal.check ?: "")) < 0 ||
-            set_new(reply, "message", json_string(refusal.message)) < 0)
+        if (set_new(reply, "error", json_string(pg_error_name(refusal->code))) < 0 ||
+            set_new(reply, "check", json_string(refusal->check ?: "")) < 0 ||
+            set_new(reply, "message", json_string(refusal->message)) < 0)
                 return -ENOMEM;
-        if (refusal.hv_errno > 0 && pg_errno_name(refusal.hv_errno) &&
-            set_new(reply, "errno", json_string(pg_errno_name(refusal.hv_errno))) < 0)
+        if (refusal->hv_errno > 0 && pg_errno_name(refusal->hv_errno) &&
+            set_new(reply, "errno", json_string(pg_errno_name(refusal->hv_errno))) < 0)
                 return -ENOMEM;
+        *refusal = (struct pgd_error){}; /* explain answers; it refuses nothing */
         return 0;
 }
 
-int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err)
+static int assign_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
 {
-        _cleanup_(json_decrefp) json_t *grant_json = NULL;
-        struct pgd_checks c;
-        struct pgd_grant g = {};
-        bool relaxed, committed = false;
-        int code, r;
+        return set_new(ctx->reply, "grant", grant_to_json(&done->grant));
+}
 
-        r = state_usable(d, err);
-        if (r > 0) {
-                audit_refusal(d, peer, req, NULL, err);
-                return r;
-        }
-        r = pgd_checks_run(d, peer, req, PGD_CHECKS_ASSIGN, &c, err);
+int pgd_op_assign(struct pgd_ctx *ctx)
+{
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_change_args a = {.kind = PGD_CHANGE_ASSIGN, .reply = assign_reply};
+        struct pgd_grant *g = &a.grant;
+        struct pgd_checks c;
+        int r;
+
+        if (pgd_commit_usable(ctx->d, &ctx->err) > 0)
+                return refused(ctx, NULL);
+        r = pgd_checks_run(ctx, PGD_CHECKS_ASSIGN, &c);
         if (r < 0)
-                return internal_failure(d, peer, req, c.have_domain ? &c.domain : NULL, err, r);
-        if (r > 0) {
-                audit_refusal(d, peer, req, c.have_domain ? &c.domain : NULL, err);
-                return r;
-        }
+                return internal_failure(ctx, c.have_domain ? &c.domain : NULL, r);
+        if (r > 0)
+                return refused(ctx, c.have_domain ? &c.domain : NULL);
 
         /*
          * RDM: the rule says how lax it may be, and the request may only make
          * it stricter. A request for "relaxed" under a strict rule gets strict,
          * and the grant says so.
          */
-        relaxed = c.rdm_policy == PG_POLICY_RDM_RELAXED && req->rdm_relaxed != 0;
-
-        g.sbdf = req->sbdf;
-        g.domid = c.domain.domid;
-        snprintf(g.domain_uuid, sizeof(g.domain_uuid), "%s", c.domain.uuid);
-        snprintf(g.domain_name, sizeof(g.domain_name), "%s", c.domain.name);
-        g.client_uid = peer->uid;
-        g.client_pid = peer->pid;
-        snprintf(g.client_unit, sizeof(g.client_unit), "%s", peer->unit ?: "");
-        snprintf(g.rule, sizeof(g.rule), "%s", c.rule);
-        g.rdm_policy = relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT;
-        g.time = (int64_t)time(NULL);
-        grant_json = grant_to_json(&g);
-        if (!grant_json)
-                return internal_failure(d, peer, req, &c.domain, err, -ENOMEM);
-
-        pgd_crash_point(d, "assign:before-hv");
-        r = d->hv_ops->assign(d->hv, g.domid, g.sbdf, relaxed);
-        if (r < 0) {
-                /* Xen re-checks under its lock: its answer is the final word. */
-                code = pgd_checks_hv_code("assign", r);
-                pgd_error_set(err, code, "the hypervisor refused to assign %s to domid %u: %s",
-                              req->bdf, g.domid, pg_errno_name(-r) ?: strerror(-r));
-                err->hv_errno = -r;
-                audit_refusal(d, peer, req, &c.domain, err);
-                return code;
-        }
-        pgd_crash_point(d, "assign:after-hv");
-
-        r = pgd_grants_add(d->grants, &g);
-        if (r >= 0) {
-                committed = true;
-                r = state_commit(d);
-                if (r < 0)
-                        (void)pgd_grants_remove(d->grants, g.sbdf);
-        }
-        if (r < 0) {
-                /* Fail closed: no durable grant, so no assignment either. */
-                int q = d->hv_ops->deassign(d->hv, g.domid, g.sbdf);
-                if (q < 0)
-                        log_error_errno(q,
-                                        "Failed to roll back the assignment of %s to domid %u, "
-                                        "it stays assigned without a grant: %m",
-                                        req->bdf, g.domid);
-                log_error_errno(r, "Failed to record the grant of %s in %s: %m", req->bdf,
-                                pgd_grants_path(d->grants));
-                if (committed)
-                        state_rewrite_after_rollback(d);
-                pgd_error_set(err, PG_ERR_STATE_ERROR,
-                              "cannot record the grant of %s: %s; the assignment was %s", req->bdf,
-                              strerror(-r), q < 0 ? "NOT rolled back" : "rolled back");
-                audit_refusal(d, peer, req, &c.domain, err);
-                return PG_ERR_STATE_ERROR;
-        }
-        pgd_crash_point(d, "assign:after-commit");
-
-        audit_grant(d, PGD_AUDIT_GRANT, peer, req, &g, "granted",
-                    c.reset_done ? "granted after reset" : "granted");
-
-        return set_new(reply, "grant", TAKE_PTR(grant_json));
+        a.rdm_relaxed = c.rdm_policy == PG_POLICY_RDM_RELAXED && req->rdm_relaxed != 0;
+        g->sbdf = req->sbdf;
+        g->domid = c.domain.domid;
+        snprintf(g->domain_uuid, sizeof(g->domain_uuid), "%s", c.domain.uuid);
+        snprintf(g->domain_name, sizeof(g->domain_name), "%s", c.domain.name);
+        g->client_uid = ctx->peer.uid;
+        g->client_pid = ctx->peer.pid;
+        snprintf(g->client_unit, sizeof(g->client_unit), "%s", ctx->peer.unit ?: "");
+        snprintf(g->rule, sizeof(g->rule), "%s", c.rule);
+        g->rdm_policy = a.rdm_relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT;
+        g->time = (int64_t)time(NULL);
+        a.have_dom = true;
+        a.dom = c.domain;
+        a.message = c.reset_done ? "granted after reset" : "granted";
+        return pgd_commit_change(ctx->d, ctx, &a);
 }
 
 /* ---- release ---- */
@@ -515,17 +401,14 @@ int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struc
  * domid and UUID (a reused domid never inherits a grant); a domain that is
  * gone matches by the domid or name the grant recorded.
  */
-static int request_names_grant_domain(struct pgd_daemon *d, const struct pgd_request *req,
-                                      const struct pgd_grant *g, bool *ret_match,
-                                      struct hv_domain *ret_dom, bool *ret_alive)
+static int request_names_grant_domain(struct pgd_ctx *ctx, const struct pgd_grant *g,
+                                      bool *ret_match, struct hv_domain *ret_dom, bool *ret_alive)
 {
-        struct hv_domain dom;
+        const struct pgd_request *req = &ctx->req;
+        const struct hv_domain *dom;
         int r;
 
-        if (req->has_domid)
-                r = d->hv_ops->domain_get(d->hv, req->domid, &dom);
-        else
-                r = d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &dom);
+        r = pgd_host_domain(ctx, &dom);
         if (r == -ESRCH) {
                 *ret_alive = false;
                 *ret_match = req->has_domid ? req->domid == g->domid
@@ -535,173 +418,68 @@ static int request_names_grant_domain(struct pgd_daemon *d, const struct pgd_req
         if (r < 0)
                 return r;
         *ret_alive = true;
-        *ret_match = dom.domid == g->domid && streq(dom.uuid, g->domain_uuid);
-        *ret_dom = dom;
+        *ret_match = dom->domid == g->domid && streq(dom->uuid, g->domain_uuid);
+        *ret_dom = *dom;
         return 0;
 }
 
-/*
- * The reset the grant's rule asks for on release; a rule that a reload removed
- * resets when the device can, the safe side for the next guest.
- */
-static enum pg_policy_reset release_reset(const struct pgd_daemon *d, const struct pgd_grant *g)
+static int release_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
 {
-        enum pg_policy_reset reset;
-
-        if (pg_policy_rule_reset(d->policy, g->rule, &reset) < 0)
-                return PG_POLICY_RESET_IF_AVAILABLE;
-        return reset;
+        if (set_new(ctx->reply, "device", json_string(ctx->req.bdf)) < 0 ||
+            set_new(ctx->reply, "domid", json_integer(done->grant.domid)) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
-int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                   json_t *reply, struct pgd_error *err)
+int pgd_op_release(struct pgd_ctx *ctx)
 {
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_change_args a = {
+                .kind = PGD_CHANGE_RELEASE, .message = "released", .reply = release_reply};
         const struct pgd_grant *found;
-        struct pgd_grant g;
-        struct pg_policy_identity id;
-        struct hv_domain dom = {};
-        struct hv_pci_info info;
-        bool match = false, alive = false, have_info;
-        enum pg_policy_reset reset;
-        const char *message = "released";
-        bool committed = false;
-        int code, r;
+        struct pgd_error *err = &ctx->err;
+        bool match = false, alive = false;
+        int r;
 
-        r = state_usable(d, err);
-        if (r > 0) {
-                audit_refusal(d, peer, req, NULL, err);
-                return r;
-        }
+        if (pgd_commit_usable(ctx->d, err) > 0)
+                return refused(ctx, NULL);
 
         /*
          * Who may release comes first, before anything about the grant is
          * said: a client that may not release this device learns neither
          * the domain nor the client that holds it, whatever domain it names.
          */
-        pgd_peer_identity(peer, &id);
-        found = pgd_grants_find(d->grants, req->sbdf);
-        if (found && peer->uid != found->client_uid && !pg_policy_is_admin(d->policy, &id)) {
+        found = pgd_grants_find(ctx->d->grants, req->sbdf);
+        if (found && ctx->peer.uid != found->client_uid && !ctx->admin) {
                 pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
                               "only the client that was granted %s, or an admin, may release it",
                               req->bdf);
-                audit_refusal(d, peer, req, NULL, err);
-                return PG_ERR_NOT_AUTHORIZED;
+                return refused(ctx, NULL);
         }
         if (!found) {
                 pgd_error_set(err, PG_ERR_NOT_ASSIGNED, "%s is not granted", req->bdf);
-                audit_refusal(d, peer, req, NULL, err);
-                return PG_ERR_NOT_ASSIGNED;
+                return refused(ctx, NULL);
         }
-        g = *found; /* the store's copy goes away on remove */
+        a.grant = *found; /* the store's copy goes away on release */
 
-        r = request_names_grant_domain(d, req, &g, &match, &dom, &alive);
+        r = request_names_grant_domain(ctx, &a.grant, &match, &a.dom, &alive);
         if (r < 0) {
                 pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot look up the domain: %s",
                               strerror(-r));
                 err->hv_errno = -r;
-                audit_refusal(d, peer, req, NULL, err);
-                return PG_ERR_HYPERVISOR_ERROR;
+                return refused(ctx, NULL);
         }
+        a.have_dom = alive;
         if (!match) {
                 pgd_error_set(err, PG_ERR_NOT_ASSIGNED,
                               "%s is granted to domid %u (%s), not to the domain named", req->bdf,
-                              g.domid, g.domain_name);
-                audit_refusal(d, peer, req, alive ? &dom : NULL, err);
-                return PG_ERR_NOT_ASSIGNED;
+                              a.grant.domid, a.grant.domain_name);
+                return refused(ctx, alive ? &a.dom : NULL);
         }
-
-        pgd_crash_point(d, "release:before-hv");
-        r = d->hv_ops->deassign(d->hv, g.domid, g.sbdf);
-        if (r == -ENODEV || r == -ESRCH) {
-                /* Not assigned to it any more, or the domain is gone (Xen quarantined it). */
-                log_notice("%s was already gone from domid %u in the hypervisor", req->bdf,
-                           g.domid);
-                message = "released (the hypervisor had already deassigned it)";
-        } else if (r < 0) {
-                code = pgd_checks_hv_code("deassign", r);
-                pgd_error_set(err, code, "the hypervisor refused to deassign %s from domid %u: %s",
-                              req->bdf, g.domid, pg_errno_name(-r) ?: strerror(-r));
-                err->hv_errno = -r;
-                audit_refusal(d, peer, req, alive ? &dom : NULL, err);
-                return code;
-        }
-        pgd_crash_point(d, "release:after-hv");
-
-        r = pgd_grants_remove(d->grants, g.sbdf);
-        if (r >= 0) {
-                committed = true;
-                r = state_commit(d);
-                if (r < 0)
-                        (void)pgd_grants_add(d->grants, &g);
-        }
-        if (r < 0) {
-                /* The grant is still on disk: give the device back to its domain. */
-                int q = d->hv_ops->assign(d->hv, g.domid, g.sbdf,
-                                          g.rdm_policy == PG_POLICY_RDM_RELAXED);
-                if (q < 0)
-                        log_error_errno(q,
-                                        "Failed to re-assign %s to domid %u after a failed "
-                                        "release: %m",
-                                        req->bdf, g.domid);
-                log_error_errno(r, "Failed to record the release of %s in %s: %m", req->bdf,
-                                pgd_grants_path(d->grants));
-                if (committed)
-                        state_rewrite_after_rollback(d);
-                pgd_error_set(err, PG_ERR_STATE_ERROR, "cannot record the release of %s: %s",
-                              req->bdf, strerror(-r));
-                audit_refusal(d, peer, req, alive ? &dom : NULL, err);
-                return PG_ERR_STATE_ERROR;
-        }
-        pgd_crash_point(d, "release:after-commit");
-
-        /* Back in quarantine now. A reset is best effort: the release is done. */
-        have_info = d->hv_ops->pci_info(d->hv, g.sbdf, &info) >= 0;
-        if (have_info) {
-                reset = release_reset(d, &g);
-                if (reset != PG_POLICY_RESET_NEVER && info.has_reset) {
-                        r = d->hv_ops->pci_reset(d->hv, g.sbdf);
-                        if (r < 0) {
-                                log_warning_errno(r, "Failed to reset %s after release: %m",
-                                                  req->bdf);
-                                message = "released; the reset failed";
-                        }
-                }
-        }
-
-        audit_grant(d, PGD_AUDIT_RELEASE, peer, req, &g, "released", message);
-
-        if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
-            set_new(reply, "domid", json_integer(g.domid)) < 0)
-                return -ENOMEM;
-        return 0;
+        return pgd_commit_change(ctx->d, ctx, &a);
 }
 
 /* ---- prepare and unprepare ---- */
-
-static void audit_prepare(const struct pgd_daemon *d, const struct pgd_peer *peer,
-                          const struct pgd_request *req, const char *decision, const char *message)
-{
-        struct pgd_audit_record rec = {
-                .kind = PGD_AUDIT_PREPARE,
-                .op = req->op,
-                .sbdf = req->sbdf,
-                .domid = -1,
-                .peer = peer,
-                .decision = decision,
-                .error = 0,
-                .message = message,
-        };
-
-        pgd_audit(d, &rec);
-}
-
-/* Audit the refusal in err and return its code. */
-static int refused(const struct pgd_daemon *d, const struct pgd_peer *peer,
-                   const struct pgd_request *req, const struct pgd_error *err)
-{
-        audit_refusal(d, peer, req, NULL, err);
-        return err->code;
-}
 
 /*
  * For prepare and unprepare: the hypervisor owner of the device, HV_DOMID_DOM0
@@ -709,13 +487,16 @@ static int refused(const struct pgd_daemon *d, const struct pgd_peer *peer,
  * filled) when the owner cannot be read, since a device must never be moved
  * between drivers blind, and when a guest holds it.
  */
-static int owner_not_guest(struct pgd_daemon *d, const struct pgd_request *req,
-                           uint32_t *ret_owner, struct pgd_error *err)
+static int owner_not_guest(struct pgd_ctx *ctx, uint32_t *ret_owner)
 {
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_error *err = &ctx->err;
         uint32_t owner = HV_DOMID_DOM0;
         int r;
 
-        r = d->hv_ops->device_owner(d->hv, req->sbdf, &owner);
+        r = pgd_host_owner(ctx, req->sbdf, &owner);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0 && r != -ENODEV) {
                 pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read the owner of %s: %s",
                               req->bdf, pg_errno_name(-r) ?: strerror(-r));
@@ -731,177 +512,179 @@ static int owner_not_guest(struct pgd_daemon *d, const struct pgd_request *req,
         return 0;
 }
 
-int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                   json_t *reply, struct pgd_error *err)
+static void audit_prepare(struct pgd_ctx *ctx, const char *decision, const char *message)
 {
-        struct pg_policy_identity id;
+        pgd_audit(ctx->d, &(struct pgd_audit_record){
+                                  .kind = PGD_AUDIT_PREPARE,
+                                  .op = ctx->req.op,
+                                  .sbdf = ctx->req.sbdf,
+                                  .domid = -1,
+                                  .peer = &ctx->peer,
+                                  .decision = decision,
+                                  .message = message,
+                          });
+}
+
+static int prepare_reply_fields(struct pgd_ctx *ctx, bool already, const char *previous)
+{
+        json_t *reply = ctx->reply;
+
+        if (set_new(reply, "device", json_string(ctx->req.bdf)) < 0 ||
+            set_new(reply, "driver", json_string("pciback")) < 0 ||
+            set_new(reply, "quarantined", json_true()) < 0 ||
+            set_new(reply, "already_prepared", json_boolean(already)) < 0 ||
+            set_new(reply, "previous_driver",
+                    previous && previous[0] ? json_string(previous) : json_null()) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int prepare_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
+{
+        return prepare_reply_fields(ctx, false, done->driver);
+}
+
+int pgd_op_prepare(struct pgd_ctx *ctx)
+{
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_daemon *d = ctx->d;
+        struct pgd_error *err = &ctx->err;
+        struct pgd_change_args a = {
+                .kind = PGD_CHANGE_PREPARE,
+                .sbdf = req->sbdf,
+                .message = "bound to pciback and quarantined",
+                .reply = prepare_reply,
+        };
+        const struct hv_pci_info *info;
+        const struct hv_caps *caps;
         struct pg_policy_device dev;
-        struct hv_pci_info info;
-        struct hv_caps caps;
         const char *why = NULL, *recorded;
         char driver[HV_DRIVER_MAX] = "";
         uint32_t owner;
-        bool committed = false;
         int r;
 
-        r = state_usable(d, err);
-        if (r > 0)
-                return refused(d, peer, req, err);
-        pgd_peer_identity(peer, &id);
-        r = d->hv_ops->pci_info(d->hv, req->sbdf, &info);
+        if (pgd_commit_usable(d, err) > 0)
+                return refused(ctx, NULL);
+        r = pgd_host_pci(ctx, req->sbdf, &info);
+        if (r == -ENOMEM)
+                return r;
         if (r == -ENODEV)
                 pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
         else if (r < 0)
                 pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
                               req->bdf, strerror(-r));
         if (r < 0)
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
 
-        pgd_checks_policy_device(&info, &dev);
-        if (!pg_policy_is_admin(d->policy, &id) && !pg_policy_may_prepare(d->policy, &id, &dev)) {
+        pgd_checks_policy_device(info, &dev);
+        if (!ctx->admin && !pg_policy_may_prepare(d->policy, &ctx->id, &dev)) {
                 pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
                               "only an admin, or a client of a rule with managed = true, may "
                               "prepare %s",
                               req->bdf);
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
         if (pg_policy_is_protected(d->policy, &dev, &why)) {
                 pgd_error_set(err, PG_ERR_PROTECTED_DEVICE, "%s is protected by policy (%s)",
                               req->bdf, why ?: "protected");
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
-        r = d->hv_ops->host_caps(d->hv, &caps);
-        if (r < 0 || !caps.iommu) {
+        r = pgd_host_caps(ctx, &caps);
+        if (r < 0 || !caps->iommu) {
                 /* Quarantine is an IOMMU assignment to DOMID_IO: no IOMMU, no quarantine. */
                 pgd_error_set(err, r < 0 ? PG_ERR_HYPERVISOR_ERROR : PG_ERR_NO_IOMMU,
                               "cannot quarantine %s: %s", req->bdf,
                               r < 0 ? strerror(-r) : "the host has no IOMMU");
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
-        if (owner_not_guest(d, req, &owner, err) > 0)
-                return refused(d, peer, req, err);
+        r = owner_not_guest(ctx, &owner);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return refused(ctx, NULL);
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
 
-        if (owner == HV_DOMID_IO && streq(info.driver, "pciback")) {
-                if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
-                    set_new(reply, "driver", json_string("pciback")) < 0 ||
-                    set_new(reply, "quarantined", json_true()) < 0 ||
-                    set_new(reply, "already_prepared", json_true()) < 0 ||
-                    set_new(reply, "previous_driver",
-                            recorded && recorded[0] ? json_string(recorded) : json_null()) < 0)
-                        return -ENOMEM;
-                return 0;
+        if (owner == HV_DOMID_IO && streq(info->driver, "pciback"))
+                return prepare_reply_fields(ctx, true, recorded);
+
+        if (!recorded) {
+                /* The intent names the driver bound now: a crash cannot lose it. */
+                snprintf(a.driver, sizeof(a.driver), "%s",
+                         streq(info->driver, "pciback") ? "" : info->driver);
+                return pgd_commit_change(d, ctx, &a);
         }
 
+        /* Recorded already, from an earlier prepare: keep that driver, record nothing. */
         r = d->hv_ops->pci_prepare(d->hv, req->sbdf, driver);
         if (r < 0) {
                 pgd_error_set(err, pgd_checks_hv_code("prepare", r), "cannot prepare %s: %s",
                               req->bdf, pg_errno_name(-r) ?: strerror(-r));
                 err->hv_errno = -r;
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
+        audit_prepare(ctx, "prepared", a.message);
+        return prepare_reply_fields(ctx, false, recorded);
+}
 
-        /* Keep the first recorded driver: that is the one to give it back to. */
-        if (!recorded) {
-                r = pgd_grants_set_prepared(d->grants, req->sbdf, driver);
-                if (r >= 0) {
-                        committed = true;
-                        r = state_commit(d);
-                        if (r < 0)
-                                (void)pgd_grants_clear_prepared(d->grants, req->sbdf);
-                }
-                if (r < 0) {
-                        int q = d->hv_ops->pci_unprepare(d->hv, req->sbdf, driver);
-                        if (q < 0)
-                                log_error_errno(q, "Failed to roll back the prepare of %s: %m",
-                                                req->bdf);
-                        if (committed)
-                                state_rewrite_after_rollback(d);
-                        pgd_error_set(err, PG_ERR_STATE_ERROR,
-                                      "cannot record the prepare of %s: %s", req->bdf,
-                                      strerror(-r));
-                        return refused(d, peer, req, err);
-                }
-                recorded = driver;
-        }
-        audit_prepare(d, peer, req, "prepared", "bound to pciback and quarantined");
-
-        if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
-            set_new(reply, "driver", json_string("pciback")) < 0 ||
-            set_new(reply, "quarantined", json_true()) < 0 ||
-            set_new(reply, "already_prepared", json_false()) < 0 ||
-            set_new(reply, "previous_driver", recorded[0] ? json_string(recorded) : json_null()) <
-                    0)
+static int unprepare_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
+{
+        if (set_new(ctx->reply, "device", json_string(ctx->req.bdf)) < 0 ||
+            set_new(ctx->reply, "driver",
+                    done->driver[0] ? json_string(done->driver) : json_null()) < 0 ||
+            set_new(ctx->reply, "quarantined", json_false()) < 0)
                 return -ENOMEM;
         return 0;
 }
 
-int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
-                     const struct pgd_request *req, json_t *reply, struct pgd_error *err)
+int pgd_op_unprepare(struct pgd_ctx *ctx)
 {
-        struct hv_pci_info info;
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_daemon *d = ctx->d;
+        struct pgd_error *err = &ctx->err;
+        struct pgd_change_args a = {
+                .kind = PGD_CHANGE_UNPREPARE, .sbdf = req->sbdf, .reply = unprepare_reply};
+        const struct hv_pci_info *info;
         const char *recorded;
-        char driver[HV_DRIVER_MAX], again[HV_DRIVER_MAX];
         uint32_t owner;
-        bool committed = false;
         int r;
 
-        r = state_usable(d, err);
-        if (r > 0)
-                return refused(d, peer, req, err);
-        r = d->hv_ops->pci_info(d->hv, req->sbdf, &info);
+        if (pgd_commit_usable(d, err) > 0)
+                return refused(ctx, NULL);
+        r = pgd_host_pci(ctx, req->sbdf, &info);
+        if (r == -ENOMEM)
+                return r;
         if (r == -ENODEV)
                 pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
         else if (r < 0)
                 pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
                               req->bdf, strerror(-r));
         if (r < 0)
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
 
         if (pgd_grants_find(d->grants, req->sbdf)) {
                 pgd_error_set(err, PG_ERR_BUSY, "%s is granted: release it first", req->bdf);
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
-        if (owner_not_guest(d, req, &owner, err) > 0)
-                return refused(d, peer, req, err);
+        r = owner_not_guest(ctx, &owner);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return refused(ctx, NULL);
 
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
-        snprintf(driver, sizeof(driver), "%s", recorded ?: "");
-        r = d->hv_ops->pci_unprepare(d->hv, req->sbdf, driver);
+        snprintf(a.driver, sizeof(a.driver), "%s", recorded ?: "");
+        a.message = a.driver[0] ? "given back to its dom0 driver" : "unbound from pciback";
+        if (recorded)
+                return pgd_commit_change(d, ctx, &a);
+
+        /* Not prepared by passguard: nothing to record. */
+        r = d->hv_ops->pci_unprepare(d->hv, req->sbdf, a.driver);
         if (r < 0) {
                 pgd_error_set(err, pgd_checks_hv_code("unprepare", r), "cannot unprepare %s: %s",
                               req->bdf, pg_errno_name(-r) ?: strerror(-r));
                 err->hv_errno = -r;
-                return refused(d, peer, req, err);
+                return refused(ctx, NULL);
         }
-
-        if (recorded) {
-                r = pgd_grants_clear_prepared(d->grants, req->sbdf);
-                if (r >= 0) {
-                        committed = true;
-                        r = state_commit(d);
-                        if (r < 0)
-                                (void)pgd_grants_set_prepared(d->grants, req->sbdf, driver);
-                }
-                if (r < 0) {
-                        int q = d->hv_ops->pci_prepare(d->hv, req->sbdf, again);
-                        if (q < 0)
-                                log_error_errno(q, "Failed to roll back the unprepare of %s: %m",
-                                                req->bdf);
-                        if (committed)
-                                state_rewrite_after_rollback(d);
-                        pgd_error_set(err, PG_ERR_STATE_ERROR,
-                                      "cannot record the unprepare of %s: %s", req->bdf,
-                                      strerror(-r));
-                        return refused(d, peer, req, err);
-                }
-        }
-        audit_prepare(d, peer, req, "unprepared",
-                      driver[0] ? "given back to its dom0 driver" : "unbound from pciback");
-
-        if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
-            set_new(reply, "driver", driver[0] ? json_string(driver) : json_null()) < 0 ||
-            set_new(reply, "quarantined", json_false()) < 0)
-                return -ENOMEM;
-        return 0;
+        audit_prepare(ctx, "unprepared", a.message);
+        return unprepare_reply(ctx, &a);
 }

@@ -3,7 +3,11 @@
  * passguardd's shared state and the seams between its parts:
  *   server.c   event loop, sockets, connections, the op table (trust boundary)
  *   ops.c      the op handlers; checks.c the ordered checks of DESIGN.md inv. 3
- *   grants.c   the durable grant store; reconcile.c start-up and domain death
+ *   request.c  one context per request: the caller, the op, one snapshot of the host
+ *   grants.c   the grant store and its journal; commit.c the one helper that
+ *              makes a state change: intent, hypervisor call, outcome, its
+ *              durability (group commit), rollback and audit
+ *   reconcile.c start-up and domain death
  *   audit.c    one structured journald record per decision
  *   hv-*.c     the host backends (hv.h)
  */
@@ -24,6 +28,8 @@
 #include "pg-wire.h"
 #include "policy.h"
 
+struct pgd_change;
+struct pgd_ctx;
 struct pgd_grants;
 struct pgd_server;
 
@@ -57,14 +63,19 @@ struct pgd_daemon {
         struct pgd_server *server;
         void *event;                   /* sd_event *, owned by server.c */
         /*
-         * The grant store could not be written, not even to undo a failed
-         * change, so the file may disagree with memory and the hypervisor.
-         * assign, release, prepare and unprepare first retry the commit and
-         * refuse state-error until one succeeds (ops.c). state_error is the
-         * -errno of the last failed commit.
+         * The grant store could not be written (a journal record or its sync
+         * failed), so the files may disagree with memory. assign, release,
+         * prepare and unprepare first retry with a compaction and refuse
+         * state-error until one succeeds (commit.c). state_error is the
+         * -errno of the last failure.
          */
         bool state_broken;
         int state_error;
+        /* Changes waiting for the next sync of the journal (server.c runs it). */
+        struct pgd_change *waiting, **waiting_tail;
+        /* Changes whose rollback failed: retried until it succeeds (commit.c). */
+        struct pgd_change *rollbacks;
+        size_t n_rollbacks;
 };
 
 /* Who is on the other end of a connection, as the kernel says. */
@@ -103,41 +114,126 @@ struct pgd_error {
 
 _printf_(3, 4) int pgd_error_set(struct pgd_error *e, int code, const char *fmt, ...);
 
-/*
- * An op handler adds its result fields to reply (which already holds "id"
- * and "ok": true). Returns 0, a PG_ERR_* code (> 0, err filled), or -errno
- * for an internal failure.
- */
-typedef int (*pgd_op_handler)(struct pgd_daemon *d, const struct pgd_peer *peer,
-                              const struct pgd_request *req, json_t *reply,
-                              struct pgd_error *err);
+#define PGD_CLIENT_NAMES_MAX 8
 
-int pgd_op_hello(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                 json_t *reply, struct pgd_error *err);
-int pgd_op_status(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err);
-int pgd_op_list(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                json_t *reply, struct pgd_error *err);
-int pgd_op_assign(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err);
-int pgd_op_release(struct pgd_daemon *d, const struct pgd_peer *peer,
-                   const struct pgd_request *req, json_t *reply, struct pgd_error *err);
-int pgd_op_explain(struct pgd_daemon *d, const struct pgd_peer *peer,
-                   const struct pgd_request *req, json_t *reply, struct pgd_error *err);
-int pgd_op_owner(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                 json_t *reply, struct pgd_error *err);
-int pgd_op_prepare(struct pgd_daemon *d, const struct pgd_peer *peer,
-                   const struct pgd_request *req, json_t *reply, struct pgd_error *err);
-int pgd_op_unprepare(struct pgd_daemon *d, const struct pgd_peer *peer,
-                     const struct pgd_request *req, json_t *reply, struct pgd_error *err);
-int pgd_op_reload(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err);
+/* The facts of the host one request asked for: each asked once, when first needed. */
+struct pgd_host_pci {
+        uint32_t sbdf;
+        int r;
+        struct hv_pci_info info;
+};
+
+struct pgd_host_owner {
+        uint32_t sbdf;
+        int r;
+        uint32_t domid;
+};
+
+struct pgd_host {
+        bool have_caps, have_domain, have_group, have_test;
+        int caps_r, domain_r, group_r, test_r;
+        bool group_hv; /* group_r is the hypervisor's answer */
+        struct hv_caps caps;
+        struct hv_domain domain; /* the domain the request names */
+        uint32_t *group;         /* the other members of the device's group and slot */
+        size_t n_group;
+        uint32_t test_domid;
+        struct pgd_host_pci *pci;
+        size_t n_pci;
+        struct pgd_host_owner *owners;
+        size_t n_owners;
+};
+
+typedef void (*pgd_reply_fn)(void *userdata, json_t *reply);
+
+/*
+ * One request, from its line to its reply: built once by request.c and
+ * passed down (STYLE.md habit 9). A change keeps it until its record is
+ * durable; the connection may be gone by then (done is NULL).
+ */
+struct pgd_ctx {
+        struct pgd_daemon *d;
+        json_t *msg; /* the request; req's strings point into it */
+        struct pgd_request req;
+        struct pgd_peer peer; /* a copy of the connection's */
+        /* the caller, as the policy in force says (names point into that policy) */
+        struct pg_policy_identity id;
+        const char *clients[PGD_CLIENT_NAMES_MAX];
+        size_t n_clients;
+        bool admin;
+        struct pgd_host host;
+        json_t *reply; /* "id", "ok": true and the handler's fields */
+        struct pgd_error err;
+        bool waiting; /* a change holds it until the journal is synced */
+        pgd_reply_fn done;
+        void *userdata;
+};
+
+/*
+ * An op handler adds its result fields to ctx->reply. Returns 0, a PG_ERR_*
+ * code (> 0, ctx->err filled), or -errno for an internal failure; or 0 with
+ * ctx->waiting set when a change waits for the journal (commit.c then
+ * finishes the request).
+ */
+typedef int (*pgd_op_handler)(struct pgd_ctx *ctx);
+
+int pgd_op_hello(struct pgd_ctx *ctx);
+int pgd_op_status(struct pgd_ctx *ctx);
+int pgd_op_list(struct pgd_ctx *ctx);
+int pgd_op_assign(struct pgd_ctx *ctx);
+int pgd_op_release(struct pgd_ctx *ctx);
+int pgd_op_explain(struct pgd_ctx *ctx);
+int pgd_op_owner(struct pgd_ctx *ctx);
+int pgd_op_prepare(struct pgd_ctx *ctx);
+int pgd_op_unprepare(struct pgd_ctx *ctx);
+int pgd_op_reload(struct pgd_ctx *ctx);
+
+/* ---- the host, as this request sees it (request.c) ---- */
+int pgd_host_caps(struct pgd_ctx *ctx, const struct hv_caps **ret);
+/* The domain the request names: -ESRCH when there is none. */
+int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret);
+int pgd_host_pci(struct pgd_ctx *ctx, uint32_t sbdf, const struct hv_pci_info **ret);
+int pgd_host_owner(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t *ret_domid);
+/*
+ * The other members of the request's device's IOMMU group and the other
+ * functions of its slot. On failure *ret_hv says whether the hypervisor
+ * answered (device_group) or the PCI listing failed.
+ */
+int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, bool *ret_hv);
+/* The hypervisor's test-assign of the request's device to domid. */
+int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid);
+
+/*
+ * Finish a request that waited (ctx->waiting): build its reply from code (0,
+ * PG_ERR_* or -errno, as a handler returns) and hand it to ctx->done. Frees ctx.
+ */
+void pgd_request_finish(struct pgd_ctx *ctx, int code);
+/* The connection is gone: the waiting request's reply goes nowhere. */
+void pgd_request_detach(struct pgd_ctx *ctx);
+/*
+ * Run handler for a request that is already parsed, outside the event loop
+ * (tests): the context is built as for a line, and changes never wait.
+ */
+int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
+                    const struct pgd_request *req, pgd_op_handler handler, json_t *reply,
+                    struct pgd_error *err);
 
 /* Re-read the policy; swap only on success. On failure err holds policy-invalid + file:line. */
 int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err);
 
 /* The policy's view of a peer (pointers into peer). */
 void pgd_peer_identity(const struct pgd_peer *peer, struct pg_policy_identity *ret);
+
+/*
+ * The sim backend's counters, and any bookkeeping a backend holds back, are
+ * made visible within about a millisecond: the server holds the backend while
+ * it works and flushes it on a timer (server.c). Without a server, no-op.
+ */
+void pgd_server_hold_host(struct pgd_daemon *d);
+/* A change waits for the journal's next sync: run it soon (server.c). */
+void pgd_server_commit_soon(struct pgd_daemon *d);
+/* A rollback failed: try again later (server.c). */
+void pgd_server_retry_later(struct pgd_daemon *d);
 
 /*
  * Test-only crash points, honoured only with the simulated backend: when

@@ -2,7 +2,19 @@
 /*
  * Reconciliation: the hypervisor is the truth (DESIGN.md invariants 5 and 7).
  *
- * At start-up, for every grant in the store:
+ * At start-up, first every intent the journal left open (a crash between an
+ * intent record and its outcome, or a rollback that never succeeded):
+ *   - an assign's intent: when the hypervisor shows the device assigned to
+ *     the intent's domain and no grant records it, the assign happened and
+ *     was never acknowledged: it is rolled back (deassigned, into
+ *     quarantine), whoever quarantined the device before. Otherwise it never
+ *     happened. No orphaned assignment survives a crash, and no grant that
+ *     was acknowledged is lost;
+ *   - a prepare's intent: when the device is in quarantine and bound to
+ *     pciback, the prepare happened: it is recorded as prepared, with the
+ *     driver the intent named (quarantine is the safe side; nothing is
+ *     handed back to a dom0 driver on its own).
+ * Then, for every grant in the store:
  *   - its domain no longer exists, or its domid now belongs to a domain with
  *     another UUID: the grant is released (audit "domain-gone");
  *   - the hypervisor no longer shows the device assigned to the grant's domid
@@ -23,15 +35,18 @@
  *     hypervisor and every hypervisor assignment of a prepared device has a
  *     grant;
  *   - otherwise it is only reported, unless --enforce asks to deassign it.
- * The store is committed once, if anything changed.
+ * The store is then compacted (snapshot written, journal emptied) once, when
+ * anything changed or the journal held records.
  *
  * On every domain event (pgd_reconcile_domains) the grants of domains that
  * are gone or dying, or whose domid now names another UUID, are released: Xen has
- * already moved their devices into quarantine. The device is reset (best
+ * already moved their devices into quarantine. Each release is a change
+ * (commit.c): recorded, then, once durable, the device is reset (best
  * effort) and the release audited.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +54,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "commit.h"
 #include "grants.h"
 #include "log.h"
 #include "reconcile.h"
@@ -164,32 +180,6 @@ static void audit_grant(struct pgd_daemon *d, enum pgd_audit_kind kind, const ch
                      });
 }
 
-/*
- * Whether a device released by domain death is reset. The rule is looked up
- * by name, nothing is evaluated. pg_policy gives no per-rule reset setting by
- * name, so every rule gets the policy default, "required", which after domain
- * death is best effort: the device sits in quarantine and a failed reset is
- * logged. (A failed reset cannot undo a release; the next assign resets it
- * again when its rule asks.)
- */
-/*
- * Whether the grant's rule asks for a reset of this device now: "required"
- * always (a failure is logged), "if-available" when the device has a reset,
- * "never" not. A rule that a reload removed resets when the device can.
- */
-static bool rule_wants_reset(const struct pgd_daemon *d, const char *rule, uint32_t sbdf)
-{
-        enum pg_policy_reset reset = PG_POLICY_RESET_IF_AVAILABLE;
-        struct hv_pci_info info;
-
-        (void)pg_policy_rule_reset(d->policy, rule, &reset);
-        if (reset == PG_POLICY_RESET_NEVER)
-                return false;
-        if (reset == PG_POLICY_RESET_REQUIRED)
-                return true;
-        return d->hv_ops->pci_info(d->hv, sbdf, &info) >= 0 && info.has_reset;
-}
-
 /* ---- domain events ---- */
 
 int pgd_reconcile_domains(struct pgd_daemon *d)
@@ -197,7 +187,7 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         _cleanup_(freep) struct pgd_grant *gone = NULL;
         struct host_view v = {};
         size_t n_gone = 0, n = pgd_grants_count(d->grants);
-        int r, commit_r;
+        int r, failed = 0;
 
         if (n == 0)
                 return 0; /* nothing to release: no hypervisor call at all */
@@ -224,47 +214,27 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         if (n_gone == 0)
                 return 0;
 
-        for (size_t i = 0; i < n_gone; i++)
-                (void)pgd_grants_remove(d->grants, gone[i].sbdf);
         /*
          * Xen already moved these devices into quarantine: the grants are gone
-         * whatever the disk says. If the commit fails, the next start-up drops
-         * them again from the file; the error is still reported.
+         * whatever the disk says. If the journal cannot take it, the store is
+         * marked broken and the next start-up drops them again.
          */
-        commit_r = pgd_grants_commit(d->grants);
-        if (commit_r < 0) {
-                /* The file disagrees with memory: changes wait until it is written (ops.c). */
-                d->state_broken = true;
-                d->state_error = commit_r;
-                log_error_errno(commit_r, "Failed to write %s: %m", pgd_grants_path(d->grants));
-        } else {
-                d->state_broken = false;
-                d->state_error = 0;
-        }
-
         for (size_t i = 0; i < n_gone; i++) {
-                struct pgd_grant *gr = &gone[i];
-                char bdf[PG_BDF_MAX], msg[256];
-                const char *reset = "not reset";
-
-                pg_bdf_format(gr->sbdf, bdf);
-                if (rule_wants_reset(d, gr->rule, gr->sbdf)) {
-                        r = d->hv_ops->pci_reset(d->hv, gr->sbdf);
-                        if (r < 0) {
-                                log_warning_errno(
-                                        r, "Failed to reset %s after d%" PRIu32 " went away: %m",
-                                        bdf, gr->domid);
-                                reset = "reset failed";
-                        } else
-                                reset = "reset";
-                }
-                snprintf(msg, sizeof(msg), "domain %s (%s) is gone; device back in quarantine, %s",
-                         gr->domain_name[0] ? gr->domain_name : "-", gr->domain_uuid, reset);
-                audit_grant(d, PGD_AUDIT_DOMAIN_GONE, "domain-death", gr, "released",
-                            commit_r < 0 ? PG_ERR_STATE_ERROR : 0, msg);
+                struct pgd_change_args a = {
+                        .kind = PGD_CHANGE_DOMAIN_GONE,
+                        .grant = gone[i],
+                        .message = "released",
+                };
+                r = pgd_commit_change(d, NULL, &a);
+                if (r != 0)
+                        failed = r;
         }
         log_info("released %zu grant(s) of domains that are gone", n_gone);
-        return commit_r < 0 ? commit_r : (int)n_gone;
+        if (failed == -ENOMEM)
+                return -ENOMEM;
+        if (failed > 0)
+                return d->state_error < 0 ? d->state_error : -EIO;
+        return (int)n_gone;
 }
 
 /* ---- start-up ---- */
@@ -281,6 +251,63 @@ static int deassign(struct pgd_daemon *d, struct host_view *v, uint32_t domid, u
         return 0;
 }
 
+/*
+ * An intent left open: resolve it by what the hypervisor shows, and close it
+ * (in memory: the compaction that follows writes the result). Returns 1 when
+ * an assignment was rolled back, 0, or -errno. An assignment the hypervisor
+ * will not roll back now keeps its intent (carried into the new journal) and
+ * is retried until it succeeds, like any failed rollback (commit.c).
+ */
+static int resolve_intent(struct pgd_daemon *d, struct host_view *v, const struct pgd_intent *in)
+{
+        struct pgd_grants *g = d->grants;
+        const struct pgd_grant *gr = pgd_grants_find(g, in->sbdf);
+        const struct hv_domain *dom;
+        char bdf[PG_BDF_MAX], msg[256];
+        uint32_t owner = owner_of(v, in->sbdf);
+        int r;
+
+        pg_bdf_format(in->sbdf, bdf);
+        if (in->op == PGD_RECORD_INTENT_PREPARE) {
+                struct hv_pci_info info;
+                if (!pgd_grants_prepared_driver(g, in->sbdf) && owner == HV_DOMID_IO &&
+                    d->hv_ops->pci_info(d->hv, in->sbdf, &info) >= 0 &&
+                    streq(info.driver, "pciback")) {
+                        r = pgd_grants_set_prepared(g, in->sbdf, in->driver);
+                        if (r < 0)
+                                return r;
+                        audit_device(d, PGD_AUDIT_RECONCILE, "reconcile", in->sbdf, HV_DOMID_IO,
+                                     NULL, "prepared", 0,
+                                     "an interrupted prepare is complete: recorded as prepared");
+                        log_notice("Recorded %s as prepared (an interrupted prepare, driver %s)",
+                                   bdf, in->driver[0] ? in->driver : "none");
+                }
+                return pgd_grants_drop_intent(g, in->seq);
+        }
+
+        /* An assign: done and recorded, never done, or done and never acknowledged. */
+        if ((gr && gr->domid == in->grant.domid) || owner != in->grant.domid)
+                return pgd_grants_drop_intent(g, in->seq);
+        dom = find_domain(v, in->grant.domid);
+        r = deassign(d, v, in->grant.domid, in->sbdf);
+        if (r < 0 && r != -ENODEV && r != -ESRCH) {
+                log_error_errno(r,
+                                "Failed to roll back the interrupted assign of %s to d%" PRIu32
+                                " (retried until it succeeds): %m",
+                                bdf, in->grant.domid);
+                return pgd_commit_rollback_later(d, in);
+        }
+        snprintf(msg, sizeof(msg),
+                 "assigned by an interrupted assign (intent %" PRIu64
+                 ", never acknowledged); rolled back into quarantine",
+                 in->seq);
+        log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf, in->grant.domid, msg);
+        audit_device(d, PGD_AUDIT_UNMANAGED, "reconcile", in->sbdf, in->grant.domid, dom,
+                     "rolled-back", 0, msg);
+        r = pgd_grants_drop_intent(g, in->seq);
+        return r < 0 ? r : 1;
+}
+
 int pgd_reconcile_startup(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;
@@ -293,6 +320,19 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
         r = host_view_load(d, true, &v);
         if (r < 0)
                 return r;
+
+        /* The journal's open intents: calls that may have happened, never answered. */
+        for (size_t i = pgd_grants_n_intents(g); i > 0; i--) {
+                const struct pgd_intent in = *pgd_grants_intent(g, i - 1);
+                r = resolve_intent(d, &v, &in);
+                if (r < 0) {
+                        host_view_clear(&v);
+                        return r;
+                }
+                if (r > 0)
+                        deassigned++;
+                store_changed = true;
+        }
 
         for (size_t i = 0; i < pgd_grants_count(g);) {
                 struct pgd_grant gr = *pgd_grants_get(g, i);
@@ -386,7 +426,8 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
         }
         host_view_clear(&v);
 
-        if (store_changed) {
+        /* Start from a snapshot that says it all, and an empty journal. */
+        if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g)) {
                 r = pgd_grants_commit(g);
                 if (r < 0)
                         return log_error_errno(r, "Failed to write %s: %m", pgd_grants_path(g));
@@ -398,32 +439,54 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
 
 /* ---- --rebuild-state ---- */
 
+/* Whether STATE_DIR/name exists: 1, 0, or -errno. */
+static int state_file_exists(struct pgd_daemon *d, const char *name)
+{
+        char path[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, name);
+        if (stat(path, &st) >= 0)
+                return 1;
+        if (errno == ENOENT)
+                return 0;
+        return log_error_errno(-errno, "Failed to look at %s: %m", path);
+}
+
 /*
- * --rebuild-state replaces a store that cannot be read. A store that parses
- * is refused: rebuilding it would drop what the hypervisor cannot tell (the
- * granting clients, the rules, the drivers to give prepared devices back to).
+ * --rebuild-state replaces a store that cannot be read: grants.json, or the
+ * journal of the changes since. A store that parses is refused: rebuilding
+ * it would drop what the hypervisor cannot tell (the granting clients, the
+ * rules, the drivers to give prepared devices back to).
  */
 static int refuse_valid_store(struct pgd_daemon *d)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *old = NULL;
         const char *path = pgd_grants_path(d->grants);
-        struct stat st;
-        int r;
+        int r, snapshot, journal;
 
-        if (stat(path, &st) < 0) {
-                if (errno == ENOENT)
-                        return 0; /* nothing to replace */
-                return log_error_errno(-errno, "Failed to look at %s: %m", path);
-        }
+        snapshot = state_file_exists(d, PGD_GRANTS_FILE);
+        if (snapshot < 0)
+                return snapshot;
+        journal = state_file_exists(d, PGD_GRANTS_JOURNAL);
+        if (journal < 0)
+                return journal;
+        if (!snapshot && !journal)
+                return 0; /* nothing to replace */
         r = pgd_grants_open(d->cfg.state_dir, &old, NULL);
         if (r == -EBADMSG || r == -EPROTONOSUPPORT)
                 return 0; /* what --rebuild-state is for */
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
+        if (snapshot)
+                return log_error_errno(-EEXIST,
+                                       "%s is valid%s; refusing to replace it: move it away "
+                                       "first to rebuild",
+                                       path, journal ? ", and so is its journal" : "");
         return log_error_errno(-EEXIST,
-                               "%s is valid; refusing to replace it: move it away first to "
-                               "rebuild",
-                               path);
+                               "%s/" PGD_GRANTS_JOURNAL " is valid; refusing to replace it: move "
+                               "it away first to rebuild",
+                               d->cfg.state_dir);
 }
 
 /*

@@ -3,6 +3,15 @@
  * The trust boundary (STYLE.md habit 2, after OpenSSH's mon_table): every
  * request is checked against one static table before any handler sees it.
  * Order: size, strict parse, id, op, keys and types, permission, handler.
+ *
+ * Each request gets one context (struct pgd_ctx), built here once and passed
+ * down (STYLE.md habit 9): the op, the caller's identity, the names of the
+ * clients it is and whether it is an admin, and one snapshot of the host
+ * that the checks read. Each fact of the host is asked of the backend when a
+ * check first needs it, and never again for the same request; the checks
+ * therefore still run in order, and a refused request asks nothing a later
+ * check would have asked. A change (commit.c) may keep the context until its
+ * record is durable; its reply is then sent by pgd_request_finish().
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -240,29 +249,251 @@ void pgd_peer_clear(struct pgd_peer *p)
         *p = (struct pgd_peer){0};
 }
 
-/* The permission column of the table: the policy in force decides. */
-static int authorize(const struct pgd_daemon *d, const struct pgd_peer *peer,
-                     const struct pgd_request *req, enum pgd_perm perm, struct pgd_error *err)
+/* ---- the context of one request ---- */
+
+static int peer_copy(const struct pgd_peer *from, struct pgd_peer *to)
 {
-        struct pg_policy_identity id;
+        *to = *from;
+        to->groups = NULL;
+        to->unit = NULL;
+        if (from->n_groups > 0) {
+                to->groups = calloc(from->n_groups, sizeof(*to->groups));
+                if (!to->groups)
+                        return -ENOMEM;
+                memcpy(to->groups, from->groups, from->n_groups * sizeof(*to->groups));
+        }
+        if (from->unit) {
+                to->unit = strdup(from->unit);
+                if (!to->unit)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static void host_clear(struct pgd_host *h)
+{
+        free(h->group);
+        free(h->pci);
+        free(h->owners);
+        *h = (struct pgd_host){};
+}
+
+static struct pgd_ctx *ctx_free(struct pgd_ctx *ctx)
+{
+        if (!ctx)
+                return NULL;
+        json_decref(ctx->msg);
+        json_decref(ctx->reply);
+        pgd_peer_clear(&ctx->peer);
+        host_clear(&ctx->host);
+        free(ctx);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pgd_ctx *, ctx_free);
+
+/*
+ * The caller as the policy in force sees it, once: its identity, the names
+ * of the clients it is, whether it is an admin.
+ */
+static int ctx_new(struct pgd_daemon *d, const struct pgd_peer *peer, struct pgd_ctx **ret)
+{
+        _cleanup_(ctx_freep) struct pgd_ctx *ctx = calloc(1, sizeof(*ctx));
+        int r;
+
+        if (!ctx)
+                return -ENOMEM;
+        ctx->d = d;
+        ctx->req = (struct pgd_request){.id = -1, .rdm_relaxed = -1};
+        r = peer_copy(peer, &ctx->peer);
+        if (r < 0)
+                return r;
+        pgd_peer_identity(&ctx->peer, &ctx->id);
+        if (d->policy) {
+                ctx->n_clients = pg_policy_clients(d->policy, &ctx->id, ctx->clients,
+                                                   ELEMENTSOF(ctx->clients));
+                ctx->admin = pg_policy_is_admin(d->policy, &ctx->id);
+        }
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}
+
+/* The permission column of the table: the policy in force decides. */
+static int authorize(const struct pgd_ctx *ctx, enum pgd_perm perm, struct pgd_error *err)
+{
+        const struct pgd_peer *peer = &ctx->peer;
 
         if (perm == PGD_PERM_ANYONE)
                 return 0;
         err->check = "client";
-        if (!d->policy)
+        if (!ctx->d->policy)
                 return pgd_error_set(err, PG_ERR_NOT_AUTHORIZED, "no policy is loaded");
-        pgd_peer_identity(peer, &id);
-        if (!pg_policy_is_client(d->policy, &id))
+        if (ctx->n_clients == 0)
                 return pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
                                      "uid %u (gid %u, pid %d) is not a client the policy knows",
                                      (unsigned)peer->uid, (unsigned)peer->gid, (int)peer->pid);
-        if (perm == PGD_PERM_ADMIN && !pg_policy_is_admin(d->policy, &id))
+        if (perm == PGD_PERM_ADMIN && !ctx->admin)
                 return pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
                                      "uid %u is not an admin; op '%s' needs an admin client",
-                                     (unsigned)peer->uid, req->op);
+                                     (unsigned)peer->uid, ctx->req.op);
         err->check = NULL;
         return 0;
 }
+
+/* ---- one snapshot of the host: each question asked once, when first needed ---- */
+
+int pgd_host_caps(struct pgd_ctx *ctx, const struct hv_caps **ret)
+{
+        struct pgd_host *h = &ctx->host;
+
+        if (!h->have_caps) {
+                h->caps_r = ctx->d->hv_ops->host_caps(ctx->d->hv, &h->caps);
+                h->have_caps = true;
+        }
+        if (h->caps_r < 0)
+                return h->caps_r;
+        *ret = &h->caps;
+        return 0;
+}
+
+int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret)
+{
+        const struct pgd_request *req = &ctx->req;
+        struct pgd_host *h = &ctx->host;
+        struct pgd_daemon *d = ctx->d;
+
+        if (!h->have_domain) {
+                if (req->has_domid)
+                        h->domain_r = d->hv_ops->domain_get(d->hv, req->domid, &h->domain);
+                else
+                        h->domain_r =
+                                d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &h->domain);
+                h->have_domain = true;
+        }
+        if (h->domain_r < 0)
+                return h->domain_r;
+        *ret = &h->domain;
+        return 0;
+}
+
+int pgd_host_pci(struct pgd_ctx *ctx, uint32_t sbdf, const struct hv_pci_info **ret)
+{
+        struct pgd_host *h = &ctx->host;
+        struct pgd_host_pci *p;
+
+        for (size_t i = 0; i < h->n_pci; i++)
+                if (h->pci[i].sbdf == sbdf) {
+                        p = &h->pci[i];
+                        goto found;
+                }
+        p = reallocarray(h->pci, h->n_pci + 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        h->pci = p;
+        p = &h->pci[h->n_pci++];
+        *p = (struct pgd_host_pci){.sbdf = sbdf};
+        p->r = ctx->d->hv_ops->pci_info(ctx->d->hv, sbdf, &p->info);
+found:
+        if (p->r < 0)
+                return p->r;
+        *ret = &p->info;
+        return 0;
+}
+
+int pgd_host_owner(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t *ret_domid)
+{
+        struct pgd_host *h = &ctx->host;
+        struct pgd_host_owner *o;
+
+        for (size_t i = 0; i < h->n_owners; i++)
+                if (h->owners[i].sbdf == sbdf) {
+                        o = &h->owners[i];
+                        goto found;
+                }
+        o = reallocarray(h->owners, h->n_owners + 1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        h->owners = o;
+        o = &h->owners[h->n_owners++];
+        *o = (struct pgd_host_owner){.sbdf = sbdf};
+        o->r = ctx->d->hv_ops->device_owner(ctx->d->hv, sbdf, &o->domid);
+found:
+        if (o->r < 0)
+                return o->r;
+        *ret_domid = o->domid;
+        return 0;
+}
+
+static bool contains(const uint32_t *v, size_t n, uint32_t x)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i] == x)
+                        return true;
+        return false;
+}
+
+/* The IOMMU group's other members and the other functions of the same slot. */
+static int group_members(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t **ret, size_t *ret_n,
+                         bool *ret_hv)
+{
+        _cleanup_(freep) uint32_t *group = NULL, *all = NULL, *v = NULL;
+        struct pgd_daemon *d = ctx->d;
+        size_t n_group = 0, n_all = 0, n = 0;
+        int r;
+
+        r = d->hv_ops->device_group(d->hv, sbdf, &group, &n_group);
+        if (r < 0) {
+                *ret_hv = true;
+                return r;
+        }
+        r = d->hv_ops->pci_list(d->hv, &all, &n_all);
+        if (r < 0) {
+                *ret_hv = false;
+                return r;
+        }
+        v = calloc(n_group + n_all + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_group; i++)
+                if (group[i] != sbdf && !contains(v, n, group[i]))
+                        v[n++] = group[i];
+        for (size_t i = 0; i < n_all; i++)
+                if (all[i] != sbdf && (all[i] & ~0x7U) == (sbdf & ~0x7U) && !contains(v, n, all[i]))
+                        v[n++] = all[i];
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, bool *ret_hv)
+{
+        struct pgd_host *h = &ctx->host;
+
+        if (!h->have_group) {
+                h->group_r =
+                        group_members(ctx, ctx->req.sbdf, &h->group, &h->n_group, &h->group_hv);
+                h->have_group = true;
+        }
+        *ret_hv = h->group_hv;
+        if (h->group_r < 0)
+                return h->group_r;
+        *ret = h->group;
+        *ret_n = h->n_group;
+        return 0;
+}
+
+int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid)
+{
+        struct pgd_host *h = &ctx->host;
+
+        if (!h->have_test || h->test_domid != domid) {
+                h->test_r = ctx->d->hv_ops->test_assign(ctx->d->hv, domid, ctx->req.sbdf);
+                h->test_domid = domid;
+                h->have_test = true;
+        }
+        return h->test_r;
+}
+
+/* ---- replies ---- */
 
 json_t *pgd_request_error_reply(bool has_id, json_int_t id, int code, const char *message)
 {
@@ -280,18 +511,63 @@ static json_t *refusal(json_int_t id, int code, const struct pgd_error *err)
                                    err->rule[0] ? err->rule : NULL, err->check);
 }
 
-int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                       size_t len, json_t **ret_reply)
+/* The reply to a handler's result: its fields, or the refusal. NULL on ENOMEM. */
+static json_t *result_reply(struct pgd_ctx *ctx, int r)
 {
-        _cleanup_(json_decrefp) json_t *msg = NULL, *reply = NULL;
-        struct pgd_error err = {};
-        struct pgd_request req;
+        if (r == 0)
+                return TAKE_PTR(ctx->reply);
+        if (r < 0) {
+                log_error_errno(r, "Op '%s' failed: %m", ctx->req.op);
+                pgd_error_set(&ctx->err, PG_ERR_INTERNAL, "internal error: %s", strerror(-r));
+                r = PG_ERR_INTERNAL;
+        }
+        return refusal(ctx->req.id, r, &ctx->err);
+}
+
+void pgd_request_finish(struct pgd_ctx *ctx, int code)
+{
+        json_t *reply = result_reply(ctx, code);
+
+        if (!reply)
+                log_error("Failed to build the reply to request %" JSON_INTEGER_FORMAT
+                          ": out of memory",
+                          ctx->req.id);
+        if (ctx->done)
+                ctx->done(ctx->userdata, reply);
+        else
+                json_decref(reply);
+        ctx_free(ctx);
+}
+
+void pgd_request_detach(struct pgd_ctx *ctx)
+{
+        ctx->done = NULL;
+        ctx->userdata = NULL;
+}
+
+/*
+ * The whole trust boundary for one line: size limit, strict parse, op table,
+ * permission, handler. Returns the reply to send now, or NULL with ctx
+ * handed over when a change waits (*ret_ctx).
+ */
+static int request_start(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
+                         size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
+                         json_t **ret_reply)
+{
+        _cleanup_(ctx_freep) struct pgd_ctx *ctx = NULL;
+        json_t *reply = NULL;
         enum pgd_perm perm;
         char why[PG_WIRE_WHY_MAX];
         bool has_id = false;
         int r;
 
-        r = pg_wire_parse_why(line, len, &msg, why, sizeof(why));
+        if (ret_ctx)
+                *ret_ctx = NULL;
+        r = ctx_new(d, peer, &ctx);
+        if (r < 0)
+                return r;
+
+        r = pg_wire_parse_why(line, len, &ctx->msg, why, sizeof(why));
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -300,50 +576,83 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
                 goto done;
         }
 
-        r = pgd_request_parse(msg, &req, &perm, &has_id, &err);
+        r = pgd_request_parse(ctx->msg, &ctx->req, &perm, &has_id, &ctx->err);
         if (r != 0) {
-                log_debug("uid %u: refused a request: %s", (unsigned)peer->uid, err.message);
-                reply = has_id ? refusal(req.id, r, &err)
-                               : pgd_request_error_reply(false, 0, r, err.message);
+                log_debug("uid %u: refused a request: %s", (unsigned)peer->uid, ctx->err.message);
+                reply = has_id ? refusal(ctx->req.id, r, &ctx->err)
+                               : pgd_request_error_reply(false, 0, r, ctx->err.message);
                 goto done;
         }
 
-        r = authorize(d, peer, &req, perm, &err);
+        r = authorize(ctx, perm, &ctx->err);
         if (r != 0) {
-                pgd_audit(d, &(struct pgd_audit_record){
-                                     .kind = PGD_AUDIT_REFUSE,
-                                     .op = req.op,
-                                     .sbdf = req.has_device ? req.sbdf : UINT32_MAX,
-                                     .domid = req.has_domid ? (int64_t)req.domid : -1,
-                                     .domain_name = req.domain,
-                                     .peer = peer,
-                                     .decision = "refused",
-                                     .error = r,
-                                     .message = err.message,
-                             });
-                reply = refusal(req.id, r, &err);
+                pgd_audit_refusal(d, &ctx->peer, &ctx->req, NULL, &ctx->err);
+                reply = refusal(ctx->req.id, r, &ctx->err);
                 goto done;
         }
 
-        reply = json_pack("{s:I, s:b}", "id", req.id, "ok", 1);
-        if (!reply)
+        ctx->reply = json_pack("{s:I, s:b}", "id", ctx->req.id, "ok", 1);
+        if (!ctx->reply)
                 return -ENOMEM;
-        r = op_lookup(req.op)->handler(d, peer, &req, reply, &err);
-        if (r != 0) {
-                json_decref(TAKE_PTR(reply));
-                if (r < 0) {
-                        log_error_errno(r, "Op '%s' failed: %m", req.op);
-                        pgd_error_set(&err, PG_ERR_INTERNAL, "internal error: %s", strerror(-r));
-                        r = PG_ERR_INTERNAL;
+        ctx->done = done;
+        ctx->userdata = userdata;
+        r = op_lookup(ctx->req.op)->handler(ctx);
+        if (ctx->waiting) {
+                if (!ret_ctx) {
+                        /* Cannot happen: without an event loop changes never wait. */
+                        log_error("Request %" JSON_INTEGER_FORMAT " waits with no loop to end it",
+                                  ctx->req.id);
+                        pgd_request_detach(ctx);
+                        TAKE_PTR(ctx);
+                        return -EDEADLK;
                 }
-                reply = refusal(req.id, r, &err);
+                *ret_ctx = TAKE_PTR(ctx);
+                *ret_reply = NULL;
+                return 0;
         }
+        reply = result_reply(ctx, r);
 
 done:
         if (!reply)
                 return -ENOMEM;
-        *ret_reply = TAKE_PTR(reply);
+        *ret_reply = reply;
         return 0;
+}
+
+int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
+                       size_t len, json_t **ret_reply)
+{
+        return request_start(d, peer, line, len, NULL, NULL, NULL, ret_reply);
+}
+
+int pgd_request_start(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
+                      size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
+                      json_t **ret_reply)
+{
+        return request_start(d, peer, line, len, done, userdata, ret_ctx, ret_reply);
+}
+
+int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
+                    const struct pgd_request *req, pgd_op_handler handler, json_t *reply,
+                    struct pgd_error *err)
+{
+        _cleanup_(ctx_freep) struct pgd_ctx *ctx = NULL;
+        int r;
+
+        r = ctx_new(d, peer, &ctx);
+        if (r < 0)
+                return r;
+        ctx->req = *req;
+        ctx->reply = json_incref(reply);
+        r = handler(ctx);
+        if (ctx->waiting) {
+                /* Cannot happen without an event loop: changes never wait there. */
+                pgd_request_detach(ctx);
+                TAKE_PTR(ctx);
+                return -EDEADLK;
+        }
+        *err = ctx->err;
+        return r;
 }
 
 int pgd_request_reply_dump(const json_t *reply, char **ret, size_t *ret_len)
@@ -373,28 +682,30 @@ int pgd_request_reply_dump(const json_t *reply, char **ret, size_t *ret_len)
 
 /* ---- the two ops that belong to the front door ---- */
 
-int pgd_op_hello(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                 json_t *reply, struct pgd_error *err)
+int pgd_op_hello(struct pgd_ctx *ctx)
 {
-        if (req->version != 1)
-                return pgd_error_set(err, PG_ERR_UNSUPPORTED_VERSION,
+        if (ctx->req.version != 1)
+                return pgd_error_set(&ctx->err, PG_ERR_UNSUPPORTED_VERSION,
                                      "protocol version %" JSON_INTEGER_FORMAT
                                      " is not supported; this daemon speaks version 1",
-                                     req->version);
-        if (json_object_set_new(reply, "version", json_integer(1)) < 0 ||
-            json_object_set_new(reply, "daemon", json_string("passguardd " PG_VERSION)) < 0)
+                                     ctx->req.version);
+        if (json_object_set_new(ctx->reply, "version", json_integer(1)) < 0 ||
+            json_object_set_new(ctx->reply, "daemon", json_string("passguardd " PG_VERSION)) < 0)
                 return -ENOMEM;
         return 0;
 }
 
-int pgd_op_reload(struct pgd_daemon *d, const struct pgd_peer *peer, const struct pgd_request *req,
-                  json_t *reply, struct pgd_error *err)
+int pgd_op_reload(struct pgd_ctx *ctx)
 {
-        int r = pgd_daemon_reload(d, err);
+        struct pgd_daemon *d = ctx->d;
+        int r = pgd_daemon_reload(d, &ctx->err);
+
+        /* The names of the caller's clients pointed into the old policy. */
+        ctx->n_clients = 0;
         if (r != 0)
                 return r;
-        if (json_object_set_new(reply, "policy", json_string(pg_policy_path(d->policy))) < 0 ||
-            json_object_set_new(reply, "rules",
+        if (json_object_set_new(ctx->reply, "policy", json_string(pg_policy_path(d->policy))) < 0 ||
+            json_object_set_new(ctx->reply, "rules",
                                 json_integer((json_int_t)pg_policy_n_rules(d->policy))) < 0)
                 return -ENOMEM;
         return 0;

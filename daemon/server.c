@@ -4,19 +4,21 @@
  * event source on one loop: the listening socket, each connection, its idle
  * timer, the host's watch fd, SIGTERM/SIGINT/SIGHUP and the watchdog.
  *
- * A connection never blocks the loop: sockets are non-blocking, each wake-up
- * reads at most one buffer (64 KiB) and handles at most REQUESTS_PER_TURN
- * requests of one client; the rest wait for later turns, taken round-robin
- * with the other clients. Replies are queued and sent when the socket is
- * writable; a client is not read from while it has replies unsent or
- * requests unhandled, so one that does not read its replies stalls only
- * itself. A client that sends a line too long, reads too little or says
- * nothing for too long is disconnected.
+ * A connection never blocks the loop: sockets are non-blocking, edge-triggered
+ * (a wake-up reads until the socket is empty or the buffer, one message, is
+ * full; epoll then need not look at the sockets already read on every turn),
+ * and a turn handles at most REQUESTS_PER_TURN requests of one client; the
+ * rest wait for later turns, taken round-robin with the other clients.
+ * Replies are queued and sent when the socket is writable; a client is not
+ * read from while it has replies unsent or requests unhandled, so one that
+ * does not read its replies stalls only itself. A client that sends a line
+ * too long, reads too little or says nothing for too long is disconnected.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 #include <systemd/sd-login.h>
 
 #include "audit.h"
+#include "commit.h"
 #include "grants.h"
 #include "log.h"
 #include "pgd.h"
@@ -49,8 +52,28 @@
 #define REQUESTS_PER_TURN 4
 /* After its last reply, a connection we close is read (and discarded) this long at most. */
 #define LINGER_USEC (1000 * 1000ULL)
+/*
+ * A connection's input buffer starts this small (requests are short) and
+ * grows, for a line that needs it, up to one message; replies' buffers go
+ * back to nothing once sent when they grew past OUT_KEEP.
+ */
+#define IN_MIN 4096U
+#define OUT_KEEP (16U * 1024)
 /* Below the connections' I/O: a burst of I/O is read before the queued requests run. */
 #define WORK_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+/*
+ * Below the requests: the journal is synced once the requests at hand have
+ * made their changes, so that they share the sync (group commit). A client
+ * whose request waits reads nothing more, so the loop reaches this soon; the
+ * guard timer makes sure it does within COMMIT_GUARD_USEC whatever else
+ * keeps the loop busy.
+ */
+#define COMMIT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 20)
+#define COMMIT_GUARD_USEC (2 * 1000ULL)
+/* The host's bookkeeping held back (hv_ops.hold) is made visible this soon. */
+#define HOST_FLUSH_USEC (5 * 1000ULL)
+/* A rollback the hypervisor refused is tried again this often. */
+#define ROLLBACK_RETRY_USEC (1000 * 1000ULL)
 
 struct client {
         struct pgd_server *server;
@@ -59,16 +82,26 @@ struct client {
         sd_event_source *io;
         sd_event_source *idle;
         struct pgd_peer peer;
-        char in[PG_WIRE_MAX_MESSAGE]; /* one line fits, '\n' included */
-        size_t in_len;
+        /* Unhandled input: IN_MIN bytes, grown to PG_WIRE_MAX_MESSAGE for a line that needs it. */
+        char *in;
+        size_t in_len, in_cap;
         char *out; /* unsent replies: out[out_off .. out_len) */
         size_t out_off, out_len, out_alloc;
+        struct pgd_ctx *pending; /* its request waits for the grant journal */
+        /*
+         * A known client's idle deadline, moved by every request it makes;
+         * the timer is not moved each time: when it fires before the
+         * deadline, it waits on until it.
+         */
+        uint64_t idle_until;
         bool known;    /* a client of the policy at accept: counts against max_connections */
         bool queued;   /* has complete lines waiting for a turn (the server's work source) */
         bool eof;      /* the client will send no more */
         bool closing;  /* handle nothing more; close once the output is flushed */
         bool draining; /* output flushed and shut down: discard input until EOF or the linger time */
+        bool unread;   /* input was left in the socket (buffer full): no edge will say so again */
         bool dead;     /* close now */
+        uint32_t io_events; /* what epoll watches for (EPOLLET aside) */
 };
 
 struct pgd_server {
@@ -80,6 +113,11 @@ struct pgd_server {
         sd_event_source *listen_retry;
         sd_event_source *host_source;
         sd_event_source *work; /* defer: serves the queued clients, a few requests each */
+        sd_event_source *commit;       /* defer: syncs the journal for the waiting changes */
+        sd_event_source *commit_guard; /* time: ... at the latest COMMIT_GUARD_USEC later */
+        sd_event_source *host_flush;   /* time: ends the backend's hold */
+        sd_event_source *retry;        /* time: retries failed rollbacks */
+        bool host_held;
         struct client *clients;
         unsigned n_clients;
         unsigned n_known, n_unknown; /* by their class at accept */
@@ -160,6 +198,8 @@ int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err)
         pg_policy_free(d->policy);
         d->policy = p;
         d->policy_loaded = time(NULL);
+        /* Two policies' parse trees are gone: give their memory back. */
+        malloc_trim(0);
         log_info("Policy reloaded from %s: %zu rule(s)", d->cfg.policy_path, pg_policy_n_rules(p));
         pgd_audit(d, &(struct pgd_audit_record){
                              .kind = PGD_AUDIT_RELOAD,
@@ -194,10 +234,13 @@ static struct client *client_free(struct client *c)
                 if (c->queued)
                         c->server->n_queued--;
         }
+        if (c->pending)
+                pgd_request_detach(c->pending); /* its change goes on; the reply goes nowhere */
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         safe_close(c->fd);
         pgd_peer_clear(&c->peer);
+        free(c->in);
         free(c->out);
         free(c);
         return NULL;
@@ -403,7 +446,7 @@ static void client_update(struct client *c)
                         return;
         }
 
-        queue = !c->closing && !output_pending(c) && has_line(c);
+        queue = !c->closing && !output_pending(c) && !c->pending && has_line(c);
         if (queue != c->queued) {
                 c->queued = queue;
                 if (queue)
@@ -417,17 +460,29 @@ static void client_update(struct client *c)
         if (c->draining)
                 events |= EPOLLIN;
         else if (!c->closing && !c->eof && !queue && !output_pending(c) &&
-                 c->in_len < sizeof(c->in))
-                events |= EPOLLIN;
+                 c->in_len < PG_WIRE_MAX_MESSAGE)
+                events |= EPOLLIN; /* also while a request waits: its next lines only queue */
         if (output_pending(c))
                 events |= EPOLLOUT;
-        if (!events && !queue) {
+        if (!events && !queue && !c->pending) {
                 /* Nothing more to read, write or handle: done. */
                 c->dead = true;
                 return;
         }
-        if (events && sd_event_source_set_io_events(c->io, events) < 0)
-                c->dead = true;
+        /* sd-event changes an edge-triggered source even when nothing changed: not here. */
+        if (events & EPOLLIN)
+                events |= EPOLLRDHUP; /* so that a short read can tell "empty" from "shut down" */
+        if (events && events != c->io_events) {
+                if (sd_event_source_set_io_events(c->io, events | EPOLLET) < 0)
+                        c->dead = true;
+                c->io_events = events;
+        }
+        if ((events & EPOLLIN) && c->unread) {
+                /* Input waits in the socket and no edge will come: add it to epoll again. */
+                c->unread = false;
+                if (sd_event_source_set_enabled(c->io, SD_EVENT_OFF) < 0)
+                        c->dead = true;
+        }
         if (sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 c->dead = true;
 }
@@ -447,8 +502,13 @@ static void client_flush(struct client *c)
                 }
                 c->out_off += (size_t)n;
         }
-        if (c->out_off == c->out_len)
+        if (c->out_off == c->out_len) {
                 c->out_off = c->out_len = 0;
+                if (c->out_alloc > OUT_KEEP) {
+                        c->out = pg_free(c->out);
+                        c->out_alloc = 0;
+                }
+        }
 }
 
 /* Queue a reply (consumes it) and try to send it at once. */
@@ -489,27 +549,24 @@ static void client_send(struct client *c, json_t *reply)
         client_flush(c);
 }
 
-static void client_handle_line(struct client *c, const char *line, size_t len)
+static void client_process(struct client *c, unsigned budget);
+
+/* A reply is out: the idle clock starts again, or a stranger's refusal ends its connection. */
+static void client_replied(struct client *c, json_t *reply)
 {
         const struct pgd_config *cfg = &c->server->d->cfg;
-        json_t *reply = NULL;
-        bool refused;
-        int r;
+        bool refused = !json_is_true(json_object_get(reply, "ok"));
 
-        r = pgd_request_handle(c->server->d, &c->peer, line, len, &reply);
-        if (r < 0) {
-                log_error_errno(r, "Failed to handle a request: %m");
-                c->dead = true;
-                return;
-        }
-        refused = !json_is_true(json_object_get(reply, "ok"));
         client_send(c, reply);
         if (c->dead)
                 return;
-
         if (peer_is_client(c->server->d, &c->peer)) {
                 /* A complete request: the idle clock starts again. */
-                client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
+                uint64_t now = 0;
+                if (sd_event_now(c->server->event, CLOCK_MONOTONIC, &now) < 0)
+                        client_set_timer(c, cfg->idle_timeout_sec * 1000000ULL);
+                else
+                        c->idle_until = now + cfg->idle_timeout_sec * 1000000ULL;
                 return;
         }
         /* A peer the policy does not know keeps its slot only until its idle
@@ -521,13 +578,47 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
         }
 }
 
+/* The reply of a request that waited for the grant journal. */
+static void client_on_reply(void *userdata, json_t *reply)
+{
+        struct client *c = userdata;
+
+        c->pending = NULL;
+        if (!reply)
+                c->dead = true;
+        else
+                client_replied(c, reply);
+        client_process(c, REQUESTS_PER_TURN);
+        client_update(c);
+        if (c->dead)
+                client_free(c);
+}
+
+static void client_handle_line(struct client *c, const char *line, size_t len)
+{
+        struct pgd_daemon *d = c->server->d;
+        json_t *reply = NULL;
+        int r;
+
+        pgd_server_hold_host(d);
+        r = pgd_request_start(d, &c->peer, line, len, client_on_reply, c, &c->pending, &reply);
+        if (r < 0) {
+                log_error_errno(r, "Failed to handle a request: %m");
+                c->dead = true;
+                return;
+        }
+        if (reply)
+                client_replied(c, reply);
+        /* else: the reply comes with client_on_reply() once the change is durable */
+}
+
 /* Handle up to budget complete lines, while the output is flushed. */
 static void client_process(struct client *c, unsigned budget)
 {
         size_t start = 0;
 
         for (unsigned i = 0; i < budget; i++) {
-                if (c->dead || c->closing || output_pending(c))
+                if (c->dead || c->closing || c->pending || output_pending(c))
                         break;
                 char *nl = memchr(c->in + start, '\n', c->in_len - start);
                 if (!nl)
@@ -540,8 +631,15 @@ static void client_process(struct client *c, unsigned budget)
                 return;
         memmove(c->in, c->in + start, c->in_len - start);
         c->in_len -= start;
+        if (c->in_len < IN_MIN && c->in_cap > IN_MIN) {
+                char *p = realloc(c->in, IN_MIN);
+                if (p) {
+                        c->in = p;
+                        c->in_cap = IN_MIN;
+                }
+        }
 
-        if (!c->closing && c->in_len == sizeof(c->in) && !has_line(c)) {
+        if (!c->closing && c->in_len == PG_WIRE_MAX_MESSAGE && !has_line(c)) {
                 log_warning("uid %u pid %d sent a line over %d bytes; disconnecting",
                             (unsigned)c->peer.uid, (int)c->peer.pid, PG_WIRE_MAX_MESSAGE);
                 client_send(c, pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST,
@@ -567,21 +665,53 @@ static void client_drain(struct client *c)
                         return;
                 }
         }
+        c->unread = true; /* more next turn */
 }
 
-static void client_read(struct client *c)
+/* Read until the socket is empty (its edge is consumed) or the buffer holds one message. */
+static void client_read(struct client *c, bool shut_down)
 {
-        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
-        if (n < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        c->dead = true;
-                return;
+        for (;;) {
+                if (c->in_len == c->in_cap && c->in_cap < PG_WIRE_MAX_MESSAGE) {
+                        /* Room for more: up to one message, for a line that needs it. */
+                        size_t cap = c->in_cap * 2 < PG_WIRE_MAX_MESSAGE ? c->in_cap * 2
+                                                                         : PG_WIRE_MAX_MESSAGE;
+                        char *p = realloc(c->in, cap);
+                        if (!p) {
+                                c->dead = true;
+                                return;
+                        }
+                        c->in = p;
+                        c->in_cap = cap;
+                }
+                if (c->in_len == c->in_cap) {
+                        c->unread = true; /* the rest stays in the socket */
+                        break;
+                }
+                size_t want = c->in_cap - c->in_len;
+                ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                c->dead = true;
+                        break;
+                }
+                if (n == 0) {
+                        c->eof = true;
+                        break;
+                }
+                c->in_len += (size_t)n;
+                /*
+                 * Less than asked for: the socket was empty (a stream socket
+                 * gives what it holds), and what arrives later is a new edge;
+                 * unless the peer shut down, whose EOF is no new edge.
+                 */
+                if ((size_t)n < want && !shut_down)
+                        break;
         }
-        if (n == 0) {
-                c->eof = true;
+        if (c->dead)
                 return;
-        }
-        c->in_len += (size_t)n;
         /* A few requests now; the rest on later turns of the loop. */
         client_process(c, REQUESTS_PER_TURN);
 }
@@ -594,7 +724,7 @@ static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void 
                 if (c->draining)
                         client_drain(c);
                 else if (!c->closing && !c->eof)
-                        client_read(c);
+                        client_read(c, revents & EPOLLRDHUP);
         }
         if (!c->dead && (revents & EPOLLOUT)) {
                 client_flush(c);
@@ -634,6 +764,12 @@ static int on_client_idle(sd_event_source *source, uint64_t usec, void *userdata
 {
         struct client *c = userdata;
 
+        if (!c->draining && !c->closing && c->idle_until > usec) {
+                /* It made requests since the timer was set: wait until its deadline. */
+                if (sd_event_source_set_time(source, c->idle_until) >= 0 &&
+                    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT) >= 0)
+                        return 0;
+        }
         if (!c->draining)
                 log_debug("uid %u pid %d idle for too long; disconnecting", (unsigned)c->peer.uid,
                           (int)c->peer.pid);
@@ -658,10 +794,15 @@ static int client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool 
         c->peer = *peer;
         c->known = known;
         *peer = (struct pgd_peer){0};
+        c->in = malloc(IN_MIN);
+        if (!c->in)
+                return -ENOMEM;
+        c->in_cap = IN_MIN;
 
         if (!known && idle_sec > PGD_UNKNOWN_IDLE_TIMEOUT_SEC)
                 idle_sec = PGD_UNKNOWN_IDLE_TIMEOUT_SEC;
-        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_client_io, c);
+        c->io_events = EPOLLIN | EPOLLRDHUP;
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_client_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
@@ -933,7 +1074,10 @@ const char *pgd_server_socket_path(const struct pgd_server *s)
 
 static void host_changed(struct pgd_server *s)
 {
-        int r = pgd_reconcile_domains(s->d);
+        int r;
+
+        pgd_server_hold_host(s->d);
+        r = pgd_reconcile_domains(s->d);
         if (r < 0)
                 log_warning_errno(r, "Failed to rescan the domains: %m");
 }
@@ -945,7 +1089,9 @@ static int on_host_event(sd_event_source *source, int fd, uint32_t revents, void
 
         if (r < 0)
                 log_warning_errno(r, "Failed to read the host's events: %m");
-        host_changed(s);
+        /* 0: only the backend's own writes; a failure may have hidden a change. */
+        if (r != 0)
+                host_changed(s);
         return 0;
 }
 
@@ -980,6 +1126,99 @@ int pgd_server_watch_host(struct pgd_server *s)
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the host rescan timer: %m");
         return sd_event_source_set_enabled(s->host_source, SD_EVENT_ON);
+}
+
+/* ---- the backend's hold, the journal's sync, rollbacks ---- */
+
+static int on_host_flush(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+        int r;
+
+        s->host_held = false;
+        r = s->d->hv_ops->flush(s->d->hv);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write the host's bookkeeping: %m");
+        return 0;
+}
+
+void pgd_server_hold_host(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int r;
+
+        if (!s || s->host_held || !d->hv_ops || !d->hv_ops->hold || !d->hv_ops->flush)
+                return;
+        r = d->hv_ops->hold(d->hv);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to hold the host (every call writes through): %m");
+                return;
+        }
+        s->host_held = true;
+        r = sd_event_source_set_time_relative(s->host_flush, HOST_FLUSH_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->host_flush, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                /* Never hold without a timer to end it. */
+                (void)on_host_flush(NULL, 0, s);
+        }
+}
+
+static int on_commit(sd_event_source *source, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        /* The guard stays armed: when it fires with nothing waiting, it does nothing. */
+        pgd_commit_run(s->d);
+        return 0;
+}
+
+static int on_commit_guard(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        (void)sd_event_source_set_enabled(s->commit, SD_EVENT_OFF);
+        pgd_commit_run(s->d);
+        return 0;
+}
+
+void pgd_server_commit_soon(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int enabled = SD_EVENT_OFF;
+
+        if (!s)
+                return;
+        if (sd_event_source_set_enabled(s->commit, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to schedule the journal's sync");
+        if (sd_event_source_get_enabled(s->commit_guard, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(s->commit_guard, COMMIT_GUARD_USEC) < 0 ||
+            sd_event_source_set_enabled(s->commit_guard, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to arm the journal's sync timer");
+}
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        struct pgd_server *s = userdata;
+
+        if (pgd_commit_retry_rollbacks(s->d) > 0)
+                pgd_server_retry_later(s->d);
+        return 0;
+}
+
+void pgd_server_retry_later(struct pgd_daemon *d)
+{
+        struct pgd_server *s = d->server;
+        int enabled = SD_EVENT_OFF;
+
+        if (!s)
+                return;
+        if (sd_event_source_get_enabled(s->retry, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(s->retry, ROLLBACK_RETRY_USEC) < 0 ||
+            sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT) < 0)
+                log_warning("Failed to arm the rollback retry timer");
 }
 
 /* ---- signals and the loop ---- */
@@ -1037,6 +1276,30 @@ int pgd_server_new(struct pgd_daemon *d, struct pgd_server **ret)
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the request queue: %m");
 
+        r = sd_event_add_defer(s->event, &s->commit, on_commit, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->commit, COMMIT_PRIORITY);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->commit, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &s->commit_guard, CLOCK_MONOTONIC,
+                                               COMMIT_GUARD_USEC, 100, on_commit_guard, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->commit_guard, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the journal's sync: %m");
+        r = sd_event_add_time_relative(s->event, &s->host_flush, CLOCK_MONOTONIC, HOST_FLUSH_USEC,
+                                       100, on_host_flush, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->host_flush, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &s->retry, CLOCK_MONOTONIC,
+                                               ROLLBACK_RETRY_USEC, 1000, on_retry, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->retry, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the host's timers: %m");
+
         /* Pings the watchdog from the loop itself, if systemd asked for one. */
         r = sd_event_set_watchdog(s->event, true);
         if (r < 0)
@@ -1054,7 +1317,13 @@ struct pgd_server *pgd_server_free(struct pgd_server *s)
                 return NULL;
         while (s->clients)
                 client_free(s->clients);
+        if (s->host_held && s->d)
+                (void)on_host_flush(NULL, 0, s);
         sd_event_source_disable_unref(s->work);
+        sd_event_source_disable_unref(s->commit);
+        sd_event_source_disable_unref(s->commit_guard);
+        sd_event_source_disable_unref(s->host_flush);
+        sd_event_source_disable_unref(s->retry);
         sd_event_source_disable_unref(s->listen_source);
         sd_event_source_disable_unref(s->listen_retry);
         sd_event_source_disable_unref(s->host_source);

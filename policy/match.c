@@ -478,28 +478,65 @@ void pg_policy_decision_clear(struct pg_policy_decision *d)
         *d = (struct pg_policy_decision){};
 }
 
+/*
+ * Why the rules before the deciding one missed, from the first rule on, at
+ * most max of them (SIZE_MAX: all). Returns the index of the first rule that
+ * matches (n_rules when none does, or when max stopped the walk first).
+ */
+static int walk_misses(const struct pg_policy *p, const struct pg_policy_identity *id,
+                       const struct pg_policy_device *dev, const struct pg_policy_domain *dom,
+                       size_t max, struct pg_policy_miss **ret, size_t *ret_n, size_t *ret_match)
+{
+        _cleanup_(freep) struct pg_policy_miss *misses = NULL;
+        size_t n_misses = 0, match, cap = max < p->n_rules ? max : p->n_rules;
+
+        misses = calloc(cap + 1, sizeof(*misses));
+        if (!misses)
+                return -ENOMEM;
+        for (match = 0; match < p->n_rules; match++) {
+                const struct rule *r = &p->rules[match];
+                struct pg_policy_miss *m = &misses[n_misses];
+                if (n_misses >= cap) {
+                        match = p->n_rules;
+                        break;
+                }
+                if (rule_matches(p, r, id, dev, dom, m->reason, sizeof(m->reason)))
+                        break;
+                m->rule = r->name;
+                n_misses++;
+        }
+        *ret = n_misses > 0 ? TAKE_PTR(misses) : NULL;
+        *ret_n = n_misses;
+        *ret_match = match;
+        return 0;
+}
+
+int pg_policy_misses(const struct pg_policy *p, const struct pg_policy_identity *id,
+                     const struct pg_policy_device *dev, const struct pg_policy_domain *dom,
+                     size_t max, struct pg_policy_miss **ret, size_t *ret_n)
+{
+        size_t match;
+
+        if (!p || !id || !dev || !dom || !ret || !ret_n)
+                return -EINVAL;
+        return walk_misses(p, id, dev, dom, max, ret, ret_n, &match);
+}
+
 int pg_policy_evaluate(const struct pg_policy *p, const struct pg_policy_identity *id,
                        const struct pg_policy_device *dev, const struct pg_policy_domain *dom,
                        bool explain, struct pg_policy_decision *ret)
 {
         _cleanup_(freep) struct pg_policy_miss *misses = NULL;
         size_t n_misses = 0, match = 0;
+        int r;
 
         if (!p || !id || !dev || !dom || !ret)
                 return -EINVAL;
 
         if (explain) {
-                misses = calloc(p->n_rules + 1, sizeof(*misses));
-                if (!misses)
-                        return -ENOMEM;
-                for (match = 0; match < p->n_rules; match++) {
-                        const struct rule *r = &p->rules[match];
-                        struct pg_policy_miss *m = &misses[n_misses];
-                        if (rule_matches(p, r, id, dev, dom, m->reason, sizeof(m->reason)))
-                                break;
-                        m->rule = r->name;
-                        n_misses++;
-                }
+                r = walk_misses(p, id, dev, dom, SIZE_MAX, &misses, &n_misses, &match);
+                if (r < 0)
+                        return r;
         } else if (dev->vendor < 0 || dev->class < 0) {
                 /* An unknown fact may satisfy deny rules filed under any key. */
                 for (match = 0; match < p->n_rules; match++)
@@ -515,13 +552,13 @@ int pg_policy_evaluate(const struct pg_policy *p, const struct pg_policy_identit
                 .reset = PG_POLICY_RESET_REQUIRED,
         };
         if (match < p->n_rules) {
-                const struct rule *r = &p->rules[match];
-                d.allow = r->allow;
-                d.rule = r->name;
-                d.rdm_policy = r->rdm;
-                d.reset = r->reset;
-                d.max_devices_per_domain = r->max_devices_per_domain;
-                d.managed = r->managed;
+                const struct rule *rl = &p->rules[match];
+                d.allow = rl->allow;
+                d.rule = rl->name;
+                d.rdm_policy = rl->rdm;
+                d.reset = rl->reset;
+                d.max_devices_per_domain = rl->max_devices_per_domain;
+                d.managed = rl->managed;
         }
         if (explain && n_misses > 0) {
                 d.misses = TAKE_PTR(misses);

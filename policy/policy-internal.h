@@ -55,6 +55,7 @@ struct dom_matcher {
 struct client {
         char *name;
         int line;
+        int name_line; /* of its "name" setting */
         bool has_uid, has_gid, has_group;
         uid_t uid;
         gid_t gid;
@@ -66,6 +67,7 @@ struct client {
 struct rule {
         char *name;
         int line;
+        int name_line; /* of its "name" setting */
         bool allow;
         size_t *clients; /* indices into policy->clients */
         size_t n_clients;
@@ -105,6 +107,9 @@ struct pg_policy {
         struct rule *rules;
         size_t n_rules;
         struct rule_index index;
+        /* Indices of the named clients and rules, sorted by name (then index): lookups by name. */
+        size_t *clients_by_name, n_clients_by_name;
+        size_t *rules_by_name, n_rules_by_name;
 };
 
 /* match.c */

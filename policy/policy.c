@@ -172,6 +172,8 @@ struct pg_policy *pg_policy_free(struct pg_policy *p)
                 rule_done(&p->rules[i]);
         free(p->rules);
         pg_policy_index_free(&p->index);
+        free(p->clients_by_name);
+        free(p->rules_by_name);
         free(p);
         return NULL;
 }
@@ -179,6 +181,8 @@ struct pg_policy *pg_policy_free(struct pg_policy *p)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg_policy *, pg_policy_free);
 
 /* ---- accessors ---- */
+
+static ssize_t rule_find(const struct pg_policy *p, const char *name);
 
 const char *pg_policy_path(const struct pg_policy *p)
 {
@@ -199,14 +203,15 @@ const char *pg_policy_rule_name(const struct pg_policy *p, size_t i)
 
 int pg_policy_rule_reset(const struct pg_policy *p, const char *name, enum pg_policy_reset *ret)
 {
+        ssize_t i;
+
         if (!p || !name)
                 return -EINVAL;
-        for (size_t i = 0; i < p->n_rules; i++)
-                if (streq(p->rules[i].name, name)) {
-                        *ret = p->rules[i].reset;
-                        return 0;
-                }
-        return -ENOENT;
+        i = rule_find(p, name);
+        if (i < 0)
+                return -ENOENT;
+        *ret = p->rules[i].reset;
+        return 0;
 }
 
 bool pg_policy_require_interrupt_remapping(const struct pg_policy *p)
@@ -533,12 +538,119 @@ static int lookup_user(const char *name, uid_t *ret)
         }
 }
 
+/*
+ * Lookups by name: the named clients and rules are indexed by name once they
+ * are all parsed (sorted by name, then by position), so that duplicates are
+ * found and names resolved in O(n log n) however many rules there are.
+ */
+struct by_name_ctx {
+        const char *(*name)(const struct pg_policy *p, size_t i);
+        const struct pg_policy *p;
+};
+
+static const char *client_name(const struct pg_policy *p, size_t i)
+{
+        return p->clients[i].name;
+}
+
+static const char *rule_name(const struct pg_policy *p, size_t i)
+{
+        return p->rules[i].name;
+}
+
+static int by_name_compare(const void *a, const void *b, void *userdata)
+{
+        const struct by_name_ctx *ctx = userdata;
+        size_t x = *(const size_t *)a, y = *(const size_t *)b;
+        int r = strcmp(ctx->name(ctx->p, x), ctx->name(ctx->p, y));
+
+        if (r != 0)
+                return r;
+        return (x > y) - (x < y);
+}
+
+/* The indices in [0, n) whose name is set, sorted by name then index. */
+static int by_name_build(const struct pg_policy *p, size_t n,
+                         const char *(*name)(const struct pg_policy *p, size_t i), size_t **ret,
+                         size_t *ret_n)
+{
+        struct by_name_ctx ctx = {.name = name, .p = p};
+        size_t *v = calloc(n ? n : 1, sizeof(*v)), k = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (name(p, i))
+                        v[k++] = i;
+        qsort_r(v, k, sizeof(*v), by_name_compare, &ctx);
+        free(*ret);
+        *ret = v;
+        *ret_n = k;
+        return 0;
+}
+
+/* The first of the entries named name in a by-name index, or -1. */
+static ssize_t by_name_find(const struct pg_policy *p, const size_t *v, size_t n,
+                            const char *(*name)(const struct pg_policy *p, size_t i),
+                            const char *key)
+{
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(name(p, v[mid]), key) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < n && streq(name(p, v[lo]), key) ? (ssize_t)v[lo] : -1;
+}
+
 static ssize_t client_find(const struct pg_policy *p, const char *name)
 {
-        for (size_t i = 0; i < p->n_clients; i++)
-                if (p->clients[i].name && streq(p->clients[i].name, name))
-                        return (ssize_t)i;
-        return -1;
+        return by_name_find(p, p->clients_by_name, p->n_clients_by_name, client_name, name);
+}
+
+static ssize_t rule_find(const struct pg_policy *p, const char *name)
+{
+        return by_name_find(p, p->rules_by_name, p->n_rules_by_name, rule_name, name);
+}
+
+/*
+ * Index the names and report every one given twice, naming the line of the
+ * first. Duplicates are errors, so the index of a policy that loads maps each
+ * name to exactly one entry.
+ */
+static void index_names(struct loader *l, const char *what, size_t n,
+                        const char *(*name)(const struct pg_policy *p, size_t i),
+                        int (*line)(const struct pg_policy *p, size_t i), size_t **ret,
+                        size_t *ret_n)
+{
+        const struct pg_policy *p = l->p;
+
+        if (by_name_build(p, n, name, ret, ret_n) < 0) {
+                l->oom = true;
+                return;
+        }
+        for (size_t k = 1, first = 0; k < *ret_n; k++) {
+                const char *a = name(p, (*ret)[first]), *b = name(p, (*ret)[k]);
+                if (!streq(a, b)) {
+                        first = k;
+                        continue;
+                }
+                diag(l, line(p, (*ret)[k]), "duplicate %s name '%s' (first on line %d)", what, b,
+                     line(p, (*ret)[first]));
+        }
+}
+
+static int client_name_line(const struct pg_policy *p, size_t i)
+{
+        return p->clients[i].name_line;
+}
+
+static int rule_name_line(const struct pg_policy *p, size_t i)
+{
+        return p->rules[i].name_line;
 }
 
 /* ---- clients ---- */
@@ -561,12 +673,8 @@ static void parse_client(struct loader *l, const config_setting_t *g, struct cli
         if (!s)
                 diag(l, c->line, "client without a 'name'");
         else if (get_string(l, s, &str)) {
-                ssize_t other = client_find(l->p, str);
-                if (other >= 0)
-                        diag(l, line_of(s), "duplicate client name '%s' (first on line %d)", str,
-                             l->p->clients[other].line);
-                else
-                        c->name = xstrdup(l, str);
+                c->name = xstrdup(l, str); /* duplicates: index_names() */
+                c->name_line = line_of(s);
         }
 
         s = config_setting_get_member(g, "uid");
@@ -925,17 +1033,7 @@ static bool parse_client_refs(struct loader *l, const config_setting_t *s, const
         return true;
 }
 
-static bool rule_name_taken(const struct pg_policy *p, size_t upto, const char *name, int *ret_line)
-{
-        for (size_t i = 0; i < upto; i++)
-                if (p->rules[i].name && streq(p->rules[i].name, name)) {
-                        *ret_line = p->rules[i].line;
-                        return true;
-                }
-        return false;
-}
-
-static void parse_rule(struct loader *l, const config_setting_t *g, size_t index, struct rule *r)
+static void parse_rule(struct loader *l, const config_setting_t *g, struct rule *r)
 {
         static const char *const keys[] = {
                 "name",    "action",     "clients", "devices",
@@ -959,17 +1057,15 @@ static void parse_rule(struct loader *l, const config_setting_t *g, size_t index
         if (!s)
                 diag(l, r->line, "rule without a 'name'");
         else if (get_string(l, s, &str)) {
-                int first;
                 label = str;
                 if (streq(str, "default"))
                         diag(l, line_of(s),
                              "rule name 'default' is reserved for the implicit "
                              "deny");
-                else if (rule_name_taken(l->p, index, str, &first))
-                        diag(l, line_of(s), "duplicate rule name '%s' (first on line %d)", str,
-                             first);
-                else
-                        r->name = xstrdup(l, str);
+                else {
+                        r->name = xstrdup(l, str); /* duplicates: index_names() */
+                        r->name_line = line_of(s);
+                }
         }
         snprintf(where, sizeof(where), "rule '%.256s'", label);
 
@@ -1109,6 +1205,9 @@ static void parse_root(struct loader *l, const config_setting_t *root)
                         p->n_clients++;
                 }
         }
+        /* Before anything names a client: admins and rules resolve names through it. */
+        index_names(l, "client", p->n_clients, client_name, client_name_line, &p->clients_by_name,
+                    &p->n_clients_by_name);
 
         s = config_setting_get_member(root, "admins");
         if (s)
@@ -1138,11 +1237,12 @@ static void parse_root(struct loader *l, const config_setting_t *root)
                         return;
                 }
                 for (int i = 0; i < n; i++) {
-                        parse_rule(l, config_setting_get_elem(s, (unsigned)i), (size_t)i,
-                                   &p->rules[i]);
+                        parse_rule(l, config_setting_get_elem(s, (unsigned)i), &p->rules[i]);
                         p->n_rules++;
                 }
         }
+        index_names(l, "rule", p->n_rules, rule_name, rule_name_line, &p->rules_by_name,
+                    &p->n_rules_by_name);
 }
 
 static void config_destroyp(config_t *c)

@@ -135,6 +135,17 @@ int pg_policy_evaluate(const struct pg_policy *p, const struct pg_policy_identit
                        bool explain, struct pg_policy_decision *ret);
 
 /*
+ * Why rules missed, as explain says it, without walking more than needed:
+ * the reasons of at most max rules, from the first rule on, stopping at the
+ * first rule that matches. *ret (freed with free()) is NULL when *ret_n is 0.
+ * A daemon that decided with the index asks this only for a refusal's
+ * message, and only for as many reasons as it can show.
+ */
+int pg_policy_misses(const struct pg_policy *p, const struct pg_policy_identity *id,
+                     const struct pg_policy_device *dev, const struct pg_policy_domain *dom,
+                     size_t max, struct pg_policy_miss **ret, size_t *ret_n);
+
+/*
  * Whether the client may `prepare` this device: the first rule whose client
  * and devices match (its domains are not looked at) is an allow rule with
  * managed = true. A deny rule that matches first refuses.

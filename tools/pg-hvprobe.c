@@ -12,6 +12,12 @@
  *   prepare BDF | unprepare BDF [DRIVER]
  *   run FILE HOST [NAME=VALUE...]     HOST is "iommu" or "no-iommu"
  *   watch SECONDS                     print each domain event and the domains then
+ *   time-assign DOMID BDF N           N bare assigns (each deassigned again, untimed)
+ *   time-pg SOCKET DOMAIN BDF N       N assigns through passguardd (each released again)
+ *
+ * The two time commands print "PERF NAME n=N median_us=M min_us=M max_us=M":
+ * tests/system compares passguard's assign with the bare hypervisor call of
+ * the same device to the same domain, in the same boot.
  *
  * A scenario file has one call per line, "CALL ARGS... => EXPECT", with $NAME
  * replaced from the command line; "@iommu", "@no-iommu" and "@all" choose which
@@ -25,7 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "hv.h"
 #include "pg-util.h"
@@ -354,13 +365,133 @@ static int watch(struct probe *p, const char *seconds)
         return 0;
 }
 
+#define TIME_MAX_N 1000
+
+static void usage(FILE *f);
+
+static long long now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+        long long x = *(const long long *)a, y = *(const long long *)b;
+
+        return (x > y) - (x < y);
+}
+
+static void print_times(const char *name, long long *t, int n)
+{
+        qsort(t, (size_t)n, sizeof(*t), cmp_ll);
+        printf("PERF %s n=%d median_us=%lld min_us=%lld max_us=%lld\n", name, n, t[n / 2], t[0],
+               t[n - 1]);
+}
+
+static int parse_n(const char *s)
+{
+        int n = atoi(s);
+
+        return n >= 1 && n <= TIME_MAX_N ? n : -EINVAL;
+}
+
+/* N times: assign (timed), deassign (not timed). The device must be free for domid. */
+static int time_assign(struct probe *p, const char *dom, const char *bdf, const char *count)
+{
+        long long t[TIME_MAX_N];
+        uint32_t domid, sbdf;
+        int n = parse_n(count);
+
+        if (n < 0 || parse_domid(dom, &domid) < 0 || pg_bdf_parse(bdf, &sbdf) < 0) {
+                usage(stderr);
+                return 2;
+        }
+        for (int i = 0; i < n; i++) {
+                long long t0 = now_us();
+                int r = p->ops->assign(p->hv, domid, sbdf, false);
+                t[i] = now_us() - t0;
+                if (r < 0) {
+                        fprintf(stderr, "assign %u %s: %s\n", domid, bdf, err_name(r));
+                        return 1;
+                }
+                r = p->ops->deassign(p->hv, domid, sbdf);
+                if (r < 0) {
+                        fprintf(stderr, "deassign %u %s: %s\n", domid, bdf, err_name(r));
+                        return 1;
+                }
+        }
+        print_times("bare-assign", t, n);
+        return 0;
+}
+
+/* One request on fd, one reply line; whether it says "ok": true. */
+static bool pg_call(int fd, const char *op, const char *domain, const char *bdf, int id)
+{
+        char line[65536];
+        size_t len = 0;
+        int k = snprintf(line, sizeof(line),
+                         "{\"id\":%d,\"op\":\"%s\",\"domain\":\"%s\",\"device\":\"%s\"}\n", id, op,
+                         domain, bdf);
+
+        if (k < 0 || (size_t)k >= sizeof(line) || write(fd, line, (size_t)k) != k)
+                return false;
+        while (len < sizeof(line) - 1) {
+                ssize_t m = read(fd, line + len, sizeof(line) - 1 - len);
+                if (m <= 0)
+                        return false;
+                len += (size_t)m;
+                if (memchr(line, '\n', len))
+                        break;
+        }
+        line[len] = '\0';
+        json_t *reply = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+        bool ok = json_is_true(json_object_get(reply, "ok"));
+        if (!ok)
+                fprintf(stderr, "%s %s %s: %s", op, domain, bdf, line);
+        json_decref(reply);
+        return ok;
+}
+
+/* N times over one connection: assign (timed, request to reply), release (not timed). */
+static int time_pg(const char *socket_path, const char *domain, const char *bdf, const char *count)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_(closep) int fd = -1;
+        long long t[TIME_MAX_N];
+        int n = parse_n(count);
+
+        if (n < 0 || strlen(socket_path) >= sizeof(sa.sun_path)) {
+                usage(stderr);
+                return 2;
+        }
+        strcpy(sa.sun_path, socket_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                fprintf(stderr, "%s: %m\n", socket_path);
+                return 1;
+        }
+        for (int i = 0; i < n; i++) {
+                long long t0 = now_us();
+                bool ok = pg_call(fd, "assign", domain, bdf, 2 * i + 1);
+                t[i] = now_us() - t0;
+                if (!ok || !pg_call(fd, "release", domain, bdf, 2 * i + 2))
+                        return 1;
+        }
+        print_times("pg-assign", t, n);
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fputs("usage: pg-hvprobe [--backend xen|sim] [--sim-host FILE] [--sysfs-root DIR] COMMAND\n"
               "  caps | domains | info BDF | owner BDF | assignments | group BDF\n"
               "  test-assign DOMID|any BDF | assign DOMID BDF [strict|relaxed]\n"
               "  deassign DOMID BDF | prepare BDF | unprepare BDF [DRIVER]\n"
-              "  run FILE iommu|no-iommu [NAME=VALUE...] | watch SECONDS\n",
+              "  run FILE iommu|no-iommu [NAME=VALUE...] | watch SECONDS\n"
+              "  time-assign DOMID BDF N | time-pg SOCKET DOMAIN BDF N\n",
               f);
 }
 
@@ -421,6 +552,11 @@ int main(int argc, char **argv)
                                        argc - optind - 3);
         } else if (streq(argv[optind], "watch") && argc - optind == 2) {
                 ret = watch(&p, argv[optind + 1]);
+        } else if (streq(argv[optind], "time-assign") && argc - optind == 4) {
+                ret = time_assign(&p, argv[optind + 1], argv[optind + 2], argv[optind + 3]);
+        } else if (streq(argv[optind], "time-pg") && argc - optind == 5) {
+                ret = time_pg(argv[optind + 1], argv[optind + 2], argv[optind + 3],
+                              argv[optind + 4]);
         } else if (call(&p, argv + optind, argc - optind, true, answer) < 0) {
                 usage(stderr);
                 ret = 2;

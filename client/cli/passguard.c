@@ -238,6 +238,10 @@ static void print_status(const json_t *reply)
                         printf("%s: %s\n", fields[i].label,
                                fmt_value(v, fields[i].is_time, buf, sizeof(buf)));
         }
+        /* only while the daemon retries a rollback that failed */
+        json_int_t pending = json_integer_value(json_object_get(reply, "pending_rollbacks"));
+        if (pending > 0)
+                printf("pending rollbacks: %" JSON_INTEGER_FORMAT "\n", pending);
 }
 
 static void print_explain(const json_t *reply)

@@ -956,16 +956,135 @@ json_t *itest_default_host(void)
 
 /* ---- the grant store ---- */
 
+/* Remove the element of array whose "device" is bdf; whether there was one. */
+static bool remove_device(json_t *array, const char *bdf)
+{
+        size_t i;
+        json_t *e;
+
+        json_array_foreach(array, i, e)
+        {
+                const char *b = json_string_value(json_object_get(e, "device"));
+                if (b && strcasecmp(b, bdf) == 0) {
+                        json_array_remove(array, i);
+                        return true;
+                }
+        }
+        return false;
+}
+
+/*
+ * The journal's records over the snapshot, as the daemon replays them: only
+ * a journal whose base names this snapshot's checksum counts, and the first
+ * line that is not a whole JSON object ends it (a torn append). Checksums
+ * are the daemon's business (its own tests); this only reads.
+ */
+static void journal_apply(const struct itest *t, json_t *store)
+{
+        char path[PATH_MAX + 32];
+        size_t len = 0;
+        char *text;
+        const json_t *sum = json_object_get(store, "checksum");
+
+        snprintf(path, sizeof(path), "%s/grants.journal", t->state);
+        text = itest_read_file(path, &len);
+        if (!text)
+                return;
+        bool first = true;
+        for (char *p = text, *nl; p < text + len && (nl = memchr(p, '\n', text + len - p));
+             p = nl + 1) {
+                json_t *rec = json_loadb(p, (size_t)(nl - p), 0, NULL);
+                const char *op = json_string_value(json_object_get(rec, "op"));
+                const char *dev = json_string_value(json_object_get(rec, "device"));
+                if (!rec || !op) {
+                        json_decref(rec);
+                        break;
+                }
+                if (first) {
+                        const json_t *base = json_object_get(rec, "snapshot");
+                        bool same = streq(op, "base") &&
+                                    (json_is_null(base)
+                                             ? !sum
+                                             : sum && json_equal((json_t *)base, (json_t *)sum));
+                        json_decref(rec);
+                        if (!same)
+                                break; /* another snapshot's journal: all of it is in this one */
+                        first = false;
+                        continue;
+                }
+                if (streq(op, "grant") && dev) {
+                        remove_device(json_object_get(store, "grants"), dev);
+                        json_array_append(json_object_get(store, "grants"),
+                                          json_object_get(rec, "grant"));
+                } else if (streq(op, "release") && dev)
+                        remove_device(json_object_get(store, "grants"), dev);
+                else if (streq(op, "prepared") && dev) {
+                        remove_device(json_object_get(store, "prepared"), dev);
+                        json_array_append_new(json_object_get(store, "prepared"),
+                                              json_pack("{s:s, s:O}", "device", dev, "driver",
+                                                        json_object_get(rec, "driver")));
+                } else if (streq(op, "unprepared") && dev)
+                        remove_device(json_object_get(store, "prepared"), dev);
+                json_decref(rec);
+        }
+        free(text);
+}
+
 json_t *itest_grants_load(const struct itest *t)
 {
         json_error_t err;
+        json_t *g;
 
         if (access(t->grants, F_OK) < 0 && errno == ENOENT)
-                return json_pack("{s:i, s:[], s:[]}", "format", 1, "grants", "prepared");
-        json_t *g = json_load_file(t->grants, 0, &err);
-        if (!g)
+                g = json_pack("{s:i, s:[], s:[]}", "format", 1, "grants", "prepared");
+        else
+                g = json_load_file(t->grants, 0, &err);
+        if (!g) {
                 fprintf(stderr, "# cannot parse %s: %s\n", t->grants, err.text);
+                return NULL;
+        }
+        journal_apply(t, g);
         return g;
+}
+
+static int compare_device(const void *a, const void *b)
+{
+        const char *x = json_string_value(json_object_get(*(json_t *const *)a, "device"));
+        const char *y = json_string_value(json_object_get(*(json_t *const *)b, "device"));
+
+        return strcmp(x ? x : "", y ? y : "");
+}
+
+/* The array's elements sorted by "device", as a new array. */
+static json_t *sorted_by_device(const json_t *array)
+{
+        size_t n = json_array_size(array);
+        json_t **v = calloc(n + 1, sizeof(*v)), *out = json_array();
+
+        for (size_t i = 0; v && i < n; i++)
+                v[i] = json_array_get(array, i);
+        if (v)
+                qsort(v, n, sizeof(*v), compare_device);
+        for (size_t i = 0; v && out && i < n; i++)
+                json_array_append(out, v[i]);
+        free(v);
+        return out;
+}
+
+char *itest_store_text(const struct itest *t)
+{
+        json_t *store = itest_grants_load(t), *canon;
+        char *text;
+
+        if (!store)
+                return NULL;
+        canon = json_pack("{s:o, s:o}", "grants",
+                          sorted_by_device(json_object_get(store, "grants")), "prepared",
+                          sorted_by_device(json_object_get(store, "prepared")));
+        text = canon ? json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(canon);
+        json_decref(store);
+        return text;
 }
 
 json_t *itest_grants_find(const json_t *store, const char *bdf)

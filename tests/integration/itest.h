@@ -155,8 +155,14 @@ int itest_set_bool(const struct itest *t, const char *key, bool value);
 json_t *itest_default_host(void);
 
 /* ---- the grant store ---- */
-/* grants.json parsed; an empty store when the file does not exist; NULL when unparsable. */
+/*
+ * The store as the daemon would load it: grants.json (an empty store when it
+ * does not exist) with the records of grants.journal applied. NULL when
+ * grants.json does not parse.
+ */
 json_t *itest_grants_load(const struct itest *t);
+/* The store's grants and prepared devices, canonical text (malloc'd); NULL when unreadable. */
+char *itest_store_text(const struct itest *t);
 /* The grant for bdf in a loaded store, or NULL. */
 json_t *itest_grants_find(const json_t *store, const char *bdf);
 /*

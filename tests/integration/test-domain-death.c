@@ -104,7 +104,10 @@ int main(void)
         CHECK_MSG(released && elapsed < 1000,
                   "the grant survived a domid reuse (released: %d, after %lld ms)", released,
                   (long long)elapsed);
-        CHECK(ITEST_LOG_HAS(&t, off, "kind=domain-gone", "device=" DEV_SPARE));
+        /* the audit record follows the release (once it is durable): wait for it */
+        CHECK(itest_log_wait(&t, off,
+                             (const char *const[]){"kind=domain-gone", "device=" DEV_SPARE, NULL},
+                             1000));
         r = itest_target(&t, "release", NULL, DOM_NETPVH, DEV_SPARE);
         CHECK_STREQ(itest_error(r), "not-assigned");
         json_decref(r);

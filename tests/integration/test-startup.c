@@ -2,10 +2,14 @@
 /*
  * Start-up: a corrupt or unknown-format grant store makes the daemon refuse to
  * start, naming the file and leaving it untouched; --rebuild-state rebuilds it
- * from the hypervisor. --check-config prints "configuration OK" or
+ * from the hypervisor. The same for the journal of changes beside it
+ * (grants.journal), whose torn last record (a crash mid-append) is not
+ * corruption; --rebuild-state never replaces a store that loads. --check-config prints "configuration OK" or
  * file:line: message. The simulated backend refuses to run on a Xen host.
  */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,6 +97,100 @@ static void corrupt_state(void)
         json_decref(r);
         itest_stop(&t);
         /* and the rebuilt file is valid: a plain start accepts it */
+        CHECK_INTEQ(itest_start(&t, NULL, NULL), 0);
+        CHECK_INTEQ(itest_consistent(&t, NULL), 0);
+        itest_stop(&t);
+}
+
+/* Kill the daemon, so that its changes stay in the journal (a clean stop compacts). */
+static void kill_daemon(void)
+{
+        CHECK_INTEQ(kill(t.pid, SIGKILL), 0);
+        CHECK_INTEQ(itest_wait_exit(&t, 5000), 0);
+}
+
+static void corrupt_journal(void)
+{
+        char journal[PATH_MAX + 32];
+        size_t len, len2, glen, glen2;
+
+        snprintf(journal, sizeof(journal), "%s/grants.journal", t.state);
+        CHECK_INTEQ(itest_start(&t, NULL, NULL), 0);
+        json_t *r = itest_target(&t, "assign", "render-1", 0, DEV_GPU);
+        CHECK_MSG(itest_ok(r), "assign: %s", itest_error(r));
+        json_decref(r);
+        r = itest_target(&t, "release", "net-pv", 0, DEV_NIC);
+        CHECK_MSG(itest_ok(r), "release: %s", itest_error(r));
+        json_decref(r);
+        kill_daemon();
+        char *text = itest_read_file(journal, &len);
+        CHECK_MSG(text && strstr(text, "\"intent-assign\"") && strstr(text, "\"release\""),
+                  "the journal lacks the changes: %s", text ? text : "(no file)");
+        if (!text)
+                return;
+
+        /* a torn last record is no corruption: ignored, and the grant before it kept */
+        char *torn = NULL;
+        CHECK(asprintf(&torn, "%s{\"device\":\"%s\",\"op\":\"rel", text, DEV_GPU) > 0);
+        CHECK_INTEQ(itest_write_file(journal, torn), 0);
+        free(torn);
+        CHECK_INTEQ(itest_start(&t, NULL, NULL), 0);
+        json_t *store = itest_grants_load(&t);
+        CHECK(store && itest_grants_find(store, DEV_GPU) && !itest_grants_find(store, DEV_NIC));
+        json_decref(store);
+        CHECK_INTEQ(itest_consistent(&t, NULL), 0);
+        r = itest_target(&t, "assign", "net-pv", 0, DEV_NIC);
+        CHECK_MSG(itest_ok(r), "assign: %s", itest_error(r));
+        json_decref(r);
+        kill_daemon();
+        free(text);
+
+        /* --rebuild-state refuses a store that loads, journal and all */
+        text = itest_read_file(journal, &len);
+        char *snap = itest_read_file(t.grants, &glen);
+        size_t off = itest_log_size(&t);
+        int s = itest_start(&t, (const char *const[]){"--rebuild-state", NULL}, NULL);
+        CHECK_MSG(s == -ECHILD, "--rebuild-state replaced a valid store (%d)", s);
+        CHECK(ITEST_LOG_HAS(&t, off, t.grants, "valid"));
+        char *text2 = itest_read_file(journal, &len2);
+        CHECK(text && itest_files_equal(text, len, text2, len2));
+        free(text2);
+
+        /* one changed byte in a record that a valid one follows: corrupt, named, untouched */
+        char *p = text ? strstr(text, "\"net-pv\"") : NULL;
+        CHECK(p);
+        if (!p) {
+                free(text);
+                free(snap);
+                return;
+        }
+        p[strlen("\"net-")] = 'q';
+        CHECK_INTEQ(itest_write_file(journal, text), 0);
+        off = itest_log_size(&t);
+        s = itest_start(&t, NULL, NULL);
+        CHECK_MSG(s == -ECHILD, "passguardd started with a corrupt journal (%d)", s);
+        CHECK_MSG(t.last_status != 0, "passguardd exited 0 on a corrupt journal");
+        CHECK_MSG(ITEST_LOG_HAS(&t, off, journal), "the refusal does not name %s", journal);
+        text2 = itest_read_file(journal, &len2);
+        CHECK_MSG(itest_files_equal(text, len, text2, len2), "the corrupt journal was changed");
+        free(text2);
+        char *snap2 = itest_read_file(t.grants, &glen2);
+        CHECK_MSG(itest_files_equal(snap, glen, snap2, glen2), "grants.json was changed");
+        free(snap2);
+        free(snap);
+        free(text);
+
+        /* --rebuild-state: both grants come back from the hypervisor, the journal goes */
+        off = itest_log_size(&t);
+        s = itest_start(&t, (const char *const[]){"--rebuild-state", NULL}, NULL);
+        CHECK_MSG(s == 0, "passguardd --rebuild-state did not start (%d)", s);
+        store = itest_grants_load(&t);
+        CHECK(store && itest_grants_find(store, DEV_GPU) && itest_grants_find(store, DEV_NIC));
+        json_decref(store);
+        text2 = itest_read_file(journal, &len2);
+        CHECK_MSG(!text2 || !strstr(text2, "net-qv"), "the corrupt record is still there");
+        free(text2);
+        itest_stop(&t);
         CHECK_INTEQ(itest_start(&t, NULL, NULL), 0);
         CHECK_INTEQ(itest_consistent(&t, NULL), 0);
         itest_stop(&t);
@@ -193,6 +291,7 @@ int main(void)
         itest_init(&t, "startup", false);
         int f0 = harness_failures;
         corrupt_state();
+        corrupt_journal();
         check_config();
         xen_host();
         if (harness_failures > f0)

@@ -176,6 +176,8 @@ amd)
                 pg-release pg-release-quarantined pg-domain-no-iommu pg-domain-death \
                 pg-death-quarantined pg-crash-kept pg-crash-kept-xen pg-crash-released pg-unmanaged \
                 pg-unmanaged-quarantined
+        need q-dump-one-read pg-perf-assign pg-one-dump-per-assign pg-dump-kept pg-perf-release \
+                pg-perf-dumps pg-perf-timed
         ;;
 intel)
         need hv-prepare prepare-pciback q-quarantined-domio hv-owner-quarantined \

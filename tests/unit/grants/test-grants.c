@@ -386,6 +386,326 @@ static void test_commit_failures(void)
         CHECK(!file_exists(dir, "grants.json.tmp"));
 }
 
+/* ---- the journal ---- */
+
+static int record(struct pgd_grants *g, enum pgd_record_op op, uint64_t intent,
+                  const struct pgd_grant *gr, const char *bdf, const char *driver,
+                  uint64_t *ret_seq)
+{
+        struct pgd_record r = {.op = op, .intent = intent};
+        int k;
+
+        if (gr) {
+                r.grant = *gr;
+                r.sbdf = gr->sbdf;
+        } else if (pg_bdf_parse(bdf, &r.sbdf) < 0)
+                abort();
+        snprintf(r.driver, sizeof(r.driver), "%s", driver ? driver : "");
+        k = pgd_grants_record(g, &r);
+        if (ret_seq)
+                *ret_seq = r.seq;
+        return k;
+}
+
+static size_t count_lines(const char *text)
+{
+        size_t n = 0;
+
+        for (const char *p = text; p && *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+/* Records are replayed over the snapshot; open intents survive a restart. */
+static void test_journal_replay(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        _cleanup_(freep) char *text = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
+        uint64_t ia = 0, ib = 0, ip = 0;
+        const char *why = NULL, *file = NULL;
+        size_t n = 0;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(ia, 1);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 1);
+        CHECK_INTEQ(pgd_grants_count(g), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 0);
+        CHECK_INTEQ(pgd_grants_count(g), 1);
+        /* an outcome for an intent that is not open is refused, and changes nothing */
+        CHECK_INTEQ(record(g, PGD_RECORD_ABORT, ia, NULL, "0000:03:00.0", NULL, NULL), -ENOENT);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_PREPARE, 0, NULL, "0000:05:00.0", "igb", &ip), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_PREPARED, ip, NULL, "0000:05:00.0", "igb", NULL), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &b, NULL, NULL, &ib), 0);
+        CHECK_INTEQ(pgd_grants_unsynced(g), 5);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_unsynced(g), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0); /* nothing to sync */
+
+        /* no snapshot yet: the journal alone, its base line first */
+        CHECK(!file_exists(dir, "grants.json"));
+        text = read_text(dir, "grants.journal", &n);
+        CHECK(text && strncmp(text, "{\"op\":\"base\"", 12) == 0);
+        CHECK_INTEQ(count_lines(text), 6);
+
+        CHECK_INTEQ(pgd_grants_load(dir, &h, &why, &file), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+        CHECK(pgd_grants_find(h, a.sbdf) && pgd_grants_find(h, a.sbdf)->domid == 5);
+        CHECK_STREQ(pgd_grants_prepared_driver(h, PG_SBDF(0, 5, 0, 0)), "igb");
+        /* b was about to be assigned: the intent is open, b has no grant */
+        CHECK_INTEQ(pgd_grants_n_intents(h), 1);
+        const struct pgd_intent *in = pgd_grants_intent(h, 0);
+        CHECK(in && in->seq == ib && in->op == PGD_RECORD_INTENT_ASSIGN && in->sbdf == b.sbdf &&
+              in->grant.domid == 6);
+        CHECK(pgd_grants_find(h, b.sbdf) == NULL);
+
+        /* records go on after a restart, numbered on */
+        uint64_t seq = 0;
+        CHECK_INTEQ(record(h, PGD_RECORD_ABORT, ib, NULL, "0000:04:00.0", NULL, &seq), 0);
+        CHECK_INTEQ(seq, ib + 1);
+        CHECK_INTEQ(record(h, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, NULL), 0);
+        CHECK_INTEQ(record(h, PGD_RECORD_UNPREPARED, 0, NULL, "0000:05:00.0", NULL, NULL), 0);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+        g = pgd_grants_free(g);
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(g), 0);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 0);
+        CHECK(pgd_grants_prepared_driver(g, PG_SBDF(0, 5, 0, 0)) == NULL);
+}
+
+/* A torn last record is ignored; a bad record before a good one is corruption. */
+static void test_journal_torn_and_corrupt(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        _cleanup_(freep) char *good = NULL, *path = path_in(dir, "grants.journal");
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
+        const char *why = NULL, *file = NULL;
+        uint64_t ia = 0, ib = 0;
+        size_t n = 0;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &b, NULL, NULL, &ib), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ib, &b, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        good = read_text(dir, "grants.journal", &n);
+        CHECK(good);
+        if (!good)
+                return;
+
+        /* half a record after the last one: a crash mid-append */
+        {
+                _cleanup_(freep) char *t = NULL;
+                CHECK(asprintf(&t, "%s{\"op\":\"release\",\"seq\":5,\"dev", good) > 0);
+                write_text(dir, "grants.journal", t);
+                CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+                CHECK_INTEQ(pgd_grants_count(h), 2);
+                h = pgd_grants_free(h);
+        }
+        /* zeros where the last record should be: torn too */
+        {
+                _cleanup_(freep) char *t = strdup(good);
+                char *last = t ? strrchr(t, '{') : NULL;
+                CHECK(last);
+                if (last)
+                        memset(last, 0, strlen(last));
+                int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                CHECK(fd >= 0 && write(fd, t, n) == (ssize_t)n);
+                close(fd);
+                CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+                CHECK_INTEQ(pgd_grants_count(h), 1); /* b's grant was never synced */
+                CHECK_INTEQ(pgd_grants_n_intents(h), 1);
+                /* the torn part is cut off by the next record */
+                CHECK_INTEQ(pgd_grants_needs_commit(h), false);
+                h = pgd_grants_free(h);
+        }
+        /* a flipped byte in the second record, with good ones after it: refused */
+        {
+                _cleanup_(freep) char *t = strdup(good);
+                char *second = t ? strchr(strchr(strchr(t, '\n') + 1, '\n') + 1, '"') : NULL;
+                char *digit = second ? strstr(second, "\"domid\":") : NULL;
+                CHECK(digit);
+                if (digit)
+                        digit[8] = digit[8] == '5' ? '6' : '5';
+                write_text(dir, "grants.journal", t);
+                CHECK_INTEQ(pgd_grants_load(dir, &h, &why, &file), -EBADMSG);
+                CHECK(h == NULL);
+                CHECK(file && streq(file, path));
+                CHECK_MSG(why && strstr(why, "record 2") && strstr(why, "checksum"), "why: %s",
+                          why ? why : "(none)");
+                /* untouched */
+                _cleanup_(freep) char *again = read_text(dir, "grants.journal", &n);
+                CHECK(again && streq(again, t));
+        }
+        /* records out of sequence */
+        {
+                _cleanup_(freep) char *t = NULL;
+                const char *second = strchr(good, '\n') + 1;
+                const char *third = strchr(second, '\n') + 1;
+                CHECK(asprintf(&t, "%.*s%s", (int)(second - good), good, third) > 0);
+                write_text(dir, "grants.journal", t);
+                CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
+                CHECK_MSG(why && strstr(why, "record 2"), "why: %s", why ? why : "(none)");
+        }
+}
+
+/*
+ * Compaction: the snapshot takes every change, the journal starts again with
+ * the intents still open; an interrupted one loads as before or as after.
+ */
+static void test_journal_compaction(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        _cleanup_(freep) char *old_journal = NULL, *new_journal = NULL, *snap = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
+        struct pgd_grant c = make_grant("0000:06:00.0", 6, UUID6, "net-1", "nics");
+        const char *why = NULL;
+        uint64_t ia = 0, ib = 0, seq = 0;
+        size_t n = 0;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &b, NULL, NULL, &ib), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        old_journal = read_text(dir, "grants.journal", &n);
+
+        /* b's intent is open: it is carried into the new journal, with its number */
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        CHECK(file_exists(dir, "grants.json"));
+        CHECK(!file_exists(dir, "grants.json.tmp") && !file_exists(dir, "grants.journal.tmp"));
+        new_journal = read_text(dir, "grants.journal", &n);
+        CHECK_INTEQ(count_lines(new_journal), 2);
+        CHECK(new_journal && strstr(new_journal, "\"carried\":[3]"));
+        CHECK_INTEQ(pgd_grants_intent(g, 0)->seq, ib);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+        CHECK(pgd_grants_find_intent(h, ib) && pgd_grants_find_intent(h, ib)->sbdf == b.sbdf);
+        /* numbers go on after the carried intent */
+        CHECK_INTEQ(record(h, PGD_RECORD_ABORT, ib, NULL, "0000:04:00.0", NULL, &seq), 0);
+        CHECK_INTEQ(seq, ib + 1);
+        h = pgd_grants_free(h);
+
+        /* the old journal next to the new snapshot: another base, ignored */
+        write_text(dir, "grants.journal", old_journal);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(h), 0);
+        /* ... and nothing is appended to it: the next change compacts first */
+        CHECK(pgd_grants_needs_commit(h));
+        CHECK_INTEQ(record(h, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, NULL), -EIO);
+        h = pgd_grants_free(h);
+
+        /* interrupted between the renames: the new journal waits as .tmp, and is put in place */
+        write_text(dir, "grants.journal.tmp", new_journal);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK(!file_exists(dir, "grants.journal.tmp"));
+        CHECK(pgd_grants_find_intent(h, ib) && pgd_grants_find_intent(h, ib)->sbdf == b.sbdf);
+        CHECK(!pgd_grants_needs_commit(h));
+        CHECK_INTEQ(record(h, PGD_RECORD_ABORT, ib, NULL, "0000:04:00.0", NULL, &seq), 0);
+        CHECK_INTEQ(seq, ib + 1);
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &c, NULL, NULL, &seq), 0);
+        CHECK_INTEQ(record(h, PGD_RECORD_GRANT, seq, &c, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+        /* a .tmp journal of another snapshot is a compaction that never happened */
+        write_text(dir, "grants.journal.tmp", old_journal);
+        g = pgd_grants_free(g);
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK(!file_exists(dir, "grants.journal.tmp"));
+        CHECK_INTEQ(pgd_grants_count(g), 2);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 0);
+
+        /* nothing open: the journal goes; an unchanged snapshot is not rewritten */
+        snap = read_text(dir, "grants.json", &n);
+        struct stat st1, st2;
+        _cleanup_(freep) char *snap_path = path_in(dir, "grants.json");
+        CHECK(stat(snap_path, &st1) == 0);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        CHECK(!file_exists(dir, "grants.journal"));
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        CHECK(stat(snap_path, &st2) == 0);
+        CHECK(st1.st_ino != st2.st_ino); /* c came in */
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        struct stat st3;
+        CHECK(stat(snap_path, &st3) == 0);
+        CHECK(st2.st_ino == st3.st_ino); /* nothing new */
+        h = pgd_grants_free(h);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 2);
+}
+
+/*
+ * Records are written without jansson, in the canonical form their checksum
+ * covers; loading checks that with jansson. Names that need every escape
+ * must load back unchanged; a name that is not UTF-8 is refused.
+ */
+static void test_journal_escapes(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5,
+                                        "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac "
+                                        "\xf0\x9f\x98\x80",
+                                        "r\"ule");
+        const char *why = NULL;
+        uint64_t ia = 0;
+
+        snprintf(a.client_unit, sizeof(a.client_unit), "x\ty.service");
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(
+                record(g, PGD_RECORD_INTENT_PREPARE, 0, NULL, "0000:04:00.0", "dr\"iver\\", &ia),
+                0);
+        CHECK_INTEQ(record(g, PGD_RECORD_PREPARED, ia, NULL, "0000:04:00.0", "dr\"iver\\", NULL),
+                    0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        const struct pgd_grant *x = h ? pgd_grants_find(h, a.sbdf) : NULL;
+        CHECK(x && streq(x->domain_name, a.domain_name) && streq(x->rule, a.rule) &&
+              streq(x->client_unit, a.client_unit));
+        CHECK(h && streq(pgd_grants_prepared_driver(h, PG_SBDF(0, 4, 0, 0)) ?: "", "dr\"iver\\"));
+
+        /* not UTF-8: refused, nothing recorded */
+        struct pgd_grant bad = make_grant("0000:05:00.0", 5, UUID5, "a\xc3(b", "gpus");
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &bad, NULL, NULL, NULL), -EINVAL);
+        CHECK_INTEQ(pgd_grants_n_intents(h), 0);
+        struct pgd_grant overlong = make_grant("0000:05:00.0", 5, UUID5, "\xc0\xaf", "gpus");
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &overlong, NULL, NULL, NULL), -EINVAL);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+}
+
+/* A journal that cannot be written takes nothing, and says so until a compaction. */
+static void test_journal_failures(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+        _cleanup_(freep) char *state = path_in(dir, "state"), *moved = path_in(dir, "moved");
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        const char *why = NULL;
+        uint64_t ia = 0;
+
+        CHECK(mkdir(state, 0700) == 0);
+        CHECK_INTEQ(pgd_grants_open(state, &g, &why), 0);
+        CHECK(rename(state, moved) == 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), -ENOENT);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), -ENOENT);
+        CHECK(rename(moved, state) == 0);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+}
+
 static void test_format_is_parseable(void)
 {
         _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
@@ -463,6 +783,11 @@ int main(int argc, char **argv)
         test_strict_parse();
         test_commit_failures();
         test_format_is_parseable();
+        test_journal_replay();
+        test_journal_torn_and_corrupt();
+        test_journal_compaction();
+        test_journal_failures();
+        test_journal_escapes();
         if (argc > 1)
                 test_corpus(argv[1]);
         return harness_exit();

@@ -739,6 +739,82 @@ static void test_flock(void)
         ops->close(hv);
 }
 
+/*
+ * hold() .. flush(): the exclusive lock is the backend's meanwhile; a call
+ * that only counts itself is counted in memory and written at flush(), a
+ * change of the host is in the file when its call returns, held or not.
+ */
+static void test_hold(void)
+{
+        struct hv *hv = fresh_host(true, "{}");
+        json_int_t tests0 = calls("test_assign"), resets0 = calls("reset");
+        struct stat before, after;
+        uint32_t *group = NULL;
+        size_t n_group = 0;
+        char buf[16];
+        int lock = open(lock_path, O_RDONLY | O_CLOEXEC);
+
+        CHECK(lock >= 0);
+        CHECK_INTEQ(ops->hold(hv), 0);
+        CHECK_INTEQ(ops->hold(hv), 0); /* held already */
+        CHECK(flock(lock, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK);
+        CHECK(stat(host_path, &before) == 0);
+        CHECK_INTEQ(ops->test_assign(hv, 5, GPU), 0);
+        CHECK_INTEQ(ops->device_group(hv, GPU, &group, &n_group), 0);
+        free(group);
+        CHECK_INTEQ(ops->pci_reset(hv, GPU), 0);
+        CHECK(stat(host_path, &after) == 0);
+        CHECK_MSG(before.st_ino == after.st_ino, "a count alone rewrote the file while held");
+        CHECK_INTEQ(calls("test_assign"), tests0);
+
+        /* a change is written at once, with the counts so far */
+        CHECK_INTEQ(ops->assign(hv, 5, GPU, false), 0);
+        CHECK_STREQ(stored_owner("0000:03:00.0", buf), "5");
+        CHECK_INTEQ(calls("test_assign"), tests0 + 1);
+        CHECK_INTEQ(calls("reset"), resets0 + 1);
+        CHECK_INTEQ(ops->test_assign(hv, HV_DOMID_INVALID, NIC), 0);
+        CHECK_INTEQ(calls("test_assign"), tests0 + 1);
+
+        /* flush: every count is in the file, and the lock is free */
+        CHECK_INTEQ(ops->flush(hv), 0);
+        CHECK_INTEQ(calls("test_assign"), tests0 + 2);
+        CHECK(flock(lock, LOCK_SH | LOCK_NB) == 0);
+        CHECK(flock(lock, LOCK_UN) == 0);
+        CHECK_INTEQ(ops->flush(hv), 0); /* not held: nothing */
+
+        /* a hold with nothing to count writes nothing */
+        CHECK(stat(host_path, &before) == 0);
+        CHECK_INTEQ(ops->hold(hv), 0);
+        CHECK_INTEQ(owner(hv, GPU), 5);
+        CHECK_INTEQ(ops->flush(hv), 0);
+        CHECK(stat(host_path, &after) == 0);
+        CHECK(before.st_ino == after.st_ino);
+
+        /* an outside change made before the hold is seen by the calls under it */
+        CHECK_INTEQ(ops->deassign(hv, 5, GPU), 0);
+        json_t *j = load_host();
+        json_t *devs = json_object_get(j, "devices");
+        for (size_t i = 0; i < json_array_size(devs); i++)
+                if (streq(json_string_value(json_object_get(json_array_get(devs, i), "bdf")),
+                          "0000:03:00.0"))
+                        json_object_set_new(json_array_get(devs, i), "assigned_to", json_null());
+        char *text = json_dumps(j, JSON_INDENT(2));
+        json_decref(j);
+        write_host(text);
+        free(text);
+        CHECK_INTEQ(ops->hold(hv), 0);
+        CHECK_INTEQ(owner(hv, GPU), HV_DOMID_DOM0);
+        CHECK_INTEQ(ops->flush(hv), 0);
+
+        /* close flushes what is held */
+        CHECK_INTEQ(ops->hold(hv), 0);
+        CHECK_INTEQ(ops->test_assign(hv, HV_DOMID_INVALID, NIC), 0);
+        ops->close(hv);
+        CHECK_INTEQ(calls("test_assign"), tests0 + 3);
+        CHECK(flock(lock, LOCK_EX | LOCK_NB) == 0);
+        close(lock);
+}
+
 static bool readable(int fd, int timeout_ms)
 {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -870,6 +946,7 @@ int main(int argc, char **argv)
         test_destroyed_domain();
         test_edge_values();
         test_flock();
+        test_hold();
         test_watch();
         test_demo_host(argv[1]);
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "checks.h"
+#include "commit.h"
 #include "grants.h"
 #include "harness.h"
 #include "hv.h"
@@ -249,7 +250,10 @@ static void set_fault(struct fixture *f, const char *op, const char *bdf, const 
         faults = json_object_get(host, "faults");
         if (!json_object_get(faults, op))
                 json_object_set_new(faults, op, json_object());
-        json_object_set_new(json_object_get(faults, op), bdf, json_string(errname));
+        if (errname)
+                json_object_set_new(json_object_get(faults, op), bdf, json_string(errname));
+        else
+                json_object_del(json_object_get(faults, op), bdf);
         (void)write_host(f->host, host);
         json_decref(host);
 }
@@ -319,7 +323,7 @@ static int run_op(struct fixture *f, pgd_op_handler h, const struct pgd_peer *pe
 
         memset(o, 0, sizeof(*o));
         o->reply = json_pack("{s:I, s:b}", "id", (json_int_t)1, "ok", 1);
-        r = h(&f->d, peer, req, o->reply, &err);
+        r = pgd_request_run(&f->d, peer, req, h, o->reply, &err);
         o->code = r;
         if (r > 0) {
                 snprintf(o->check, sizeof(o->check), "%s", err.check ? err.check : "");
@@ -818,23 +822,89 @@ static void repair_state_dir(struct fixture *f, const char *moved)
         CHECK(rename(moved, f->state) == 0);
 }
 
+/* The fixture whose state directory the next assign breaks, once the hypervisor said yes. */
+static struct fixture *break_after_assign;
+static char break_after_assign_moved[PATH_MAX + 64];
+
+static int assign_then_break_state(struct hv *hv, uint32_t domid, uint32_t sbdf, bool relaxed)
+{
+        int r = hv_sim_ops.assign(hv, domid, sbdf, relaxed);
+
+        break_state_dir(break_after_assign, break_after_assign_moved,
+                        sizeof(break_after_assign_moved));
+        return r;
+}
+
+static json_int_t pending_rollbacks(struct fixture *f)
+{
+        struct pgd_request req;
+        struct outcome o;
+        json_int_t n;
+
+        request(&req, "status", NULL, NULL, -1);
+        CHECK_INTEQ(run_op(f, pgd_op_status, &peer_root, &req, &o), 0);
+        n = json_integer_value(json_object_get(o.reply, "pending_rollbacks"));
+        outcome_clear(&o);
+        return n;
+}
+
 static void test_rollback(void)
 {
+        static struct hv_ops ops;
         char moved[PATH_MAX + 64];
         struct fixture f;
         struct outcome o;
 
         CHECK(fixture_init_base(&f) == 0);
+        /* the intent cannot be recorded: the hypervisor is never asked */
         break_state_dir(&f, moved, sizeof(moved));
         CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o),
                     PG_ERR_STATE_ERROR);
         outcome_clear(&o);
+        CHECK_INTEQ(calls(&f, "assign"), 0);
+        CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), HV_DOMID_IO);
+        CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
+        repair_state_dir(&f, moved);
+
+        /* the grant cannot be recorded after the hypervisor's yes */
+        ops = hv_sim_ops;
+        ops.assign = assign_then_break_state;
+        f.d.hv_ops = &ops;
+        break_after_assign = &f;
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        f.d.hv_ops = &hv_sim_ops;
         /* the hypervisor was asked, then rolled back: the device is quarantined again */
         CHECK_INTEQ(calls(&f, "assign"), 1);
         CHECK_INTEQ(calls(&f, "deassign"), 1);
         CHECK_INTEQ(owner_of(&f, "0000:03:00.0"), HV_DOMID_IO);
         CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
-        repair_state_dir(&f, moved);
+        repair_state_dir(&f, break_after_assign_moved);
+
+        /*
+         * ... and the rollback fails too: the device stays with the domain, the
+         * intent stays open (a restart would roll it back), status counts it,
+         * and the retry puts the device into quarantine once it can.
+         */
+        set_fault(&f, "deassign", "0000:0c:00.0", "EBUSY");
+        f.d.hv_ops = &ops;
+        CHECK_INTEQ(do_assign(&f, &peer_render, "0000:0c:00.0", "render-1", -1, &o),
+                    PG_ERR_STATE_ERROR);
+        outcome_clear(&o);
+        f.d.hv_ops = &hv_sim_ops;
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), 5);
+        CHECK_INTEQ(pending_rollbacks(&f), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(f.d.grants), 1);
+        CHECK_INTEQ(pgd_commit_retry_rollbacks(&f.d), 1);
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), 5);
+        repair_state_dir(&f, break_after_assign_moved);
+        set_fault(&f, "deassign", "0000:0c:00.0", NULL);
+        CHECK_INTEQ(pgd_commit_retry_rollbacks(&f.d), 0);
+        CHECK_INTEQ(owner_of(&f, "0000:0c:00.0"), HV_DOMID_IO);
+        CHECK_INTEQ(pending_rollbacks(&f), 0);
+        CHECK_INTEQ(pgd_grants_n_intents(f.d.grants), 0);
+        CHECK_INTEQ(pgd_grants_count(f.d.grants), 0);
 
         /* the store is still consistent: the same assign now works */
         CHECK_INTEQ(do_assign(&f, &peer_render, "0000:03:00.0", "render-1", -1, &o), 0);
@@ -853,29 +923,28 @@ static void test_rollback(void)
         fixture_done(&f);
 }
 
-/* grants.json on disk is exactly what the store in memory would write. */
+/*
+ * The store on disk (grants.json and its journal, loaded as at start-up) is
+ * exactly what the store in memory would write.
+ */
 static bool disk_matches_memory(struct fixture *f)
 {
-        char path[PATH_MAX + 64];
-        char *text = NULL;
-        size_t len = 0;
+        struct pgd_grants *disk = NULL;
+        char *text = NULL, *again = NULL;
+        size_t len = 0, len2 = 0;
         bool same;
-        FILE *fp;
 
-        if (pgd_grants_format(f->d.grants, &text, &len) < 0)
-                return false;
-        snprintf(path, sizeof(path), "%s/grants.json", f->state);
-        fp = fopen(path, "re");
-        if (!fp) {
+        if (pgd_grants_format(f->d.grants, &text, &len) < 0 ||
+            pgd_grants_open(f->state, &disk, NULL) < 0 ||
+            pgd_grants_format(disk, &again, &len2) < 0) {
                 free(text);
+                pgd_grants_free(disk);
                 return false;
         }
-        char *disk = calloc(1, len + 2);
-        size_t n = disk ? fread(disk, 1, len + 1, fp) : 0;
-        fclose(fp);
-        same = disk && n == len && memcmp(disk, text, len) == 0;
-        free(disk);
+        same = len == len2 && memcmp(text, again, len) == 0;
         free(text);
+        free(again);
+        pgd_grants_free(disk);
         return same;
 }
 

@@ -515,6 +515,17 @@ static void test_index_agrees(void)
                 pg_policy_evaluate(p, &id, &dev, &dom, true, &slow);
                 if (!streq(fast.rule, slow.rule) || fast.allow != slow.allow)
                         disagree++;
+                /* the bounded reasons are the first ones of the full walk, and no more */
+                struct pg_policy_miss *few = NULL;
+                size_t n_few = 0, max = (size_t)(RND() % 4);
+                CHECK_INTEQ(pg_policy_misses(p, &id, &dev, &dom, max, &few, &n_few), 0);
+                if (n_few > max || n_few > slow.n_misses || (slow.n_misses >= max && n_few != max))
+                        disagree++;
+                for (size_t k = 0; k < n_few && k < slow.n_misses; k++)
+                        if (!streq(few[k].rule, slow.misses[k].rule) ||
+                            !streq(few[k].reason, slow.misses[k].reason))
+                                disagree++;
+                free(few);
                 allowed += fast.allow;
                 pg_policy_decision_clear(&fast);
                 pg_policy_decision_clear(&slow);
