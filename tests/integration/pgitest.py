@@ -253,9 +253,9 @@ class Daemon:
     # ---- the host file, under the simulator's lock ----
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, how: int = fcntl.LOCK_EX) -> Iterator[None]:
         with open(self.host + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, how)
             try:
                 yield
             finally:
@@ -267,9 +267,14 @@ class Daemon:
             json.dump(host, f, indent=2)
         os.rename(tmp, self.host)
 
-    def host_load(self) -> Dict[str, Any]:
+    def _read_host(self) -> Dict[str, Any]:
         with open(self.host, encoding="utf-8") as f:
             return json.load(f)
+
+    def host_load(self) -> Dict[str, Any]:
+        """Under the shared lock: the daemon counts calls while it holds the lock."""
+        with self._locked(fcntl.LOCK_SH):
+            return self._read_host()
 
     def host_store(self, host: Mapping[str, Any]) -> None:
         with self._locked():
@@ -277,7 +282,7 @@ class Daemon:
 
     def host_edit(self, fn: Callable[[Dict[str, Any]], None]) -> None:
         with self._locked():
-            host = self.host_load()
+            host = self._read_host()
             fn(host)
             self._replace_host(host)
 
@@ -312,11 +317,36 @@ class Daemon:
         self.host_edit(lambda h: h.__setitem__(key, value))
 
     def grants_load(self) -> Dict[str, Any]:
+        """The store as the daemon would load it: grants.json, grants.journal replayed over it."""
         try:
             with open(self.grants, encoding="utf-8") as f:
-                return json.load(f)
+                store = json.load(f)
         except FileNotFoundError:
-            return {"format": 1, "grants": [], "prepared": []}
+            store = {"format": 1, "grants": [], "prepared": []}
+        try:
+            with open(os.path.join(self.state, "grants.journal"), encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except (FileNotFoundError, IsADirectoryError):
+            return store
+        for i, line in enumerate(lines):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                break  # a torn last record
+            if i == 0:
+                if rec.get("op") != "base" or rec.get("snapshot") != store.get("checksum"):
+                    break  # another snapshot's journal: all of it is in this one
+                continue
+            op, dev = rec.get("op"), rec.get("device")
+            if op in ("grant", "release"):
+                store["grants"] = [g for g in store["grants"] if g.get("device") != dev]
+                if op == "grant":
+                    store["grants"].append(rec["grant"])
+            elif op in ("prepared", "unprepared"):
+                store["prepared"] = [p for p in store["prepared"] if p.get("device") != dev]
+                if op == "prepared":
+                    store["prepared"].append({"device": dev, "driver": rec["driver"]})
+        return store
 
     def granted(self, bdf: str) -> bool:
         return any(g.get("device") == bdf for g in self.grants_load().get("grants", []))

@@ -141,14 +141,22 @@ def errors(d: pgitest.Daemon) -> None:
     pg.assign("net-pv", DEV_SPARE)
     pg.release("net-pv", DEV_SPARE)
 
-    # state-error: the grant store cannot be written (its temporary file's name is
-    # taken by a directory), so the assign is rolled back; then it can again
+    # state-error: the grant store cannot be written (the names of its journal and
+    # of its temporary file are taken by directories), so the assign is rolled
+    # back; then it can again
+    journal = os.path.join(d.state, "grants.journal")
+    if os.path.exists(journal):
+        os.rename(journal, journal + ".kept")
+    os.mkdir(journal)
     os.mkdir(d.grants + ".tmp")
     e = refused(d, pg, passguard.StateError, lambda: pg.assign("net-pv", DEV_NIC), None,
                 hv_call=True)
     check_eq(d.owner(DEV_NIC), "io", "state-error rolled the hypervisor back")
     check(not d.granted(DEV_NIC))
     os.rmdir(d.grants + ".tmp")
+    os.rmdir(journal)
+    if os.path.exists(journal + ".kept"):
+        os.rename(journal + ".kept", journal)
     pg.assign("net-pv", DEV_NIC)
     pg.release("net-pv", DEV_NIC)
 
