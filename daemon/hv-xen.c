@@ -15,8 +15,10 @@
  * may have changed: the last dump is kept until a domain comes or goes (the
  * xenstore watch: Xen moves a dying domain's devices into quarantine) or this
  * backend changes an assignment. An assign that succeeded is recorded in the
- * kept dump; anything else that moves a device (deassign, prepare, unprepare,
- * an answer that contradicts the dump) drops it. Without a watch (a tool that
+ * kept dump, and so is a guest's deassign once a dump has shown where Xen puts
+ * a deassigned device (quarantine or dom0: fixed when Xen booted, so learnt
+ * once); anything else that moves a device (unprepare, an answer that
+ * contradicts the dump) drops it. Without a watch (a tool that
  * never asked for one) nothing is kept. The dump is complete when the debug
  * key's sysctl returns (Xen runs the handler in the sysctl itself), so it is
  * read with one console-ring read and no waiting; tests/system asserts both
@@ -60,6 +62,14 @@ struct hv {
         struct hv_assignment *owners; /* every device's owner, from the last 'Q' dump */
         size_t n_owners;
         bool owners_valid;
+        /*
+         * Where a guest's deassign puts a device: HV_DOMID_IO with quarantine
+         * (Xen 4.17's default), HV_DOMID_DOM0 without; UINT32_MAX until a dump
+         * after one showed it (learn_sbdf, when learning).
+         */
+        uint32_t deassigned_to;
+        uint32_t learn_sbdf;
+        bool learning;
 };
 
 /* ---- sysfs ---- */
@@ -556,6 +566,7 @@ static int xen_open(const struct hv_config *cfg, struct hv **ret)
         hv = calloc(1, sizeof(*hv));
         if (!hv)
                 return -ENOMEM;
+        hv->deassigned_to = UINT32_MAX;
         hv->sysfs_root = strdup(root);
         if (!hv->sysfs_root)
                 return -ENOMEM;
@@ -796,6 +807,13 @@ static int owners_current(struct hv *hv)
         hv->n_owners = n;
         /* Kept only while a watch tells when domains come and go. */
         hv->owners_valid = hv->xs_watch != NULL;
+        if (hv->learning) {
+                for (size_t i = 0; i < n; i++)
+                        if (list[i].sbdf == hv->learn_sbdf &&
+                            (list[i].domid == HV_DOMID_IO || list[i].domid == HV_DOMID_DOM0))
+                                hv->deassigned_to = list[i].domid;
+                hv->learning = false;
+        }
         return 0;
 }
 
@@ -823,9 +841,20 @@ static int xen_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_rel
 
 static int xen_deassign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 {
-        /* To quarantine or to dom0, as Xen was booted: the next question takes a dump. */
+        int r = xen_errno(xc_deassign_device(hv->xch, domid, sbdf));
+
+        /* A guest's device goes to quarantine or to dom0, as Xen was booted. */
+        if (r >= 0 && domid != HV_DOMID_IO && hv->deassigned_to != UINT32_MAX) {
+                owners_note(hv, sbdf, hv->deassigned_to);
+                return r;
+        }
+        /* Not known yet (or unprepare, or a failure): the next question takes a dump. */
         owners_forget(hv);
-        return xen_errno(xc_deassign_device(hv->xch, domid, sbdf));
+        if (r >= 0 && domid != HV_DOMID_IO) {
+                hv->learn_sbdf = sbdf;
+                hv->learning = true;
+        }
+        return r;
 }
 
 static int xen_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t *ret_n)

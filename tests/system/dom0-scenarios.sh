@@ -308,7 +308,9 @@ n3=$(q_dumps)
 say "Q dump: per request: assign $((n1 - n0)), explain+list+owner after it $((n2 - n1)), release $((n3 - n2))"
 check pg-one-dump-per-assign test $((n1 - n0)) -le 1
 check pg-dump-kept test $((n2 - n1)) = 0
-# 21 assign+release cycles: each assign at most one dump (the release's deassign drops it).
+# 21 assign+release cycles: the release above showed where a deassign puts the
+# device (quarantine, as Xen 4.17 boots), so releases keep the dump up to date
+# and the cycles need at most one dump in all.
 N=21
 n0=$(q_dumps)
 pg_out=$(pg-hvprobe time-pg $SOCK g-other "$DEV" $N)
@@ -319,7 +321,7 @@ bare_rc=$?
 echo "PGTEST: $pg_out"
 echo "PGTEST: $bare_out"
 say "Q dump: $((n1 - n0)) dumps over $N assign+release cycles through passguardd"
-check pg-perf-dumps test $((n1 - n0)) -le $N
+check pg-perf-dumps test $((n1 - n0)) -le 1
 pg_med=$(echo "$pg_out" | sed -n 's/.*median_us=\([0-9]*\).*/\1/p')
 bare_med=$(echo "$bare_out" | sed -n 's/.*median_us=\([0-9]*\).*/\1/p')
 # A benchmark, not a pass/fail timing: the ratio is printed; the marker says both were timed.
