@@ -12,8 +12,7 @@
 #     (XEN) 0000:00:1f.2 - d0 - node -1             dom0's
 #     (XEN) 0000:00:02.0 - d1 - node -1             assigned to domain 1
 # and hv-xen reads the owner from a fresh dump.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
-export PATH
+. /pgtest/pgtest-lib.sh
 CONFIG=${PGTEST_CONFIG:-amd}
 SOCK=/run/passguard/passguard.sock
 STATE=/var/lib/passguard
@@ -23,28 +22,7 @@ PGD_PID=
 OTHERDEV=0000:00:1f.2
 NODEV=0000:00:1e.7
 
-say() { echo "PGTEST: [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
-ok() { echo "PGTEST ok $1"; }
-fail() { echo "PGTEST FAIL $1: $2"; }
-# check NAME COMMAND...: ok when the command succeeds
-check() {
-        name=$1
-        shift
-        if "$@"; then ok "$name"; else fail "$name" "$*"; fi
-}
-driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
-# The owner of $1 in a fresh 'Q' dump, as Xen prints it ("d0", "DomIO:8001", "d1").
-q_owner() {
-        xl debug-keys Q
-        xl dmesg | awk -v dev="$1" '/==== PCI devices ====/ { owner = "" }
-                $2 == dev && $3 == "-" { owner = $4 } END { print owner }'
-}
-domid_of() { xl domid "$1" 2>/dev/null; }
-
-DEV=
-for d in /sys/bus/pci/devices/*; do
-        [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x100e ] && DEV=$(basename "$d")
-done
+DEV=$(find_e1000)
 say "config=$CONFIG e1000=$DEV"
 [ -n "$DEV" ] || { fail e1000 "no 8086:100e device"; exit 1; }
 IOMMU=yes
@@ -52,20 +30,6 @@ IOMMU=yes
 
 xl info | grep -E '^(xen_version|virt_caps|xen_commandline)'
 xl dmesg | grep -E 'I/O virtualisation|Interrupt remapping|Interrupt Remapping' | sed 's/^/PGTEST: xen-log /'
-
-# ---- guests: paused PV domains, with and without an IOMMU context ----
-guest() { # name passthrough
-        cat > "/tmp/$1.cfg" <<EOF
-name = "$1"
-type = "pv"
-kernel = "/pgtest/guest/vmlinuz"
-ramdisk = "/pgtest/guest/guest.cpio.gz"
-memory = 96
-vcpus = 1
-passthrough = "$2"
-EOF
-        xl create -p "/tmp/$1.cfg" >/tmp/xl-create.log 2>&1
-}
 
 # ---- 1. the backend alone: pg-hvprobe ----
 modprobe e1000
@@ -89,9 +53,9 @@ if [ $IOMMU = yes ]; then
         # test-assign cannot tell the two apart: 0 for both.
         check test-assign-blind sh -c "pg-hvprobe test-assign any $DEV && pg-hvprobe test-assign any $OTHERDEV"
 
-        guest g-iommu enabled || { fail create-g-iommu "$(cat /tmp/xl-create.log)"; }
-        guest g-other enabled || { fail create-g-other "$(cat /tmp/xl-create.log)"; }
-        guest g-noiommu disabled || { fail create-g-noiommu "$(cat /tmp/xl-create.log)"; }
+        pv_guest g-iommu enabled || { fail create-g-iommu "$(cat /tmp/xl-create.log)"; }
+        pv_guest g-other enabled || { fail create-g-other "$(cat /tmp/xl-create.log)"; }
+        pv_guest g-noiommu disabled || { fail create-g-noiommu "$(cat /tmp/xl-create.log)"; }
         xl list
         pg-hvprobe domains
         if pg-hvprobe run /pgtest/hv-calls.txt iommu DEV="$DEV" OTHERDEV=$OTHERDEV NODEV=$NODEV \
@@ -102,13 +66,13 @@ if [ $IOMMU = yes ]; then
         check unprepare-e1000 test "$(driver_of "$DEV")" = e1000
         check q-unprepared-again test "$(q_owner "$DEV")" = d0
 else
-        if guest g-iommu enabled; then
+        if pv_guest g-iommu enabled; then
                 fail noiommu-create "a domain with an IOMMU context was created"
         else
                 ok noiommu-create-refused
                 say "xl create with passthrough=enabled: $(tail -n 2 /tmp/xl-create.log | tr '\n' ' ')"
         fi
-        guest g-noiommu disabled || fail create-g-noiommu "$(cat /tmp/xl-create.log)"
+        pv_guest g-noiommu disabled || fail create-g-noiommu "$(cat /tmp/xl-create.log)"
         if pg-hvprobe run /pgtest/hv-calls.txt no-iommu DEV="$DEV" OTHERDEV=$OTHERDEV NODEV=$NODEV \
                 DOM_NOIOMMU="$(domid_of g-noiommu)"; then ok hv-calls; else fail hv-calls "see HVCALL lines"; fi
 fi
@@ -243,7 +207,7 @@ o=$(q_owner "$DEV")
 case "$o" in DomIO*|"d[IO]") ok pg-death-quarantined ;; *) fail pg-death-quarantined "owner $o" ;; esac
 
 # crash: kill -9 while a grant is held; the grant survives a restart ...
-guest g-crash enabled || fail create-g-crash "$(cat /tmp/xl-create.log)"
+pv_guest g-crash enabled || fail create-g-crash "$(cat /tmp/xl-create.log)"
 pg_expect pg-grant-3 0 "" assign g-crash "$DEV"
 pgd_log main
 pgd_kill9

@@ -30,18 +30,6 @@ journal_has() {
         done
         ok "$name"
 }
-pv_guest() { # name passthrough
-        cat >"/tmp/$1.cfg" <<EOF
-name = "$1"
-type = "pv"
-kernel = "/pgtest/guest/vmlinuz"
-ramdisk = "/pgtest/guest/guest.cpio.gz"
-memory = 128
-vcpus = 1
-passthrough = "$2"
-EOF
-        xl create -p "/tmp/$1.cfg" >/tmp/xl-$1.log 2>&1 || fail "guest-$1" "$(cat /tmp/xl-$1.log)"
-}
 # runner UNIT ARGS...: passguard as nobody in a transient unit of that name
 runner() {
         unit=$1
@@ -100,9 +88,9 @@ else
 fi
 
 # ---- prepare, assign, release, unprepare under the sandbox ----
-pv_guest g-pv enabled
-pv_guest g-pv2 enabled
-pv_guest g-noiommu disabled
+for g in g-pv:enabled g-pv2:enabled g-noiommu:disabled; do
+        pv_guest "${g%%:*}" "${g#*:}" || fail "guest-${g%%:*}" "$(cat /tmp/xl-create.log)"
+done
 D=$(domid_of g-pv)
 if passguard prepare "$DEV" && [ "$(driver_of "$DEV")" = pciback ] && quarantined "$DEV"; then
         ok sandbox-prepare

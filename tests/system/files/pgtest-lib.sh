@@ -62,6 +62,21 @@ holds_nothing() {
         [ "$(echo "$r" | grep -c '{ }$')" = 3 ]
 }
 
+# pv_guest NAME PASSTHROUGH: a paused PV domain (never run: it only has to exist),
+# with or without an IOMMU context; xl's output in /tmp/xl-create.log
+pv_guest() {
+        cat >"/tmp/$1.cfg" <<EOF
+name = "$1"
+type = "pv"
+kernel = "/pgtest/guest/vmlinuz"
+ramdisk = "/pgtest/guest/guest.cpio.gz"
+memory = 96
+vcpus = 1
+passthrough = "$2"
+EOF
+        xl create -p "/tmp/$1.cfg" >/tmp/xl-create.log 2>&1
+}
+
 # ---- the traced timeline (xc-trace.so in xl, QEMU and passguardd) ----
 TRACE=${XC_TRACE_FILE:-/tmp/xc-trace.log}
 export XC_TRACE_FILE=$TRACE
