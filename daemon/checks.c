@@ -401,6 +401,15 @@ static int check_free(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_erro
         if (g)
                 return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is granted to domid %u (%s)",
                             req->bdf, g->domid, g->domain_name);
+        /* An assign of the device waiting for its sync, or its hypervisor call, holds it too. */
+        for (size_t i = 0; i < pgd_grants_n_intents(ctx->d->grants); i++) {
+                const struct pgd_intent *in = pgd_grants_intent(ctx->d->grants, i);
+
+                if (in->op == PGD_RECORD_INTENT_ASSIGN && in->sbdf == req->sbdf)
+                        return fail(c, err, "free", PG_ERR_BUSY, 0,
+                                    "%s is being assigned to domid %u (%s)", req->bdf,
+                                    in->grant.domid, in->grant.domain_name);
+        }
 
         r = pgd_host_owner(ctx, req->sbdf, &owner);
         if (r == -ENOMEM)
