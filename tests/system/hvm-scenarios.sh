@@ -80,7 +80,7 @@ grant_first() {
         tg=$(trace_t " pg_assign d$2 $DEV rc=0")
         ta=$(trace_t "QMP device_add d$2 ")
         tp=$(trace_t " xc_(domain_(iomem|ioport|irq)_permission d$2 .*allow=1|physdev_map_pirq d$2 )")
-        say "$1: grant at ${tg:-never}, device_add at ${ta:-never}, first permission at ${tp:-never}"
+        say "$1: grant at ${tg:-never}, device_add at ${ta:-never}, first permission at ${tp:-never} (trace line:time)"
         if [ "$3" = hvm ] && ! earlier "$tg" "$ta"; then
                 fail "$1" "the grant did not come before device_add"
         elif ! earlier "$tg" "$tp"; then

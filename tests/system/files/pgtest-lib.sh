@@ -81,11 +81,15 @@ EOF
 TRACE=${XC_TRACE_FILE:-/tmp/xc-trace.log}
 export XC_TRACE_FILE=$TRACE
 trace_reset() { : >"$TRACE"; }
-# The time of the first trace line matching the extended regex $1, or "".
-trace_t() { grep -E -m1 -- "$1" "$TRACE" | awk '{ print $2 }'; }
+# Where the first trace line matching the extended regex $1 stands: "LINE:TIME"
+# (its line number and its time), or "". Order is judged by the line: every
+# process appends each line as its call returns, and the clock of a dom0 under
+# QEMU can give two calls in a row the same microsecond.
+trace_t() { grep -n -E -m1 -- "$1" "$TRACE" | awk -F: '{ split($2, f, " "); print $1 ":" f[2] }'; }
 trace_has() { grep -E -q -- "$1" "$TRACE"; }
-# Whether time $1 is set and comes before time $2 (or $2 never came, when $3 = optional).
-earlier() { awk -v a="$1" -v b="$2" -v opt="${3:-}" 'BEGIN { exit !(a != "" && (b == "" ? opt != "" : a + 0 < b + 0)) }'; }
+# Whether trace line $1 is found and comes before trace line $2 (or $2 never came,
+# when $3 = optional); both as trace_t gives them.
+earlier() { awk -v a="${1%%:*}" -v b="${2%%:*}" -v opt="${3:-}" 'BEGIN { exit !(a != "" && (b == "" ? opt != "" : a + 0 < b + 0)) }'; }
 # Print the timeline with a tag, BAR mapping churn left out after its first lines.
 trace_print() {
         awk '/memory_mapping|ioport_mapping/ { if (++n > 2) next } { print }' "$TRACE" |
