@@ -50,6 +50,44 @@ int pg_bdf_parse(const char *s, uint32_t *ret_sbdf);
 /* Always "ssss:bb:dd.f", lowercase. Returns buf. */
 char *pg_bdf_format(uint32_t sbdf, char buf[static PG_BDF_MAX]);
 
+/* ---- domains (domain.c) ---- */
+
+/*
+ * Xen's domain ids (xen/include/public/xen.h), the one definition passguard's
+ * code uses; tests/unit/interposer checks them against xenctrl.h. Ids from
+ * DOMID_FIRST_RESERVED up are Xen's own (DOMID_IO, the quarantine; DOMID_XEN;
+ * DOMID_INVALID, "any guest" to test-assign): never a guest, and neither is dom0.
+ */
+#define PG_DOMID_DOM0 0U
+#define PG_DOMID_FIRST_RESERVED 0x7FF0U
+#define PG_DOMID_IO 0x7FF1U
+#define PG_DOMID_XEN 0x7FF2U
+#define PG_DOMID_INVALID 0x7FF4U
+/* The last domid a guest can have. */
+#define PG_DOMID_GUEST_MAX (PG_DOMID_FIRST_RESERVED - 1)
+/* The largest domid a request may carry (a domid_t); the domain check refuses the reserved ones. */
+#define PG_DOMID_WIRE_MAX 0xFFFFU
+
+static inline bool pg_domid_is_guest(uint32_t domid)
+{
+        return domid != PG_DOMID_DOM0 && domid < PG_DOMID_FIRST_RESERVED;
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define PG_UUID_MAX 37
+/* A UUID in its 8-4-4-4-12 hex form, any case, into ret lowercase. -EINVAL otherwise. */
+int pg_uuid_normalize(const char *s, char ret[static PG_UUID_MAX]);
+
+/* A domain's type, as libxl records it and the policy names it. */
+enum pg_domain_type {
+        PG_DOMAIN_PV,
+        PG_DOMAIN_PVH,
+        PG_DOMAIN_HVM,
+};
+/* "pv", "pvh", "hvm"; -EINVAL for anything else. */
+int pg_domain_type_parse(const char *s, enum pg_domain_type *ret);
+const char *pg_domain_type_name(enum pg_domain_type t);
+
 /* ---- messages (wire.c) ---- */
 
 /*

@@ -13,9 +13,6 @@
 #include "grants.h"
 #include "log.h"
 
-/* Domids at or above this are Xen's special domains (DOMID_FIRST_RESERVED). */
-#define DOMID_FIRST_RESERVED 0x7FF0U
-
 static bool is_no_iommu(int r)
 {
         return r == -EOPNOTSUPP || r == -ENOSYS;
@@ -213,11 +210,6 @@ static int check_host(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_erro
         return 0;
 }
 
-static bool is_special_domid(uint32_t domid)
-{
-        return domid == HV_DOMID_DOM0 || domid >= DOMID_FIRST_RESERVED;
-}
-
 static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
         const struct pgd_request *req = &ctx->req;
@@ -227,7 +219,7 @@ static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
         const char *what = domain_label(req, label, sizeof(label));
         int r;
 
-        if (req->has_domid && is_special_domid(req->domid))
+        if (req->has_domid && !pg_domid_is_guest(req->domid))
                 return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
                             req->domid == HV_DOMID_DOM0 ? "dom0 is not a guest"
                                                         : "domid %u is not a guest",
@@ -243,7 +235,7 @@ static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
                 return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
                             "domid %u is named \"%s\", not \"%s\"", dom.domid, dom.name,
                             req->domain);
-        if (is_special_domid(dom.domid))
+        if (!pg_domid_is_guest(dom.domid))
                 return fail(c, err, "domain", PG_ERR_NO_SUCH_DOMAIN, 0,
                             dom.domid == HV_DOMID_DOM0 ? "%s is dom0, and dom0 is not a guest"
                                                        : "%s is not a guest",
@@ -258,7 +250,7 @@ static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
         c->domain = dom;
         c->have_domain = true;
         pass(c, "domain", "%s: domid %u, %s, uuid %s", dom.name[0] ? dom.name : what, dom.domid,
-             pgd_hv_domain_type_name(dom.type), dom.uuid);
+             pg_domain_type_name(dom.type), dom.uuid);
         return 0;
 }
 
@@ -485,7 +477,7 @@ static int check_policy(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
                 .name = c->domain.name,
                 .domid = c->domain.domid,
                 .uuid = c->domain.uuid,
-                .type = pgd_hv_domain_type_name(c->domain.type),
+                .type = pg_domain_type_name(c->domain.type),
         };
         r = pg_policy_evaluate(ctx->d->policy, &ctx->id, &dev, &dom, false, &dec);
         if (r < 0)

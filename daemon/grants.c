@@ -89,8 +89,6 @@
 /* Free space below which the journal takes no record. */
 #define JOURNAL_RESERVE (64u * 1024)
 #define CHECKSUM_PREFIX "sha256:"
-/* Xen's first reserved domid (DOMID_FIRST_RESERVED): guests are below it. */
-#define DOMID_FIRST_RESERVED 0x7FF0U
 
 struct prepared {
         uint32_t sbdf;
@@ -671,18 +669,12 @@ static int get_device(const json_t *obj, const char *what, uint32_t *ret)
         return 0;
 }
 
+/* A UUID as the store writes it: canonical, lowercase. */
 static bool uuid_valid(const char *s)
 {
-        if (strlen(s) != 36)
-                return false;
-        for (int i = 0; i < 36; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return false;
-                } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        }
-        return true;
+        char norm[PG_UUID_MAX];
+
+        return pg_uuid_normalize(s, norm) >= 0 && streq(norm, s);
 }
 
 static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
@@ -706,7 +698,7 @@ static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
         r = get_device(obj, what, &gr.sbdf);
         if (r < 0)
                 return r;
-        r = get_int(obj, what, "domid", 1, DOMID_FIRST_RESERVED - 1, &i);
+        r = get_int(obj, what, "domid", 1, PG_DOMID_GUEST_MAX, &i);
         if (r < 0)
                 return r;
         gr.domid = (uint32_t)i;

@@ -21,34 +21,6 @@ const struct hv_ops *pgd_hv_lookup(const char *name)
         return NULL;
 }
 
-const char *pgd_hv_domain_type_name(enum hv_domain_type t)
-{
-        switch (t) {
-        case HV_DOMAIN_PV:
-                return "pv";
-        case HV_DOMAIN_PVH:
-                return "pvh";
-        case HV_DOMAIN_HVM:
-                return "hvm";
-        }
-        return "pv";
-}
-
-int pgd_hv_domain_type_parse(const char *s, enum hv_domain_type *ret)
-{
-        if (!s)
-                return -EINVAL;
-        if (streq(s, "pv"))
-                *ret = HV_DOMAIN_PV;
-        else if (streq(s, "pvh"))
-                *ret = HV_DOMAIN_PVH;
-        else if (streq(s, "hvm"))
-                *ret = HV_DOMAIN_HVM;
-        else
-                return -EINVAL;
-        return 0;
-}
-
 int pgd_error_set(struct pgd_error *e, int code, const char *fmt, ...)
 {
         va_list ap;

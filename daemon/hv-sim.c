@@ -92,7 +92,6 @@
 #include "pg-wire.h"
 
 #define SIM_FILE_MAX (8 * 1024 * 1024)
-#define SIM_DOMID_MAX 0x7FEFU   /* the last ordinary domid; 0x7FF0.. are reserved */
 
 struct sim_host;
 
@@ -243,7 +242,7 @@ static int parse_domid(const json_t *v, uint32_t *ret)
         if (!json_is_integer(v))
                 return -EBADMSG;
         x = json_integer_value(v);
-        if (x < 0 || x > (json_int_t)SIM_DOMID_MAX)
+        if (x < 0 || x > (json_int_t)PG_DOMID_GUEST_MAX)
                 return -EBADMSG;
         *ret = (uint32_t)x;
         return 0;
@@ -251,19 +250,7 @@ static int parse_domid(const json_t *v, uint32_t *ret)
 
 static int parse_uuid(const json_t *v, char ret[static HV_UUID_MAX])
 {
-        const char *s;
-
-        if (!json_is_string(v) || json_string_length(v) != HV_UUID_MAX - 1)
-                return -EBADMSG;
-        s = json_string_value(v);
-        for (size_t i = 0; i < HV_UUID_MAX - 1; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-                        return -EBADMSG;
-                ret[i] = (char)tolower((unsigned char)s[i]);
-        }
-        ret[HV_UUID_MAX - 1] = '\0';
-        return 0;
+        return pg_uuid_normalize(json_string_value(v), ret) < 0 ? -EBADMSG : 0;
 }
 
 /* A string of at most size-1 bytes without NUL (and not empty unless may_be_empty). */
@@ -280,22 +267,9 @@ static int parse_name(const json_t *v, bool may_be_empty, char *ret, size_t size
         return 0;
 }
 
-/* The same names as pgd_hv_domain_type_parse(); kept here so that hv-sim.c stands alone. */
-static int parse_type(const json_t *v, enum hv_domain_type *ret)
+static int parse_type(const json_t *v, enum pg_domain_type *ret)
 {
-        static const struct {
-                const char *name;
-                enum hv_domain_type type;
-        } types[] = { { "pv", HV_DOMAIN_PV }, { "pvh", HV_DOMAIN_PVH }, { "hvm", HV_DOMAIN_HVM } };
-
-        if (!json_is_string(v))
-                return -EBADMSG;
-        for (size_t i = 0; i < ELEMENTSOF(types); i++)
-                if (streq(json_string_value(v), types[i].name)) {
-                        *ret = types[i].type;
-                        return 0;
-                }
-        return -EBADMSG;
+        return pg_domain_type_parse(json_string_value(v), ret) < 0 ? -EBADMSG : 0;
 }
 
 static int check_keys(const json_t *obj, const char *const *allowed)

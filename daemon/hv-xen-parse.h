@@ -12,9 +12,6 @@
 
 #include "hv.h"
 
-/* Xen's own domain ids as the 'Q' dump names them ("d[XEN]", "d[IO]"). */
-#define PGD_XEN_DOMID_XEN 0x7FF2U
-
 /* Facts about SSSS:BB:DD.F from ROOT/bus/pci/devices/; -ENODEV when absent. */
 int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret);
 /* Every function in ROOT/bus/pci/devices/, sorted; *ret freed with free(). */
@@ -37,7 +34,7 @@ int pgd_xen_sysfs_unbind_pciback(const char *root, uint32_t sbdf, const char *dr
  *     (XEN) 0000:00:02.0 - DomIO:8001 - node -1
  *     (XEN) 0000:00:01.0 - d0 - node -1
  * "d0" is dom0, "DomIO:<pseudo-domid>" or "d[IO]" quarantine (HV_DOMID_IO),
- * "dN" a guest, "d[XEN]" Xen's own (PGD_XEN_DOMID_XEN). -ENOENT when
+ * "dN" a guest, "d[XEN]" Xen's own (PG_DOMID_XEN). -ENOENT when
  * TEXT holds no complete dump. *ret (all devices, dom0's included) freed with free().
  */
 int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret,

@@ -433,12 +433,12 @@ static bool parse_dump_line(const char *l, const char *end, struct hv_assignment
         if (streq(owner, "d[IO]") || strncmp(owner, "DomIO", 5) == 0)
                 ret->domid = HV_DOMID_IO;
         else if (streq(owner, "d[XEN]"))
-                ret->domid = PGD_XEN_DOMID_XEN;
+                ret->domid = PG_DOMID_XEN;
         else if (owner[0] == 'd' && isdigit((unsigned char)owner[1])) {
                 char *e;
                 unsigned long v = strtoul(owner + 1, &e, 10);
 
-                if (*e != '\0' || v >= 0x7FF0)
+                if (*e != '\0' || v >= PG_DOMID_FIRST_RESERVED)
                         return false;
                 ret->domid = (uint32_t)v;
         } else
@@ -675,14 +675,8 @@ static void fill_domain(struct hv *hv, const xc_domaininfo_t *info, struct hv_do
                 snprintf(d.name, sizeof(d.name), "%s", name);
         /* libxl records the type it built; Xen itself only knows HVM-container or not. */
         type = xs_read_domain(hv, "/libxl", info->domain, "type");
-        if (type && streq(type, "pvh"))
-                d.type = HV_DOMAIN_PVH;
-        else if (type && streq(type, "hvm"))
-                d.type = HV_DOMAIN_HVM;
-        else if (type && streq(type, "pv"))
-                d.type = HV_DOMAIN_PV;
-        else
-                d.type = (info->flags & XEN_DOMINF_hvm_guest) ? HV_DOMAIN_HVM : HV_DOMAIN_PV;
+        if (pg_domain_type_parse(type, &d.type) < 0)
+                d.type = (info->flags & XEN_DOMINF_hvm_guest) ? PG_DOMAIN_HVM : PG_DOMAIN_PV;
         *ret = d;
 }
 
@@ -691,7 +685,7 @@ static int xen_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
         xc_domaininfo_t info;
         int n;
 
-        if (domid >= 0x7FF0)
+        if (domid >= PG_DOMID_FIRST_RESERVED)
                 return -ESRCH;
         n = xc_domain_getinfolist(hv->xch, domid, 1, &info);
         if (n < 0)
@@ -725,7 +719,7 @@ static int xen_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
                 for (int i = 0; i < got; i++)
                         fill_domain(hv, &info[i], &list[n++]);
                 next = info[got - 1].domain + 1;
-                if ((size_t)got < ELEMENTSOF(info) || next >= 0x7FF0)
+                if ((size_t)got < ELEMENTSOF(info) || next >= PG_DOMID_FIRST_RESERVED)
                         break;
         }
         *ret = TAKE_PTR(list);
@@ -937,7 +931,7 @@ static int xen_assignments(struct hv *hv, struct hv_assignment **ret, size_t *re
         /* dom0's devices and Xen's own (d[XEN]: IOMMUs, its serial port) are not assignments. */
         for (size_t i = 0; i < hv->n_owners; i++)
                 if (hv->owners[i].domid != HV_DOMID_DOM0 &&
-                    hv->owners[i].domid != PGD_XEN_DOMID_XEN)
+                    hv->owners[i].domid != PG_DOMID_XEN)
                         list[m++] = hv->owners[i];
         *ret = TAKE_PTR(list);
         *ret_n = m;

@@ -16,25 +16,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HV_DOMID_IO 0x7FF1U      /* Xen's DOMID_IO: quarantine */
-#define HV_DOMID_INVALID 0x7FF4U /* Xen's DOMID_INVALID: "any guest" for test-assign */
-#define HV_DOMID_DOM0 0U
+#include "pg-wire.h"
+
+/* The domain ids of pg-wire.h, in the backend's words. */
+#define HV_DOMID_DOM0 PG_DOMID_DOM0
+#define HV_DOMID_IO PG_DOMID_IO           /* quarantine */
+#define HV_DOMID_INVALID PG_DOMID_INVALID /* "any guest" for test-assign */
 
 #define HV_NAME_MAX 64
-#define HV_UUID_MAX 37   /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define HV_UUID_MAX PG_UUID_MAX
 #define HV_DRIVER_MAX 64
-
-enum hv_domain_type {
-        HV_DOMAIN_PV,
-        HV_DOMAIN_PVH,
-        HV_DOMAIN_HVM,
-};
 
 struct hv_domain {
         uint32_t domid;
         char name[HV_NAME_MAX];  /* "" when the domain has no name in xenstore */
         char uuid[HV_UUID_MAX];  /* lowercase, always set */
-        enum hv_domain_type type;
+        enum pg_domain_type type;
         bool dying;
 };
 
@@ -141,7 +138,3 @@ extern const struct hv_ops hv_xen_ops;
 
 /* The backend by name ("xen", "sim"), or NULL when not built in. */
 const struct hv_ops *pgd_hv_lookup(const char *name);
-
-const char *pgd_hv_domain_type_name(enum hv_domain_type t);
-/* "hvm" / "pvh" / "pv" -> type; -EINVAL otherwise. */
-int pgd_hv_domain_type_parse(const char *s, enum hv_domain_type *ret);

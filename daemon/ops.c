@@ -18,11 +18,6 @@
 #include "log.h"
 #include "pgd.h"
 
-static bool is_guest(uint32_t domid)
-{
-        return domid != HV_DOMID_DOM0 && domid != HV_DOMID_IO;
-}
-
 static const char *empty_to_null(const char *s)
 {
         return s && s[0] ? s : NULL;
@@ -291,12 +286,12 @@ int pgd_op_owner(struct pgd_ctx *ctx)
         g = pgd_grants_find(d->grants, req->sbdf);
 
         if (set_new(reply, "device", json_string(req->bdf)) < 0 ||
-            set_new(reply, "assigned", json_boolean(known && is_guest(owner))) < 0 ||
+            set_new(reply, "assigned", json_boolean(known && pg_domid_is_guest(owner))) < 0 ||
             set_new(reply, "granted", json_boolean(g != NULL)) < 0 ||
             set_new(reply, "quarantined", json_boolean(known && owner == HV_DOMID_IO)) < 0 ||
             set_new(reply, "driver", info->driver[0] ? json_string(info->driver) : json_null()) < 0)
                 return -ENOMEM;
-        if (known && is_guest(owner)) {
+        if (known && pg_domid_is_guest(owner)) {
                 if (set_new(reply, "domid", json_integer(owner)) < 0)
                         return -ENOMEM;
                 if (d->hv_ops->domain_get(d->hv, owner, &dom) >= 0 && dom.name[0] &&
@@ -505,7 +500,8 @@ static int owner_not_guest(struct pgd_ctx *ctx, uint32_t *ret_owner)
         }
         if (r < 0)
                 owner = HV_DOMID_DOM0;
-        if (is_guest(owner))
+        /* A guest's, or Xen's own: only dom0's and quarantined devices move between drivers. */
+        if (owner != HV_DOMID_DOM0 && owner != HV_DOMID_IO)
                 return pgd_error_set(err, PG_ERR_BUSY, "%s is assigned to domid %u", req->bdf,
                                      owner);
         *ret_owner = owner;

@@ -116,11 +116,6 @@ static uint32_t owner_of(struct host_view *v, uint32_t sbdf)
         return a ? a->domid : HV_DOMID_DOM0;
 }
 
-static bool is_guest(uint32_t domid)
-{
-        return domid != HV_DOMID_DOM0 && domid < 0x7FF0U;
-}
-
 static const char *owner_name(uint32_t domid, char buf[static 16])
 {
         if (domid == HV_DOMID_DOM0)
@@ -390,7 +385,7 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                 int error = 0;
                 bool prepared, alive;
 
-                if (!is_guest(a.domid) || (gr && gr->domid == a.domid))
+                if (!pg_domid_is_guest(a.domid) || (gr && gr->domid == a.domid))
                         continue;
                 dom = find_domain(&v, a.domid);
                 prepared = pgd_grants_prepared_driver(g, a.sbdf) != NULL;
@@ -559,7 +554,7 @@ int pgd_reconcile_rebuild(struct pgd_daemon *d)
                         prepared += added;
                         continue;
                 }
-                if (!is_guest(a->domid))
+                if (!pg_domid_is_guest(a->domid))
                         continue;
                 if (!dom || dom->dying) {
                         printf("skipped: %s -> d%" PRIu32 " (domain %s)\n", bdf, a->domid,

@@ -150,9 +150,9 @@ static int parse_args(const struct op *op, const json_t *msg, struct pgd_request
                         if (!json_is_integer(domid))
                                 return bad_request(err, "'domid' must be an integer");
                         json_int_t n = json_integer_value(domid);
-                        if (n < 0 || n > PGD_DOMID_MAX)
-                                return bad_request(err, "'domid' must be between 0 and %d",
-                                                   PGD_DOMID_MAX);
+                        if (n < 0 || n > PG_DOMID_WIRE_MAX)
+                                return bad_request(err, "'domid' must be between 0 and %u",
+                                                   PG_DOMID_WIRE_MAX);
                         req->domid = (uint32_t)n;
                         req->has_domid = true;
                 }

@@ -23,8 +23,6 @@
 
 /* The longest domain name a request may give (Xen's limit is 63 bytes + NUL). */
 #define PGD_DOMAIN_NAME_MAX 63
-/* The highest domid a request may name (DOMID_FIRST_RESERVED - 1). */
-#define PGD_DOMID_MAX 0xFFFF /* domid_t; reserved ones are the domain check's business */
 /* A client whose unread replies exceed this is disconnected. */
 #define PGD_OUTPUT_MAX (256 * 1024)
 /*

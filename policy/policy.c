@@ -21,6 +21,7 @@
 #include <libconfig.h>
 
 #include "pg-util.h"
+#include "pg-wire.h"
 #include "policy-internal.h"
 
 /* A policy file larger than this is refused before parsing. */
@@ -28,7 +29,6 @@
 /* After this many problems, one more says so and the rest are dropped. */
 #define MAX_DIAGS 1000
 
-#define DOMID_FIRST_RESERVED 0x7ff0
 
 struct loader {
         const char *file;
@@ -925,20 +925,6 @@ static void parse_dev_matcher(struct loader *l, const config_setting_t *g, const
 
 /* ---- domain matchers ---- */
 
-static bool uuid_valid(const char *s)
-{
-        if (strlen(s) != 36)
-                return false;
-        for (int i = 0; i < 36; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return false;
-                } else if (hex_value((unsigned char)s[i]) < 0)
-                        return false;
-        }
-        return true;
-}
-
 static void parse_dom_matcher(struct loader *l, const config_setting_t *g, struct dom_matcher *m)
 {
         static const char *const keys[] = {"name", "domid", "uuid", "type", NULL};
@@ -963,27 +949,27 @@ static void parse_dom_matcher(struct loader *l, const config_setting_t *g, struc
                 m->keys |= DOM_NAME;
         }
         s = config_setting_get_member(g, "domid");
-        if (s && get_int(l, s, 0, DOMID_FIRST_RESERVED - 1, false, &v)) {
+        if (s && get_int(l, s, 0, PG_DOMID_GUEST_MAX, false, &v)) {
                 m->domid = (uint32_t)v;
                 m->keys |= DOM_DOMID;
         }
         s = config_setting_get_member(g, "uuid");
         if (s && get_string(l, s, &str)) {
-                if (!uuid_valid(str))
+                char uuid[PG_UUID_MAX];
+                if (pg_uuid_normalize(str, uuid) < 0)
                         diag(l, line_of(s),
                              "invalid uuid '%s' (expected "
                              "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
                              str);
                 else {
-                        m->uuid = xstrdup(l, str);
-                        for (char *c = m->uuid; c && *c; c++)
-                                *c = (char)tolower((unsigned char)*c);
+                        m->uuid = xstrdup(l, uuid);
                         m->keys |= DOM_UUID;
                 }
         }
         s = config_setting_get_member(g, "type");
         if (s && get_string(l, s, &str)) {
-                if (!streq(str, "hvm") && !streq(str, "pvh") && !streq(str, "pv"))
+                enum pg_domain_type type;
+                if (pg_domain_type_parse(str, &type) < 0)
                         diag(l, line_of(s), "unknown domain type '%s' (expected hvm, pvh or pv)",
                              str);
                 else {

@@ -131,7 +131,7 @@ static int call(struct probe *p, char **w, int n, bool verbose, char ret_answer[
                 r = p->ops->domain_list(p->hv, &list, &count);
                 for (size_t i = 0; r >= 0 && i < count; i++)
                         printf("domain %u name=%s uuid=%s type=%s dying=%d\n", list[i].domid,
-                               list[i].name, list[i].uuid, pgd_hv_domain_type_name(list[i].type),
+                               list[i].name, list[i].uuid, pg_domain_type_name(list[i].type),
                                list[i].dying);
         } else if (streq(w[0], "assignments")) {
                 _cleanup_(freep) struct hv_assignment *list = NULL;

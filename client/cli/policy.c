@@ -207,14 +207,13 @@ static int explain_parse(int argc, char **argv, struct explain_args *a)
                         a->domain = optarg;
                         break;
                 case OPT_DOMID:
-                        num = &a->domid, max = 0x7fef;
+                        num = &a->domid, max = PG_DOMID_GUEST_MAX;
                         break;
                 case OPT_UUID:
                         a->uuid = optarg;
                         break;
                 case OPT_TYPE:
-                        if (!streq(optarg, "hvm") && !streq(optarg, "pvh") &&
-                            !streq(optarg, "pv")) {
+                        if (pg_domain_type_parse(optarg, &(enum pg_domain_type){0}) < 0) {
                                 fprintf(stderr, "passguard: --type must be hvm, pvh or pv\n");
                                 return EXIT_USAGE;
                         }
@@ -249,7 +248,7 @@ static int policy_explain(int argc, char **argv)
         _cleanup_(decision_clearp) struct pg_policy_decision d = {};
         struct explain_args a = {
                 .uid = -1, .gid = -1, .vendor = -1, .device = -1, .subsystem_vendor = -1,
-                .subsystem_device = -1, .class = -1, .domid = 0x7ff4 /* DOMID_INVALID */,
+                .subsystem_device = -1, .class = -1, .domid = PG_DOMID_INVALID,
         };
         uint32_t sbdf;
         int e, r;

@@ -320,14 +320,14 @@ static void test_caps_and_domains(void)
         CHECK_INTEQ(d.domid, 5);
         CHECK_STREQ(d.name, "render-1");
         CHECK_STREQ(d.uuid, "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f");
-        CHECK_INTEQ(d.type, HV_DOMAIN_HVM);
+        CHECK_INTEQ(d.type, PG_DOMAIN_HVM);
         CHECK(!d.dying);
         CHECK_INTEQ(ops->domain_get(hv, 9, &d), -ESRCH);
         CHECK_INTEQ(d.domid, 5);   /* untouched on failure */
 
         CHECK_INTEQ(ops->domain_by_name(hv, "web-1", &d), 0);
         CHECK_INTEQ(d.domid, 7);
-        CHECK_INTEQ(d.type, HV_DOMAIN_PVH);
+        CHECK_INTEQ(d.type, PG_DOMAIN_PVH);
         CHECK(d.dying);
         CHECK_INTEQ(ops->domain_by_name(hv, "web-2", &d), -ESRCH);
 
@@ -336,7 +336,7 @@ static void test_caps_and_domains(void)
         if (n == 5) {
                 CHECK_INTEQ(list[0].domid, 0);
                 CHECK_STREQ(list[0].name, "Domain-0");
-                CHECK_INTEQ(list[0].type, HV_DOMAIN_PV);
+                CHECK_INTEQ(list[0].type, PG_DOMAIN_PV);
                 CHECK_STREQ(list[4].name, "net-1");
         }
         free(list);

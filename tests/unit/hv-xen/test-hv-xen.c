@@ -313,7 +313,7 @@ static void test_pci_dump(void)
                 CHECK_INTEQ(pgd_xen_parse_pci_dump(text, sizeof(text) - 1, &list, &n), 0);
                 CHECK_INTEQ(n, 3);
                 CHECK_INTEQ(owner_of(list, n, PG_SBDF(1, 5, 0, 1)), HV_DOMID_IO);
-                CHECK_INTEQ(owner_of(list, n, PG_SBDF(1, 0, 0x1f, 0)), PGD_XEN_DOMID_XEN);
+                CHECK_INTEQ(owner_of(list, n, PG_SBDF(1, 0, 0x1f, 0)), PG_DOMID_XEN);
                 CHECK_INTEQ(owner_of(list, n, PG_SBDF(1, 7, 0, 0)), 17);
         }
         /* No dump header: no answer, rather than "nobody owns anything". */
