@@ -78,6 +78,7 @@
 #include <jansson.h>
 
 #include "grants.h"
+#include "pg-file.h"
 #include "pg-util.h"
 #include "pg-wire.h"
 
@@ -1478,42 +1479,6 @@ int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const 
 
 /* ---- loading ---- */
 
-static int read_file(int fd, char **ret, size_t *ret_len)
-{
-        _cleanup_(freep) char *buf = NULL;
-        size_t n = 0, cap = 0;
-
-        for (;;) {
-                if (n == cap) {
-                        if (cap > GRANTS_MAX_FILE_SIZE)
-                                return -EFBIG;
-                        cap = cap ? cap * 2 : 4096;
-                        char *p = realloc(buf, cap + 1);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                }
-                ssize_t k = read(fd, buf + n, cap - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        if (!buf) {
-                buf = malloc(1);
-                if (!buf)
-                        return -ENOMEM;
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
-}
-
 /* Read path whole; -ENOENT when it does not exist. why_buf says what failed. */
 static int read_path(const char *path, char **ret, size_t *ret_len)
 {
@@ -1526,7 +1491,7 @@ static int read_path(const char *path, char **ret, size_t *ret_len)
                 snprintf(why_buf, sizeof(why_buf), "cannot open: %s", strerror(-r));
                 return r;
         }
-        r = read_file(fd, ret, ret_len);
+        r = pg_read_all(fd, GRANTS_MAX_FILE_SIZE, ret, ret_len);
         if (r == -EFBIG)
                 return bad("file too large");
         if (r < 0)
@@ -1541,7 +1506,7 @@ static int read_path_at(int dirfd, const char *name, char **ret, size_t *ret_len
 
         if (fd < 0)
                 return -errno;
-        return read_file(fd, ret, ret_len);
+        return pg_read_all(fd, GRANTS_MAX_FILE_SIZE, ret, ret_len);
 }
 
 /*
@@ -1720,43 +1685,6 @@ int pgd_grants_format(const struct pgd_grants *g, char **ret_text, size_t *ret_l
         return snapshot_format(g, ret_text, ret_len, sum);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
-/* Write name in dirfd durably through name.tmp: write, fsync, close. The rename is the caller's. */
-static int write_tmp(int dirfd, const char *tmp, const char *text, size_t len)
-{
-        _cleanup_(closep) int fd = -1;
-        int r;
-
-        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, text, len);
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0) {
-                int k = close(TAKE_FD(fd));
-                if (k < 0 && errno != EINTR)
-                        r = -errno;
-        }
-        if (r < 0)
-                (void)unlinkat(dirfd, tmp, 0);
-        return r;
-}
-
 static void journal_close(struct pgd_grants *g)
 {
         g->journal_fd = safe_close(g->journal_fd);
@@ -1828,41 +1756,40 @@ int pgd_grants_commit(struct pgd_grants *g)
          */
         g->journal_broken = true;
         if (snapshot_changes) {
-                r = write_tmp(dirfd, GRANTS_TMP_FILE, text, len);
+                r = pg_durable_write(dirfd, GRANTS_TMP_FILE, text, len, 0600, NULL);
                 if (r < 0)
                         return r;
         }
         if (journal) {
-                r = write_tmp(dirfd, JOURNAL_TMP_FILE, journal, jlen);
+                r = pg_durable_write(dirfd, JOURNAL_TMP_FILE, journal, jlen, 0600, NULL);
                 if (r < 0) {
                         (void)unlinkat(dirfd, GRANTS_TMP_FILE, 0);
                         return r;
                 }
         }
         if (snapshot_changes) {
-                if (renameat(dirfd, GRANTS_TMP_FILE, dirfd, PGD_GRANTS_FILE) < 0) {
-                        r = -errno;
-                        (void)unlinkat(dirfd, GRANTS_TMP_FILE, 0);
+                r = pg_durable_rename(dirfd, GRANTS_TMP_FILE, PGD_GRANTS_FILE);
+                if (r < 0) {
+                        /*
+                         * Whether the new snapshot is in place is unknown: the
+                         * next compaction writes it again whatever it finds.
+                         */
+                        g->snapshot_sum[0] = '\0';
                         (void)unlinkat(dirfd, JOURNAL_TMP_FILE, 0);
                         return r;
                 }
-                /*
-                 * Past the rename the new snapshot is in place (the old
-                 * journal no longer applies to it); a failing directory
-                 * fsync (an I/O error) is still reported, to fail closed.
-                 */
+                /* The new snapshot is in place: the old journal no longer applies to it. */
                 memcpy(g->snapshot_sum, sum, sizeof(sum));
                 g->snapshot_size = len;
-                if (fsync(dirfd) < 0)
-                        return -errno;
         }
-        if (journal) {
-                if (renameat(dirfd, JOURNAL_TMP_FILE, dirfd, PGD_GRANTS_JOURNAL) < 0)
-                        return -errno;
-        } else if (unlinkat(dirfd, PGD_GRANTS_JOURNAL, 0) < 0 && errno != ENOENT)
-                return -errno;
-        if (fsync(dirfd) < 0)
-                return -errno;
+        if (journal)
+                r = pg_durable_rename(dirfd, JOURNAL_TMP_FILE, PGD_GRANTS_JOURNAL);
+        else if (unlinkat(dirfd, PGD_GRANTS_JOURNAL, 0) < 0 && errno != ENOENT)
+                r = -errno;
+        else if (fsync(dirfd) < 0)
+                r = -errno;
+        if (r < 0)
+                return r;
 
         /* Numbers go on: an open intent keeps its own, and no number is used twice. */
         g->journal_exists = journal != NULL;
@@ -1919,7 +1846,7 @@ static int journal_open(struct pgd_grants *g)
                         return -errno;
                 r = base_format(g->snapshot_sum, g->next_seq - 1, NULL, 0, &base, &len);
                 if (r >= 0)
-                        r = write_all(fd, base, len);
+                        r = pg_write_all(fd, base, len);
                 if (r < 0) {
                         if (ftruncate(fd, 0) < 0)
                                 g->journal_broken = true;
@@ -1952,7 +1879,7 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
                 journal_close(g);
                 return k;
         }
-        k = write_all(g->journal_fd, line, len);
+        k = pg_write_all(g->journal_fd, line, len);
         if (k < 0) {
                 /* Cut a partial record off; if even that fails, compact first. */
                 if (ftruncate(g->journal_fd, (off_t)g->journal_size) < 0)

@@ -88,6 +88,7 @@
 #include <jansson.h>
 
 #include "hv.h"
+#include "pg-file.h"
 #include "pg-util.h"
 #include "pg-wire.h"
 
@@ -658,43 +659,6 @@ static int host_parse(const char *text, size_t len, struct sim_host **ret)
 
 /* ---- the file and its lock ---- */
 
-static int read_all(int fd, char **ret, size_t *ret_len)
-{
-        _cleanup_(freep) char *buf = NULL;
-        size_t len = 0, size = 4096;
-
-        buf = malloc(size);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n;
-
-                if (len == size) {
-                        char *p;
-
-                        if (size >= SIM_FILE_MAX)
-                                return -EBADMSG;
-                        size *= 2;
-                        p = realloc(buf, size);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                }
-                n = read(fd, buf + len, size - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 static int lock_fd(int fd, int op)
 {
         while (flock(fd, op) < 0)
@@ -769,9 +733,9 @@ static int host_refresh(struct hv *hv, struct sim_host **ret)
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        r = read_all(fd, &text, &len);
+        r = pg_read_all(fd, SIM_FILE_MAX, &text, &len);
         if (r < 0)
-                return r;
+                return r == -EFBIG ? -EBADMSG : r;
         r = host_parse(text, len, &h);
         if (r < 0)
                 return r;
@@ -1033,7 +997,6 @@ static int host_save_held(struct hv *hv, struct sim_host *h, const char *text, s
 static int host_save(struct hv *hv, struct sim_host *h)
 {
         _cleanup_(freep) char *text = NULL;
-        _cleanup_(closep) int fd = -1;
         struct stat st;
         size_t len;
         int r;
@@ -1047,20 +1010,16 @@ static int host_save(struct hv *hv, struct sim_host *h)
                         return r;
         }
 
-        fd = open(hv->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-        if (fd < 0)
-                return -errno;
-        r = write_at_start(fd, text, len);
-        if (r >= 0 && fstat(fd, &st) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void)unlink(hv->tmp_path);
-                return r;
-        }
         /* Closed before the rename, so that a watcher never sees a write to FILE itself. */
-        fd = safe_close(fd);
+        r = pg_durable_write(AT_FDCWD, hv->tmp_path, text, len, 0644, &st);
+        if (r < 0)
+                return r;
+        /*
+         * The rename is the commit point: from there on the call has
+         * happened, as a hypercall that returned would have, so the
+         * directory's sync (host_saved()) is best effort and not
+         * pg_durable_rename(), which would report it as the call's failure.
+         */
         if (rename(hv->tmp_path, hv->path) < 0) {
                 r = -errno;
                 (void)unlink(hv->tmp_path);

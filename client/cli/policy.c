@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "passguard.h"
+#include "pg-file.h"
 #include "pg-util.h"
 #include "pg-wire.h"
 #include "policy.h"
@@ -355,48 +356,16 @@ static int policy_explain(int argc, char **argv)
 
 /* ---- policy edit [--file FILE] ---- */
 
+/* A policy file is read whole; this is far more than any policy needs. */
+#define POLICY_FILE_MAX (16u * 1024 * 1024)
+
 static int read_file(const char *path, char **ret, size_t *ret_len)
 {
-        _cleanup_(fclosep) FILE *f = fopen(path, "re");
-        _cleanup_(freep) char *buf = NULL;
-        size_t len = 0, cap = 0;
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-        if (!f)
+        if (fd < 0)
                 return -errno;
-        for (;;) {
-                if (cap - len < 4096) {
-                        char *t = realloc(buf, cap + 65536);
-                        if (!t)
-                                return -ENOMEM;
-                        buf = t;
-                        cap += 65536;
-                }
-                size_t n = fread(buf + len, 1, cap - len - 1, f);
-                len += n;
-                if (n == 0)
-                        break;
-        }
-        if (ferror(f))
-                return -EIO;
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
+        return pg_read_all(fd, POLICY_FILE_MAX, ret, ret_len);
 }
 
 /* Run the user's editor on path; 0 when it exited successfully. */
@@ -451,19 +420,6 @@ static bool ask_edit_again(void)
                 if (line[0] == 'q' || line[0] == 'Q')
                         return false;
         }
-}
-
-static int fsync_dir_of(const char *path)
-{
-        _cleanup_(freep) char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        _cleanup_(closep) int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                return -errno;
-        return 0;
 }
 
 struct tmpfile {
@@ -625,7 +581,7 @@ static int policy_edit(const struct cli *c, int argc, char **argv)
                 tmp.path = pg_free(tmp.path);
                 return EXIT_REFUSED;
         }
-        r = write_all(tmp.fd, orig ?: "", orig_len);
+        r = pg_write_all(tmp.fd, orig ?: "", orig_len);
         if (r >= 0 && fchmod(tmp.fd, st.st_mode & 07777) < 0)
                 r = -errno;
         if (r < 0) {
@@ -696,15 +652,10 @@ static int policy_edit(const struct cli *c, int argc, char **argv)
                 fprintf(stderr, "passguard: cannot prepare %s: %m\n", tmp.path);
                 return EXIT_REFUSED;
         }
-        if (rename(tmp.path, path) < 0) {
-                fprintf(stderr, "passguard: cannot install %s: %m\n", path);
-                return EXIT_REFUSED;
-        }
-        tmp.path = pg_free(tmp.path); /* renamed: nothing left to clean up */
-        r = fsync_dir_of(path);
+        r = pg_durable_rename(AT_FDCWD, tmp.path, path);
+        tmp.path = pg_free(tmp.path); /* renamed, or removed: nothing left to clean up */
         if (r < 0) {
-                fprintf(stderr, "passguard: cannot sync the directory of %s: %s\n", path,
-                        strerror(-r));
+                fprintf(stderr, "passguard: cannot install %s: %s\n", path, strerror(-r));
                 return EXIT_REFUSED;
         }
         printf("%s installed\n", path);
