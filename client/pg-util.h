@@ -2,6 +2,25 @@
 /*
  * Small helpers shared by every part of passguard: cleanup attributes and
  * ownership hand-over. Header-only, no state.
+ *
+ * The error convention, the one every function of passguard follows
+ * (STYLE.md habit 1; the model is dbus-broker's util/error.h):
+ *
+ *   r >= 0   success (0, or a count, a size, an fd);
+ *   r > 0    from a function that can refuse (an op handler, a check, a
+ *            state change, a reload, a libpassguard call): a refusal, the
+ *            PG_ERR_* code of passguard.h, its reason in the caller's
+ *            struct pgd_error or the library's last message. A refusal is
+ *            an answer, not a failure;
+ *   r < 0    a failure: -errno, converted from libc at the call site
+ *            ("return -errno;"). -1 with errno never travels between
+ *            passguard functions.
+ *
+ * Which functions can refuse is said where they are declared; every other
+ * function returns 0 or -errno. Nothing else is returned: no sentinels such
+ * as "EXIT_DONE + 100", no static message buffers (a reason goes into memory
+ * the caller owns). On the wire an error is a stable name from the table in
+ * client/errors.c, never a number.
  */
 #pragma once
 
@@ -14,11 +33,7 @@
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
-#define _noreturn_ __attribute__((noreturn))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _pure_ __attribute__((pure))
-#define _warn_unused_result_ __attribute__((warn_unused_result))
 #define _fallthrough_ __attribute__((fallthrough))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
@@ -85,9 +100,3 @@ static inline bool streq_ptr(const char *a, const char *b)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
-
-/* Turn a libc -1/errno result into -errno at the call site. */
-static inline int negative_errno(void)
-{
-        return errno > 0 ? -errno : -EIO;
-}

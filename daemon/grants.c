@@ -118,18 +118,26 @@ struct pgd_grants {
         size_t unsynced;
 };
 
-/* The reason of the last parse failure, and the file; the daemon is single-threaded, tests too. */
-static char why_buf[256];
-static char file_buf[PATH_MAX];
+/* Why a file does not load: filled by bad(why, ), handed to the caller as a copy. */
+#define WHY_MAX 256
 
-_printf_(1, 2) static int bad(const char *fmt, ...)
+_printf_(2, 3) static int bad(char why[static WHY_MAX], const char *fmt, ...)
 {
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(why_buf, sizeof(why_buf), fmt, ap);
+        vsnprintf(why, WHY_MAX, fmt, ap);
         va_end(ap);
         return -EBADMSG;
+}
+
+/* Hand why to the caller (ret_why may be NULL); -ENOMEM replaces r when it cannot. */
+static int give_why(int r, const char *why, char **ret_why)
+{
+        if (!ret_why)
+                return r;
+        *ret_why = strdup(why);
+        return *ret_why ? r : -ENOMEM;
 }
 
 /* ---- SHA-256 (FIPS 180-4) ---- */
@@ -600,7 +608,8 @@ static const char *json_type_name(const json_t *j)
 }
 
 /* Check obj's keys against allowed (all required). what prefixes the reason. */
-static int check_members(const json_t *obj, const char *what, const char *const *allowed)
+static int check_members(char *why, const json_t *obj, const char *what,
+                         const char *const *allowed)
 {
         const char *key;
         json_t *v;
@@ -612,59 +621,59 @@ static int check_members(const json_t *obj, const char *what, const char *const 
                         if (streq(*a, key))
                                 known = true;
                 if (!known)
-                        return bad("%sunknown key '%s'", what, key);
+                        return bad(why, "%sunknown key '%s'", what, key);
         }
         for (const char *const *a = allowed; *a; a++)
                 if (!json_object_get(obj, *a))
-                        return bad("%smissing key '%s'", what, *a);
+                        return bad(why, "%smissing key '%s'", what, *a);
         return 0;
 }
 
-static int get_string(const json_t *obj, const char *what, const char *key, size_t max,
+static int get_string(char *why, const json_t *obj, const char *what, const char *key, size_t max,
                       bool nonempty, const char **ret)
 {
         const json_t *v = json_object_get(obj, key);
 
         if (!json_is_string(v))
-                return bad("%s'%s' must be a string, not %s", what, key, json_type_name(v));
+                return bad(why, "%s'%s' must be a string, not %s", what, key, json_type_name(v));
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
         if (strlen(s) != n)
-                return bad("%s'%s' contains a NUL byte", what, key);
+                return bad(why, "%s'%s' contains a NUL byte", what, key);
         if (n >= max)
-                return bad("%s'%s' is too long (%zu bytes, at most %zu)", what, key, n, max - 1);
+                return bad(why, "%s'%s' is too long (%zu bytes, at most %zu)", what, key, n, max - 1);
         if (nonempty && n == 0)
-                return bad("%s'%s' is empty", what, key);
+                return bad(why, "%s'%s' is empty", what, key);
         *ret = s;
         return 0;
 }
 
-static int get_int(const json_t *obj, const char *what, const char *key, json_int_t min,
+static int get_int(char *why, const json_t *obj, const char *what, const char *key, json_int_t min,
                    json_int_t max, json_int_t *ret)
 {
         const json_t *v = json_object_get(obj, key);
 
         if (!json_is_integer(v))
-                return bad("%s'%s' must be an integer, not %s", what, key, json_type_name(v));
+                return bad(why, "%s'%s' must be an integer, not %s", what, key, json_type_name(v));
         json_int_t i = json_integer_value(v);
         if (i < min || i > max)
-                return bad("%s'%s' is out of range (%" JSON_INTEGER_FORMAT ")", what, key, i);
+                return bad(why, "%s'%s' is out of range (%" JSON_INTEGER_FORMAT ")", what, key, i);
         *ret = i;
         return 0;
 }
 
-static int get_device(const json_t *obj, const char *what, uint32_t *ret)
+static int get_device(char *why, const json_t *obj, const char *what, uint32_t *ret)
 {
         char canon[PG_BDF_MAX];
         const char *s = NULL;
         uint32_t sbdf;
         int r;
 
-        r = get_string(obj, what, "device", PG_BDF_MAX, true, &s);
+        r = get_string(why, obj, what, "device", PG_BDF_MAX, true, &s);
         if (r < 0)
                 return r;
         if (pg_bdf_parse(s, &sbdf) < 0 || !streq(pg_bdf_format(sbdf, canon), s))
-                return bad("%s'device' is not a PCI address of the form ssss:bb:dd.f: '%s'", what,
+                return bad(why, "%s'device' is not a PCI address of the form ssss:bb:dd.f: '%s'", what,
                            s);
         *ret = sbdf;
         return 0;
@@ -678,7 +687,7 @@ static bool uuid_valid(const char *s)
         return pg_uuid_normalize(s, norm) >= 0 && streq(norm, s);
 }
 
-static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
+static int parse_grant(char *why, const json_t *obj, size_t idx, struct pgd_grant *ret)
 {
         static const char *const keys[] = {
                 "device",      "domid", "domain_uuid", "domain_name", "client_uid", "client_pid",
@@ -692,44 +701,44 @@ static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
 
         snprintf(what, sizeof(what), "grant %zu: ", idx);
         if (!json_is_object(obj))
-                return bad("grant %zu: must be an object, not %s", idx, json_type_name(obj));
-        r = check_members(obj, what, keys);
+                return bad(why, "grant %zu: must be an object, not %s", idx, json_type_name(obj));
+        r = check_members(why, obj, what, keys);
         if (r < 0)
                 return r;
-        r = get_device(obj, what, &gr.sbdf);
+        r = get_device(why, obj, what, &gr.sbdf);
         if (r < 0)
                 return r;
-        r = get_int(obj, what, "domid", 1, PG_DOMID_GUEST_MAX, &i);
+        r = get_int(why, obj, what, "domid", 1, PG_DOMID_GUEST_MAX, &i);
         if (r < 0)
                 return r;
         gr.domid = (uint32_t)i;
-        r = get_string(obj, what, "domain_uuid", sizeof(gr.domain_uuid), true, &s);
+        r = get_string(why, obj, what, "domain_uuid", sizeof(gr.domain_uuid), true, &s);
         if (r < 0)
                 return r;
         if (!uuid_valid(s))
-                return bad("%s'domain_uuid' is not a lowercase UUID: '%s'", what, s);
+                return bad(why, "%s'domain_uuid' is not a lowercase UUID: '%s'", what, s);
         strcpy(gr.domain_uuid, s);
-        r = get_string(obj, what, "domain_name", sizeof(gr.domain_name), false, &s);
+        r = get_string(why, obj, what, "domain_name", sizeof(gr.domain_name), false, &s);
         if (r < 0)
                 return r;
         strcpy(gr.domain_name, s);
-        r = get_int(obj, what, "client_uid", 0, (json_int_t)UINT32_MAX - 1, &i);
+        r = get_int(why, obj, what, "client_uid", 0, (json_int_t)UINT32_MAX - 1, &i);
         if (r < 0)
                 return r;
         gr.client_uid = (uid_t)i;
-        r = get_int(obj, what, "client_pid", 0, INT32_MAX, &i);
+        r = get_int(why, obj, what, "client_pid", 0, INT32_MAX, &i);
         if (r < 0)
                 return r;
         gr.client_pid = (pid_t)i;
-        r = get_string(obj, what, "client_unit", sizeof(gr.client_unit), false, &s);
+        r = get_string(why, obj, what, "client_unit", sizeof(gr.client_unit), false, &s);
         if (r < 0)
                 return r;
         strcpy(gr.client_unit, s);
-        r = get_string(obj, what, "rule", sizeof(gr.rule), true, &s);
+        r = get_string(why, obj, what, "rule", sizeof(gr.rule), true, &s);
         if (r < 0)
                 return r;
         strcpy(gr.rule, s);
-        r = get_string(obj, what, "rdm_policy", 16, true, &s);
+        r = get_string(why, obj, what, "rdm_policy", 16, true, &s);
         if (r < 0)
                 return r;
         if (streq(s, pg_policy_rdm_name(PG_POLICY_RDM_STRICT)))
@@ -737,8 +746,8 @@ static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
         else if (streq(s, pg_policy_rdm_name(PG_POLICY_RDM_RELAXED)))
                 gr.rdm_policy = PG_POLICY_RDM_RELAXED;
         else
-                return bad("%s'rdm_policy' must be \"strict\" or \"relaxed\", not '%s'", what, s);
-        r = get_int(obj, what, "time", 0, INT64_MAX, &i);
+                return bad(why, "%s'rdm_policy' must be \"strict\" or \"relaxed\", not '%s'", what, s);
+        r = get_int(why, obj, what, "time", 0, INT64_MAX, &i);
         if (r < 0)
                 return r;
         gr.time = i;
@@ -746,7 +755,18 @@ static int parse_grant(const json_t *obj, size_t idx, struct pgd_grant *ret)
         return 0;
 }
 
-int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const char **ret_why)
+static int snapshot_parse(char *why, const char *text, size_t len, struct pgd_grants *g);
+
+int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, char **ret_why)
+{
+        char why[WHY_MAX] = "";
+        int r = snapshot_parse(why, text, len, g);
+
+        return r < 0 ? give_why(r, why, ret_why) : r;
+}
+
+/* The snapshot's text into g (empty), or -EBADMSG / -EPROTONOSUPPORT and why. */
+static int snapshot_parse(char *why, const char *text, size_t len, struct pgd_grants *g)
 {
         static const char *const top_keys[] = {"format", "grants", "prepared", "checksum", NULL};
         _cleanup_(json_decrefp) json_t *root = NULL;
@@ -760,27 +780,26 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
         size_t idx;
         int r;
 
-        why_buf[0] = '\0';
         if (len > GRANTS_MAX_FILE_SIZE)
-                r = bad("file too large (%zu bytes)", len);
+                r = bad(why, "file too large (%zu bytes)", len);
         else if (memchr(text, '\0', len))
-                r = bad("file contains a NUL byte");
+                r = bad(why, "file contains a NUL byte");
         else {
                 root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-                r = root ? 0 : bad("line %d: %s", jerr.line, jerr.text);
+                r = root ? 0 : bad(why, "line %d: %s", jerr.line, jerr.text);
         }
         if (r >= 0 && !json_is_object(root))
-                r = bad("top level must be an object, not %s", json_type_name(root));
+                r = bad(why, "top level must be an object, not %s", json_type_name(root));
 
         /* The format first: a future format may checksum differently. */
         if (r >= 0) {
                 v = json_object_get(root, "format");
                 if (!v)
-                        r = bad("missing key 'format'");
+                        r = bad(why, "missing key 'format'");
                 else if (!json_is_integer(v))
-                        r = bad("'format' must be an integer, not %s", json_type_name(v));
+                        r = bad(why, "'format' must be an integer, not %s", json_type_name(v));
                 else if (json_integer_value(v) != PGD_GRANTS_FORMAT) {
-                        snprintf(why_buf, sizeof(why_buf),
+                        snprintf(why, WHY_MAX,
                                  "unsupported format %" JSON_INTEGER_FORMAT
                                  " (this passguardd reads format %d)",
                                  json_integer_value(v), PGD_GRANTS_FORMAT);
@@ -788,11 +807,11 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
                 }
         }
         if (r >= 0)
-                r = check_members(root, "", top_keys);
+                r = check_members(why, root, "", top_keys);
 
         /* Then the checksum, before trusting anything else in the file. */
         if (r >= 0)
-                r = get_string(root, "", "checksum", CHECKSUM_MAX, true, &s);
+                r = get_string(why, root, "", "checksum", CHECKSUM_MAX, true, &s);
         if (r >= 0) {
                 _cleanup_(freep) char *have = strdup(s);
                 if (!have)
@@ -802,13 +821,13 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
                 if (r < 0)
                         return r;
                 if (!streq(have, want))
-                        r = bad("checksum mismatch");
+                        r = bad(why, "checksum mismatch");
         }
 
         if (r >= 0) {
                 v = json_object_get(root, "grants");
                 if (!json_is_array(v))
-                        r = bad("'grants' must be an array, not %s", json_type_name(v));
+                        r = bad(why, "'grants' must be an array, not %s", json_type_name(v));
         }
         if (r >= 0) {
                 const json_t *e;
@@ -816,12 +835,12 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
                 {
                         struct pgd_grant gr;
                         char bdf[PG_BDF_MAX];
-                        r = parse_grant(e, idx, &gr);
+                        r = parse_grant(why, e, idx, &gr);
                         if (r < 0)
                                 break;
                         r = grants_insert(&grants, &n_grants, &cap_grants, &gr);
                         if (r == -EEXIST)
-                                r = bad("grant %zu: device %s is granted twice", idx,
+                                r = bad(why, "grant %zu: device %s is granted twice", idx,
                                         pg_bdf_format(gr.sbdf, bdf));
                         if (r < 0)
                                 break;
@@ -831,7 +850,7 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
         if (r >= 0) {
                 v = json_object_get(root, "prepared");
                 if (!json_is_array(v))
-                        r = bad("'prepared' must be an array, not %s", json_type_name(v));
+                        r = bad(why, "'prepared' must be an array, not %s", json_type_name(v));
         }
         if (r >= 0) {
                 static const char *const keys[] = {"device", "driver", NULL};
@@ -842,31 +861,28 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const c
                         uint32_t sbdf = 0;
                         snprintf(what, sizeof(what), "prepared %zu: ", idx);
                         if (!json_is_object(e)) {
-                                r = bad("prepared %zu: must be an object, not %s", idx,
+                                r = bad(why, "prepared %zu: must be an object, not %s", idx,
                                         json_type_name(e));
                                 break;
                         }
-                        r = check_members(e, what, keys);
+                        r = check_members(why, e, what, keys);
                         if (r >= 0)
-                                r = get_device(e, what, &sbdf);
+                                r = get_device(why, e, what, &sbdf);
                         if (r >= 0)
-                                r = get_string(e, what, "driver", HV_DRIVER_MAX, false, &s);
+                                r = get_string(why, e, what, "driver", HV_DRIVER_MAX, false, &s);
                         if (r >= 0)
                                 r = prepared_insert(&prepared, &n_prepared, &cap_prepared, sbdf, s,
                                                     false);
                         if (r == -EEXIST)
-                                r = bad("prepared %zu: device %s is listed twice", idx,
+                                r = bad(why, "prepared %zu: device %s is listed twice", idx,
                                         pg_bdf_format(sbdf, bdf));
                         if (r < 0)
                                 break;
                 }
         }
 
-        if (r < 0) {
-                if (ret_why)
-                        *ret_why = why_buf;
+        if (r < 0)
                 return r;
-        }
 
         free(g->grants);
         g->grants = TAKE_PTR(grants);
@@ -1201,7 +1217,7 @@ static int record_format(const struct pgd_record *r, char **ret, size_t *ret_len
 }
 
 /* Parse one line (without '\n') and check its checksum; *ret_obj is the object. */
-static int line_parse(const char *text, size_t len, json_t **ret_obj)
+static int line_parse(char *why, const char *text, size_t len, json_t **ret_obj)
 {
         _cleanup_(json_decrefp) json_t *obj = NULL;
         _cleanup_(freep) char *have = NULL;
@@ -1211,13 +1227,13 @@ static int line_parse(const char *text, size_t len, json_t **ret_obj)
         int r;
 
         if (memchr(text, '\0', len))
-                return bad("contains a NUL byte");
+                return bad(why, "contains a NUL byte");
         obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!obj)
-                return bad("%s", jerr.text);
+                return bad(why, "%s", jerr.text);
         if (!json_is_object(obj))
-                return bad("not an object but %s", json_type_name(obj));
-        r = get_string(obj, "", "checksum", CHECKSUM_MAX, true, &s);
+                return bad(why, "not an object but %s", json_type_name(obj));
+        r = get_string(why, obj, "", "checksum", CHECKSUM_MAX, true, &s);
         if (r < 0)
                 return r;
         have = strdup(s);
@@ -1228,7 +1244,7 @@ static int line_parse(const char *text, size_t len, json_t **ret_obj)
         if (r < 0)
                 return r;
         if (!streq(have, want))
-                return bad("checksum mismatch");
+                return bad(why, "checksum mismatch");
         *ret_obj = TAKE_PTR(obj);
         return 0;
 }
@@ -1246,7 +1262,7 @@ static void base_clear(struct base *b)
         b->n_carried = 0;
 }
 
-static int base_parse(const char *text, size_t len, struct base *ret)
+static int base_parse(char *why, const char *text, size_t len, struct base *ret)
 {
         static const char *const keys[] = {"op", "seq", "snapshot", "carried", NULL};
         _cleanup_(json_decrefp) json_t *obj = NULL;
@@ -1257,33 +1273,33 @@ static int base_parse(const char *text, size_t len, struct base *ret)
         size_t i;
         int r;
 
-        r = line_parse(text, len, &obj);
+        r = line_parse(why, text, len, &obj);
         if (r < 0)
                 return r;
-        r = check_members(obj, "", keys);
+        r = check_members(why, obj, "", keys);
         if (r < 0)
                 return r;
-        r = get_string(obj, "", "op", 16, true, &s);
+        r = get_string(why, obj, "", "op", 16, true, &s);
         if (r >= 0 && !streq(s, "base"))
-                r = bad("the first line is a '%s' record, not the base", s);
+                r = bad(why, "the first line is a '%s' record, not the base", s);
         if (r >= 0)
-                r = get_int(obj, "", "seq", 0, INT64_MAX - 1, &seq);
+                r = get_int(why, obj, "", "seq", 0, INT64_MAX - 1, &seq);
         if (r < 0)
                 return r;
         b.seq = (uint64_t)seq;
         v = json_object_get(obj, "snapshot");
         if (!json_is_null(v)) {
-                r = get_string(obj, "", "snapshot", CHECKSUM_MAX, true, &s);
+                r = get_string(why, obj, "", "snapshot", CHECKSUM_MAX, true, &s);
                 if (r < 0)
                         return r;
                 if (strncmp(s, CHECKSUM_PREFIX, strlen(CHECKSUM_PREFIX)) != 0 ||
                     strlen(s) != CHECKSUM_MAX - 1)
-                        return bad("'snapshot' is not a checksum: '%s'", s);
+                        return bad(why, "'snapshot' is not a checksum: '%s'", s);
                 strcpy(b.sum, s);
         }
         v = json_object_get(obj, "carried");
         if (!json_is_array(v))
-                return bad("'carried' must be an array, not %s", json_type_name(v));
+                return bad(why, "'carried' must be an array, not %s", json_type_name(v));
         b.carried = calloc(json_array_size(v) + 1, sizeof(*b.carried));
         if (!b.carried)
                 return -ENOMEM;
@@ -1293,7 +1309,7 @@ static int base_parse(const char *text, size_t len, struct base *ret)
                 if (!json_is_integer(e) || x < 1 || (uint64_t)x > b.seq ||
                     (i > 0 && (uint64_t)x <= b.carried[i - 1])) {
                         base_clear(&b);
-                        return bad("'carried' must list increasing sequence numbers up to %" PRIu64,
+                        return bad(why, "'carried' must list increasing sequence numbers up to %" PRIu64,
                                    b.seq);
                 }
                 b.carried[b.n_carried++] = (uint64_t)x;
@@ -1302,7 +1318,7 @@ static int base_parse(const char *text, size_t len, struct base *ret)
         return 0;
 }
 
-static int record_parse(const char *text, size_t len, struct pgd_record *ret)
+static int record_parse(char *why, const char *text, size_t len, struct pgd_record *ret)
 {
         _cleanup_(json_decrefp) json_t *obj = NULL;
         struct pgd_record rec = {};
@@ -1311,17 +1327,17 @@ static int record_parse(const char *text, size_t len, struct pgd_record *ret)
         size_t n = 0;
         int r, op = -1;
 
-        r = line_parse(text, len, &obj);
+        r = line_parse(why, text, len, &obj);
         if (r < 0)
                 return r;
-        r = get_string(obj, "", "op", 32, true, &s);
+        r = get_string(why, obj, "", "op", 32, true, &s);
         if (r < 0)
                 return r;
         for (size_t k = 0; k < ELEMENTSOF(record_op_names); k++)
                 if (streq(s, record_op_names[k]))
                         op = (int)k;
         if (op < 0)
-                return bad("unknown op '%s'", s);
+                return bad(why, "unknown op '%s'", s);
         rec.op = (enum pgd_record_op)op;
 
         keys[n++] = "op";
@@ -1335,32 +1351,32 @@ static int record_parse(const char *text, size_t len, struct pgd_record *ret)
         if (record_has_driver(rec.op))
                 keys[n++] = "driver";
         keys[n] = NULL;
-        r = check_members(obj, "", keys);
+        r = check_members(why, obj, "", keys);
         if (r < 0)
                 return r;
 
-        r = get_int(obj, "", "seq", 1, INT64_MAX, &i);
+        r = get_int(why, obj, "", "seq", 1, INT64_MAX, &i);
         if (r < 0)
                 return r;
         rec.seq = (uint64_t)i;
-        r = get_device(obj, "", &rec.sbdf);
+        r = get_device(why, obj, "", &rec.sbdf);
         if (r < 0)
                 return r;
         if (json_object_get(obj, "intent")) {
-                r = get_int(obj, "", "intent", 1, (json_int_t)rec.seq - 1, &i);
+                r = get_int(why, obj, "", "intent", 1, (json_int_t)rec.seq - 1, &i);
                 if (r < 0)
                         return r;
                 rec.intent = (uint64_t)i;
         }
         if (record_has_grant(rec.op)) {
-                r = parse_grant(json_object_get(obj, "grant"), 0, &rec.grant);
+                r = parse_grant(why, json_object_get(obj, "grant"), 0, &rec.grant);
                 if (r < 0)
                         return r;
                 if (rec.grant.sbdf != rec.sbdf)
-                        return bad("the grant is for another device than the record");
+                        return bad(why, "the grant is for another device than the record");
         }
         if (record_has_driver(rec.op)) {
-                r = get_string(obj, "", "driver", HV_DRIVER_MAX, false, &s);
+                r = get_string(why, obj, "", "driver", HV_DRIVER_MAX, false, &s);
                 if (r < 0)
                         return r;
                 strcpy(rec.driver, s);
@@ -1392,7 +1408,8 @@ static bool next_line(const char *text, size_t len, size_t *pos, const char **re
  * at a torn tail (invalid text with no valid record after it). *ret_size is
  * the length of the valid prefix, *ret_next the seq that follows.
  */
-static int replay_records(struct pgd_grants *g, const struct base *b, const char *text, size_t len,
+static int replay_records(char *why, struct pgd_grants *g, const struct base *b, const char *text,
+                          size_t len,
                           size_t pos, size_t *ret_size, uint64_t *ret_next)
 {
         uint64_t next = b->seq + 1;
@@ -1404,34 +1421,34 @@ static int replay_records(struct pgd_grants *g, const struct base *b, const char
 
         while (next_line(text, len, &pos, &line, &line_len, &complete)) {
                 struct pgd_record rec;
-                char reason[sizeof(why_buf)];
+                char reason[WHY_MAX];
                 uint64_t due = carried < b->n_carried ? b->carried[carried] : next;
 
-                r = complete ? record_parse(line, line_len, &rec) : bad("incomplete line");
+                r = complete ? record_parse(why, line, line_len, &rec) : bad(why, "incomplete line");
                 if (r >= 0 && rec.seq != due)
-                        r = bad("record %" PRIu64 " where %" PRIu64 " was due", rec.seq, due);
+                        r = bad(why, "record %" PRIu64 " where %" PRIu64 " was due", rec.seq, due);
                 if (r >= 0 && carried < b->n_carried && rec.op != PGD_RECORD_INTENT_ASSIGN &&
                     rec.op != PGD_RECORD_INTENT_PREPARE)
-                        r = bad("record %" PRIu64 " is carried but is no intent", rec.seq);
+                        r = bad(why, "record %" PRIu64 " is carried but is no intent", rec.seq);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
                         /* Torn, unless a valid record comes after it. */
-                        snprintf(reason, sizeof(reason), "%s", why_buf);
+                        snprintf(reason, sizeof(reason), "%s", why);
                         size_t at = pos;
                         while (next_line(text, len, &at, &line, &line_len, &complete)) {
                                 struct pgd_record later;
-                                if (complete && record_parse(line, line_len, &later) >= 0)
-                                        return bad("record %" PRIu64 ": %s", due, reason);
+                                if (complete && record_parse(why, line, line_len, &later) >= 0)
+                                        return bad(why, "record %" PRIu64 ": %s", due, reason);
                         }
                         break;
                 }
                 r = apply_record(g, &rec);
                 if (r == -ENOENT)
-                        return bad("record %" PRIu64 ": intent %" PRIu64 " is not open", rec.seq,
+                        return bad(why, "record %" PRIu64 ": intent %" PRIu64 " is not open", rec.seq,
                                    rec.intent);
                 if (r == -EINVAL)
-                        return bad("record %" PRIu64 ": out of order", rec.seq);
+                        return bad(why, "record %" PRIu64 ": out of order", rec.seq);
                 if (r < 0)
                         return r;
                 if (carried < b->n_carried)
@@ -1442,14 +1459,15 @@ static int replay_records(struct pgd_grants *g, const struct base *b, const char
         }
         /* The carried intents are the compaction's: missing ones make the file corrupt. */
         if (carried < b->n_carried)
-                return bad("intent %" PRIu64 " was carried and is missing", b->carried[carried]);
+                return bad(why, "intent %" PRIu64 " was carried and is missing", b->carried[carried]);
         *ret_size = valid;
         *ret_next = next;
         return 0;
 }
 
-int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const char **ret_why)
+int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, char **ret_why)
 {
+        char why[WHY_MAX] = "";
         struct base b = {};
         const char *line;
         size_t pos = 0, line_len, size;
@@ -1457,21 +1475,17 @@ int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const 
         bool complete;
         int r;
 
-        why_buf[0] = '\0';
         if (!next_line(text, len, &pos, &line, &line_len, &complete))
-                r = bad("empty journal");
+                r = bad(why, "empty journal");
         else if (!complete)
-                r = bad("incomplete base line");
+                r = bad(why, "incomplete base line");
         else
-                r = base_parse(line, line_len, &b);
+                r = base_parse(why, line, line_len, &b);
         if (r >= 0)
-                r = replay_records(g, &b, text, len, pos, &size, &next);
+                r = replay_records(why, g, &b, text, len, pos, &size, &next);
         base_clear(&b);
-        if (r < 0) {
-                if (ret_why)
-                        *ret_why = why_buf;
-                return r;
-        }
+        if (r < 0)
+                return give_why(r, why, ret_why);
         g->journal_size = size;
         g->next_seq = next;
         return 0;
@@ -1479,8 +1493,8 @@ int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const 
 
 /* ---- loading ---- */
 
-/* Read path whole; -ENOENT when it does not exist. why_buf says what failed. */
-static int read_path(const char *path, char **ret, size_t *ret_len)
+/* Read path whole; -ENOENT when it does not exist. why says what failed. */
+static int read_path(char *why, const char *path, char **ret, size_t *ret_len)
 {
         _cleanup_(closep) int fd = -1;
         int r;
@@ -1488,14 +1502,14 @@ static int read_path(const char *path, char **ret, size_t *ret_len)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = -errno;
-                snprintf(why_buf, sizeof(why_buf), "cannot open: %s", strerror(-r));
+                snprintf(why, WHY_MAX, "cannot open: %s", strerror(-r));
                 return r;
         }
         r = pg_read_all(fd, GRANTS_MAX_FILE_SIZE, ret, ret_len);
         if (r == -EFBIG)
-                return bad("file too large");
+                return bad(why, "file too large");
         if (r < 0)
-                snprintf(why_buf, sizeof(why_buf), "cannot read: %s", strerror(-r));
+                snprintf(why, WHY_MAX, "cannot read: %s", strerror(-r));
         return r;
 }
 
@@ -1517,6 +1531,7 @@ static int read_path_at(int dirfd, const char *name, char **ret, size_t *ret_len
 static void journal_tmp_recover(struct pgd_grants *g, int dirfd)
 {
         _cleanup_(freep) char *text = NULL;
+        char why[WHY_MAX]; /* unused: whatever is wrong with it, it goes */
         struct base b = {};
         const char *line;
         size_t len = 0, pos = 0, line_len;
@@ -1525,19 +1540,19 @@ static void journal_tmp_recover(struct pgd_grants *g, int dirfd)
         if (read_path_at(dirfd, JOURNAL_TMP_FILE, &text, &len) < 0)
                 return;
         mine = next_line(text, len, &pos, &line, &line_len, &complete) && complete &&
-               base_parse(line, line_len, &b) >= 0 && streq(b.sum, g->snapshot_sum);
+               base_parse(why, line, line_len, &b) >= 0 && streq(b.sum, g->snapshot_sum);
         base_clear(&b);
-        if (mine && renameat(dirfd, JOURNAL_TMP_FILE, dirfd, PGD_GRANTS_JOURNAL) >= 0) {
-                (void)fsync(dirfd);
-                return;
-        }
-        (void)unlinkat(dirfd, JOURNAL_TMP_FILE, 0);
+        if (mine)
+                (void)pg_durable_rename(dirfd, JOURNAL_TMP_FILE, PGD_GRANTS_JOURNAL);
+        else
+                (void)unlinkat(dirfd, JOURNAL_TMP_FILE, 0);
 }
 
-int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char **ret_why,
-                    const char **ret_file)
+int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_why, char **ret_file)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
+        char why[WHY_MAX] = "";
+        const char *file;
         _cleanup_(freep) char *text = NULL;
         _cleanup_(closep) int dirfd = -1;
         struct base base = {};
@@ -1549,21 +1564,15 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char *
         r = store_new(state_dir, &g);
         if (r < 0)
                 return r;
-        why_buf[0] = '\0';
-        snprintf(file_buf, sizeof(file_buf), "%s", g->path);
-        if (ret_file)
-                *ret_file = file_buf;
+        file = g->path;
 
-        r = read_path(g->path, &text, &len);
+        r = read_path(why, g->path, &text, &len);
         if (r == -ENOENT)
                 r = 0; /* no snapshot: an empty store */
         else if (r >= 0)
-                r = pgd_grants_parse(text, len, g, NULL);
-        if (r < 0) {
-                if (ret_why)
-                        *ret_why = why_buf;
-                return r;
-        }
+                r = snapshot_parse(why, text, len, g);
+        if (r < 0)
+                goto fail;
         text = pg_free(text);
 
         /* Leftover temporary files: the renames are the commit points. */
@@ -1573,8 +1582,8 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char *
                 journal_tmp_recover(g, dirfd);
         }
 
-        snprintf(file_buf, sizeof(file_buf), "%s", g->journal_path);
-        r = read_path(g->journal_path, &text, &len);
+        file = g->journal_path;
+        r = read_path(why, g->journal_path, &text, &len);
         if (r == -ENOENT) {
                 *ret = TAKE_PTR(g);
                 return 0;
@@ -1583,34 +1592,37 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char *
                 if (!next_line(text, len, &pos, &line, &line_len, &complete) || !complete)
                         r = 1; /* torn while the journal was created: nothing in it */
                 else
-                        r = base_parse(line, line_len, &base);
+                        r = base_parse(why, line, line_len, &base);
         }
         if (r == 0 && !streq(base.sum, g->snapshot_sum))
                 r = 1; /* older than the snapshot: all of it is in the snapshot */
         if (r == 0) {
-                r = replay_records(g, &base, text, len, pos, &g->journal_size, &g->next_seq);
+                r = replay_records(why, g, &base, text, len, pos, &g->journal_size, &g->next_seq);
                 if (r >= 0)
                         g->journal_exists = true;
         }
         base_clear(&base);
-        if (r < 0) {
-                if (ret_why)
-                        *ret_why = why_buf;
-                return r;
-        }
+        if (r < 0)
+                goto fail;
         /*
          * A journal that is not this snapshot's is kept on disk until the
          * next compaction replaces it; new records must not follow it.
          */
         if (r > 0)
                 g->journal_broken = true;
-        if (ret_file)
-                *ret_file = NULL;
         *ret = TAKE_PTR(g);
         return 0;
+
+fail:
+        if (ret_file) {
+                *ret_file = strdup(file);
+                if (!*ret_file)
+                        return -ENOMEM;
+        }
+        return give_why(r, why, ret_why);
 }
 
-int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, const char **ret_why)
+int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, char **ret_why)
 {
         return pgd_grants_load(state_dir, ret, ret_why, NULL);
 }

@@ -72,15 +72,14 @@ struct pgd_intent {
 /*
  * Load STATE_DIR/grants.json and replay STATE_DIR/grants.journal over it;
  * missing files are an empty store. A corrupt file returns -EBADMSG, an
- * unknown format -EPROTONOSUPPORT; either way *ret_why says what is wrong,
- * *ret_file (may be NULL) which file, and the files are left untouched. A
- * torn last record (a crash while it was written, never acknowledged) is
- * not corruption: it is ignored.
+ * unknown format -EPROTONOSUPPORT; on any failure *ret_why says what is
+ * wrong and *ret_file which file (both may be NULL; the caller frees them),
+ * and the files are left untouched. A torn last record (a crash while it was
+ * written, never acknowledged) is not corruption: it is ignored.
  */
-int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, const char **ret_why,
-                    const char **ret_file);
+int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_why, char **ret_file);
 /* The same, without naming the file. */
-int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, const char **ret_why);
+int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, char **ret_why);
 /* An empty store for STATE_DIR that ignores what is on disk (--rebuild-state). */
 int pgd_grants_new_empty(const char *state_dir, struct pgd_grants **ret);
 struct pgd_grants *pgd_grants_free(struct pgd_grants *g);
@@ -145,9 +144,10 @@ int pgd_grants_restore_intent(struct pgd_grants *g, const struct pgd_intent *in)
 
 /*
  * Replay journal text (its base line first) over g, as loading does:
- * -EBADMSG with a reason for anything but a torn last record. For the fuzzer.
+ * -EBADMSG with a reason (*ret_why, freed by the caller; may be NULL) for
+ * anything but a torn last record. For the fuzzer.
  */
-int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, const char **ret_why);
+int pgd_grants_replay(struct pgd_grants *g, const char *text, size_t len, char **ret_why);
 const char *pgd_grants_record_op_name(enum pgd_record_op op);
 
 /*
@@ -159,8 +159,8 @@ int pgd_grants_set_prepared(struct pgd_grants *g, uint32_t sbdf, const char *dri
 const char *pgd_grants_prepared_driver(const struct pgd_grants *g, uint32_t sbdf);
 int pgd_grants_clear_prepared(struct pgd_grants *g, uint32_t sbdf);
 
-/* Parse/serialise (also used by the fuzzer): text <-> store. */
-int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, const char **ret_why);
+/* Parse/serialise (also used by the fuzzer): text <-> store; *ret_why as for pgd_grants_load(). */
+int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, char **ret_why);
 
 /*
  * The file's text for the store as it is in memory, checksum included, as

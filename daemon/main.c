@@ -80,7 +80,7 @@ static int open_backend(struct pgd_daemon *d)
 /* The grant store; a corrupt or unknown one stops us unless asked to rebuild it. */
 static int open_grants(struct pgd_daemon *d)
 {
-        const char *why = NULL, *file = NULL;
+        _cleanup_(freep) char *why = NULL, *file = NULL;
         int r;
 
         if (mkdir(d->cfg.state_dir, 0700) < 0 && errno != EEXIST)

@@ -117,8 +117,10 @@ struct explain_args {
         const char *domain, *uuid, *type;
         long domid;
         const char *file;
+        bool help; /* --help was printed: nothing more to do */
 };
 
+/* The arguments of policy explain into *a; returns the exit status (EXIT_DONE to go on). */
 static int explain_parse(int argc, char **argv, struct explain_args *a)
 {
         enum {
@@ -164,7 +166,8 @@ static int explain_parse(int argc, char **argv, struct explain_args *a)
                 switch (opt) {
                 case 'h':
                         fputs(EXPLAIN_USAGE, stdout);
-                        return EXIT_DONE + 100;
+                        a->help = true;
+                        return EXIT_DONE;
                 case OPT_UID:
                         num = &a->uid, max = INT_MAX;
                         break;
@@ -255,9 +258,7 @@ static int policy_explain(int argc, char **argv)
         int e, r;
 
         e = explain_parse(argc, argv, &a);
-        if (e == EXIT_DONE + 100)
-                return EXIT_DONE;
-        if (e != EXIT_DONE)
+        if (e != EXIT_DONE || a.help)
                 return e;
         if (pg_bdf_parse(a.bdf, &sbdf) < 0) {
                 fprintf(stderr, "passguard: not a PCI address (SSSS:BB:DD.F or BB:DD.F): %s\n",

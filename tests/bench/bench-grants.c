@@ -38,7 +38,7 @@ static int floor_write(const char *dir, const char *text, size_t len)
         if (fd < 0)
                 return -errno;
         if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
-                int r = negative_errno();
+                int r = errno ? -errno : -EIO; /* a short write sets no errno */
                 close(fd);
                 return r;
         }

@@ -19,7 +19,7 @@ static int replay(const uint8_t *data, size_t size, struct pgd_grants **ret, cha
                   size_t *ret_len)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         int r;
 
         if (pgd_grants_new_empty("/nonexistent", &g) < 0)
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *again = NULL, *h = NULL;
         _cleanup_(freep) char *text = NULL, *text2 = NULL, *text3 = NULL;
         size_t len = 0, len2 = 0, len3 = 0;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
 
         if (replay(data, size, &g, &text, &len) < 0)
                 return 0;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
         _cleanup_(freep) char *text = NULL, *again = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         size_t len = 0, len2 = 0;
         int r;
 

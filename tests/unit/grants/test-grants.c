@@ -43,7 +43,7 @@ static void test_missing_file_is_empty(void)
 {
         _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
 
         CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
         CHECK(g && pgd_grants_count(g) == 0);
@@ -58,7 +58,7 @@ static void test_round_trip(void)
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
         struct pgd_grant b = make_grant("0000:01:00.1", 6, UUID6, "net-1", "nics");
         struct pgd_grant c = make_grant("0001:00:02.0", 5, UUID5, "render-1", "gpus");
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         struct stat st;
 
         snprintf(b.client_unit, sizeof(b.client_unit), "libvirtd.service");
@@ -155,7 +155,7 @@ static void test_corruption_detected(void)
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
         _cleanup_(freep) char *before = NULL, *after = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         size_t n_before = 0, n_after = 0;
 
         CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
@@ -184,7 +184,7 @@ static void test_corruption_detected(void)
         /* Truncated. */
         before[n_before / 2] = '\0';
         write_text(dir, "grants.json", before);
-        why = NULL;
+        why = pg_free(why);
         CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
         CHECK(why && strstr(why, "line") != NULL);
 
@@ -225,7 +225,7 @@ static void expect_bad(const char *what, const char *text, int want_r, const cha
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
         _cleanup_(freep) char *before = NULL, *after = NULL;
         size_t nb = 0, na = 0;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         int r;
 
         if (sign)
@@ -248,7 +248,7 @@ static void test_strict_parse(void)
         {
                 _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
                 _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
-                const char *why = NULL;
+                _cleanup_(freep) char *why = NULL;
                 write_signed(dir, "{\"format\": 1, \"grants\": [" GRANT_OK "}], \"prepared\": "
                                   "[{\"device\": \"0000:03:00.0\", \"driver\": \"e1000\"}]}");
                 CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
@@ -332,7 +332,7 @@ static void test_commit_failures(void)
         struct pgd_grant b = make_grant("0000:04:00.0", 5, UUID5, "render-1", "gpus");
         _cleanup_(freep) char *missing = NULL, *notdir = NULL, *before = NULL, *after = NULL;
         size_t nb = 0, na = 0;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
 
         /* A state directory that does not exist: error, nothing created. */
         CHECK(asprintf(&missing, "%s/nope", dir) > 0);
@@ -425,7 +425,7 @@ static void test_journal_replay(void)
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
         struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
         uint64_t ia = 0, ib = 0, ip = 0;
-        const char *why = NULL, *file = NULL;
+        _cleanup_(freep) char *why = NULL, *file = NULL;
         size_t n = 0;
 
         CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
@@ -485,7 +485,7 @@ static void test_journal_torn_and_corrupt(void)
         _cleanup_(freep) char *good = NULL, *path = path_in(dir, "grants.journal");
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
         struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
-        const char *why = NULL, *file = NULL;
+        _cleanup_(freep) char *why = NULL, *file = NULL;
         uint64_t ia = 0, ib = 0;
         size_t n = 0;
 
@@ -568,7 +568,7 @@ static void test_journal_compaction(void)
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
         struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
         struct pgd_grant c = make_grant("0000:06:00.0", 6, UUID6, "net-1", "nics");
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         uint64_t ia = 0, ib = 0, seq = 0;
         size_t n = 0;
 
@@ -656,7 +656,7 @@ static void test_journal_escapes(void)
                                         "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac "
                                         "\xf0\x9f\x98\x80",
                                         "r\"ule");
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         uint64_t ia = 0;
 
         snprintf(a.client_unit, sizeof(a.client_unit), "x\ty.service");
@@ -691,7 +691,7 @@ static void test_journal_failures(void)
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
         _cleanup_(freep) char *state = path_in(dir, "state"), *moved = path_in(dir, "moved");
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         uint64_t ia = 0;
 
         CHECK(mkdir(state, 0700) == 0);
@@ -713,7 +713,7 @@ static void test_format_is_parseable(void)
         struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "r\xc3\xa9nder \"1\"", "gpus");
         _cleanup_(freep) char *text = NULL, *text2 = NULL;
         size_t len = 0, len2 = 0;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
 
         CHECK_INTEQ(pgd_grants_new_empty(dir, &g), 0);
         CHECK_INTEQ(pgd_grants_new_empty(dir, &h), 0);
@@ -756,7 +756,7 @@ static void test_corpus(const char *corpus)
         for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
                 _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
                 _cleanup_(freep) char *text = NULL;
-                const char *why = NULL;
+                _cleanup_(freep) char *why = NULL;
                 size_t len = 0;
                 int r;
 

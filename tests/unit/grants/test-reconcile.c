@@ -60,7 +60,7 @@ static void write_host(struct env *e, const char *devices, const char *domains)
 static void env_setup(struct env *e, const char *devices, const char *domains)
 {
         struct hv_config cfg = {};
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         int r;
 
         *e = (struct env){};
@@ -138,7 +138,7 @@ static long host_calls(struct env *e, const char *op)
 static long disk_grants(struct env *e)
 {
         _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
 
         if (pgd_grants_open(e->dir, &g, &why) < 0)
                 return -1;

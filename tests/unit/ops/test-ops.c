@@ -163,7 +163,7 @@ static int write_host(const char *path, const json_t *host)
 static int fixture_init(struct fixture *f, const json_t *host, const char *policy)
 {
         struct pg_policy_diags diags = {};
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         int r;
 
         memset(f, 0, sizeof(*f));
@@ -633,7 +633,7 @@ static void test_grant(void)
         struct outcome o;
         struct pgd_request req;
         struct pgd_grants *again = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *why = NULL;
         json_t *g;
 
         CHECK(fixture_init_base(&f) == 0);
