@@ -263,6 +263,15 @@ void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const
                      const struct pgd_peer *peer, const struct pgd_grant *g, const char *decision,
                      int error, const char *message)
 {
+        /* No client asks: the record names the one the grant was made for. */
+        struct pgd_peer granted = {
+                .uid = g->client_uid,
+                .pid = g->client_pid,
+                .unit = g->client_unit[0] ? (char *)g->client_unit : NULL,
+        };
+
+        if (!peer)
+                peer = &granted;
         pgd_audit(d, &(struct pgd_audit_record){
                              .kind = kind,
                              .op = op,

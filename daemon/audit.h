@@ -43,7 +43,10 @@ struct pgd_grant;
 void pgd_audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
                        const struct pgd_request *req, const struct hv_domain *dom,
                        const struct pgd_error *err);
-/* A decision about a grant: the granted device, its domain and its rule. */
+/*
+ * A decision about a grant: the granted device, its domain and its rule.
+ * peer NULL: no client asked (domain death, start-up); the grant's client is named.
+ */
 void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
                      const struct pgd_peer *peer, const struct pgd_grant *g, const char *decision,
                      int error, const char *message);

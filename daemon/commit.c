@@ -58,22 +58,19 @@ struct kind {
         const char *point; /* crash points "POINT:before-hv" ..., or NULL */
         bool intent;       /* an intent record before the call */
         enum pgd_record_op intent_op, outcome_op;
-        enum pgd_audit_kind audit;
         const char *decision; /* of the audit record */
         const char *what;     /* "cannot record the WHAT of ..." */
 };
 
 static const struct kind kinds[] = {
         [PGD_CHANGE_ASSIGN] = {"assign", true, PGD_RECORD_INTENT_ASSIGN, PGD_RECORD_GRANT,
-                               PGD_AUDIT_GRANT, "granted", "grant"},
-        [PGD_CHANGE_RELEASE] = {"release", false, 0, PGD_RECORD_RELEASE, PGD_AUDIT_RELEASE,
-                                "released", "release"},
+                               "granted", "grant"},
+        [PGD_CHANGE_RELEASE] = {"release", false, 0, PGD_RECORD_RELEASE, "released", "release"},
         [PGD_CHANGE_PREPARE] = {NULL, true, PGD_RECORD_INTENT_PREPARE, PGD_RECORD_PREPARED,
-                                PGD_AUDIT_PREPARE, "prepared", "prepare"},
-        [PGD_CHANGE_UNPREPARE] = {NULL, false, 0, PGD_RECORD_UNPREPARED, PGD_AUDIT_PREPARE,
-                                  "unprepared", "unprepare"},
-        [PGD_CHANGE_DOMAIN_GONE] = {NULL, false, 0, PGD_RECORD_RELEASE, PGD_AUDIT_DOMAIN_GONE,
-                                    "released", "release"},
+                                "prepared", "prepare"},
+        [PGD_CHANGE_UNPREPARE] = {NULL, false, 0, PGD_RECORD_UNPREPARED, "unprepared",
+                                  "unprepare"},
+        [PGD_CHANGE_DOMAIN_GONE] = {NULL, false, 0, PGD_RECORD_RELEASE, "released", "release"},
 };
 
 static const struct kind *kind_of(const struct pgd_change *c)
@@ -101,17 +98,33 @@ static void crash_point(const struct pgd_change *c, const char *where)
 
 /* ---- the grant store's health ---- */
 
+/*
+ * The one place that says whether the grant store can be written: r < 0 is
+ * a failure to write it (logged once, when the store breaks), r >= 0 a
+ * success. Returns r.
+ */
+int pgd_commit_store_result(struct pgd_daemon *d, int r, const char *what)
+{
+        if (r >= 0) {
+                if (d->state_broken)
+                        log_notice("%s written again: changes are accepted again",
+                                   pgd_grants_path(d->grants));
+                d->state_broken = false;
+                d->state_error = 0;
+                return r;
+        }
+        if (!d->state_broken)
+                log_error_errno(r, "Failed to %s %s: %m", what, pgd_grants_path(d->grants));
+        d->state_broken = true;
+        d->state_error = r;
+        return r;
+}
+
 static int sync_now(struct pgd_daemon *d)
 {
         int r = pgd_grants_sync(d->grants);
 
-        if (r < 0) {
-                if (!d->state_broken)
-                        log_error_errno(r, "Failed to make the grant journal durable: %m");
-                d->state_broken = true;
-                d->state_error = r;
-        }
-        return r;
+        return r < 0 ? pgd_commit_store_result(d, r, "make durable the journal of") : r;
 }
 
 int pgd_commit_usable(struct pgd_daemon *d, struct pgd_error *err)
@@ -120,19 +133,9 @@ int pgd_commit_usable(struct pgd_daemon *d, struct pgd_error *err)
 
         if (!d->state_broken && !pgd_grants_needs_commit(d->grants))
                 return 0;
-        r = pgd_grants_commit(d->grants);
-        if (r >= 0) {
-                if (d->state_broken)
-                        log_notice("%s written again: changes are accepted again",
-                                   pgd_grants_path(d->grants));
-                d->state_broken = false;
-                d->state_error = 0;
+        r = pgd_commit_store_result(d, pgd_grants_commit(d->grants), "write");
+        if (r >= 0)
                 return 0;
-        }
-        if (!d->state_broken)
-                log_error_errno(r, "Failed to write %s: %m", pgd_grants_path(d->grants));
-        d->state_broken = true;
-        d->state_error = r;
         return pgd_error_set(err, PG_ERR_STATE_ERROR, "the grant store cannot be written: %s: %s",
                              pgd_grants_path(d->grants), strerror(-r));
 }
@@ -148,13 +151,8 @@ static int record(struct pgd_change *c, enum pgd_record_op op, uint64_t intent)
                 rec.grant = c->a.grant;
         memcpy(rec.driver, c->a.driver, sizeof(rec.driver));
         r = pgd_grants_record(c->d->grants, &rec);
-        if (r < 0) {
-                if (!c->d->state_broken)
-                        log_error_errno(r, "Failed to append to the grant journal: %m");
-                c->d->state_broken = true;
-                c->d->state_error = r;
-                return r;
-        }
+        if (r < 0)
+                return pgd_commit_store_result(c->d, r, "append to the journal of");
         if (op == PGD_RECORD_INTENT_ASSIGN || op == PGD_RECORD_INTENT_PREPARE) {
                 c->intent = rec.seq;
                 c->intent_copy = *pgd_grants_find_intent(c->d->grants, rec.seq);
@@ -295,27 +293,10 @@ static bool undo(struct pgd_change *c)
         return false;
 }
 
-static const struct pgd_peer *audit_peer(const struct pgd_change *c, struct pgd_peer *buf)
-{
-        if (c->ctx)
-                return &c->ctx->peer;
-        *buf = (struct pgd_peer){
-                .uid = c->a.grant.client_uid,
-                .pid = c->a.grant.client_pid,
-                .unit = c->a.grant.client_unit[0] ? (char *)c->a.grant.client_unit : NULL,
-        };
-        return buf;
-}
-
-/* The request is refused: err has the code and the message. */
+/* The request is refused: err has the code and the message (request.c audits it). */
 static bool refuse(struct pgd_change *c)
 {
-        if (c->ctx) {
-                pgd_audit_refusal(c->d, &c->ctx->peer, &c->ctx->req,
-                                  c->a.have_dom ? &c->a.dom : NULL, &c->ctx->err);
-                c->code = c->ctx->err.code;
-        } else
-                c->code = PG_ERR_STATE_ERROR;
+        c->code = c->ctx ? c->ctx->err.code : PG_ERR_STATE_ERROR;
         return false;
 }
 
@@ -394,56 +375,63 @@ static enum pg_policy_reset rule_reset(const struct pgd_daemon *d, const char *r
         return reset;
 }
 
-/* Back in quarantine now: a reset is best effort, the release is done. */
+/*
+ * The one rule for a device whose grant ended, after a client's release,
+ * its domain's death or start-up: once it is back in quarantine, it is reset
+ * when the grant's rule asks for a reset and the device offers one; under
+ * "required" a reset is tried even when the device offers none, so that a
+ * required reset that could not happen is logged and audited. Best effort:
+ * the release is done either way. Returns "reset", "not reset" or
+ * "reset failed".
+ */
+static const char *reset_after_release(struct pgd_daemon *d, const struct pgd_grant *g,
+                                       bool quarantined)
+{
+        enum pg_policy_reset reset = rule_reset(d, g->rule);
+        struct hv_pci_info info;
+        char bdf[PG_BDF_MAX];
+        bool has_reset;
+        int r;
+
+        if (!quarantined || reset == PG_POLICY_RESET_NEVER)
+                return "not reset";
+        has_reset = d->hv_ops->pci_info(d->hv, g->sbdf, &info) >= 0 && info.has_reset;
+        if (!has_reset && reset != PG_POLICY_RESET_REQUIRED)
+                return "not reset";
+        r = d->hv_ops->pci_reset(d->hv, g->sbdf);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to reset %s after its grant to d%" PRIu32 " ended: %m",
+                                  pg_bdf_format(g->sbdf, bdf), g->domid);
+                return "reset failed";
+        }
+        return "reset";
+}
+
+/* The grant ended: the reset, and, for a grant the hypervisor ended, its audit record. */
 static void after_release(struct pgd_change *c)
 {
         struct pgd_daemon *d = c->d;
         const struct pgd_grant *g = &c->a.grant;
-        enum pg_policy_reset reset = rule_reset(d, g->rule);
-        struct hv_pci_info info;
-        char bdf[PG_BDF_MAX], msg[256];
-        const char *done = "not reset";
-        bool has_reset;
-        int r;
+        bool gone = c->a.kind == PGD_CHANGE_DOMAIN_GONE;
+        const char *done = reset_after_release(d, g, gone ? c->a.quarantined : true);
+        char msg[320];
 
-        pg_bdf_format(g->sbdf, bdf);
-        has_reset = d->hv_ops->pci_info(d->hv, g->sbdf, &info) >= 0 && info.has_reset;
-        /*
-         * After a client's release only a device that offers a reset is
-         * reset; after domain death "required" always tries (a failure is
-         * logged: the device sits in quarantine).
-         */
-        bool want = reset != PG_POLICY_RESET_NEVER &&
-                    (has_reset ||
-                     (c->a.kind == PGD_CHANGE_DOMAIN_GONE && reset == PG_POLICY_RESET_REQUIRED));
-        if (want) {
-                r = d->hv_ops->pci_reset(d->hv, g->sbdf);
-                if (r < 0) {
-                        if (c->a.kind == PGD_CHANGE_DOMAIN_GONE)
-                                log_warning_errno(
-                                        r, "Failed to reset %s after d%" PRIu32 " went away: %m",
-                                        bdf, g->domid);
-                        else
-                                log_warning_errno(r, "Failed to reset %s after release: %m", bdf);
+        if (!gone) {
+                if (streq(done, "reset failed"))
                         c->message = "released; the reset failed";
-                        done = "reset failed";
-                } else
-                        done = "reset";
+                return;
         }
-        if (c->a.kind == PGD_CHANGE_DOMAIN_GONE) {
-                struct pgd_peer buf;
-                snprintf(msg, sizeof(msg), "domain %s (%s) is gone; device back in quarantine, %s",
-                         g->domain_name[0] ? g->domain_name : "-", g->domain_uuid, done);
-                /* Xen quarantined it: the grant is gone whatever the disk says. */
-                pgd_audit_grant(d, PGD_AUDIT_DOMAIN_GONE, "domain-death", audit_peer(c, &buf), g,
-                                "released", c->sync_r < 0 ? PG_ERR_STATE_ERROR : 0, msg);
-        }
+        snprintf(msg, sizeof(msg), "%s, %s", c->a.why, done);
+        /* The hypervisor ended it: the grant is gone whatever the disk says. */
+        pgd_audit_grant(d, c->a.dropped ? PGD_AUDIT_RECONCILE : PGD_AUDIT_DOMAIN_GONE,
+                        c->a.audit_op ?: "domain-death", NULL, g,
+                        c->a.dropped ? "dropped" : "released",
+                        c->sync_r < 0 ? PG_ERR_STATE_ERROR : 0, msg);
 }
 
-/* The outcome is durable: the aftermath, the audit record, the reply. */
+/* The outcome is durable: the aftermath, what the audit record says, the reply. */
 static bool succeed(struct pgd_change *c)
 {
-        struct pgd_daemon *d = c->d;
         struct pgd_ctx *ctx = c->ctx;
         int r;
 
@@ -452,19 +440,13 @@ static bool succeed(struct pgd_change *c)
         c->code = 0;
         if (!ctx)
                 return false;
-        if (c->a.kind == PGD_CHANGE_PREPARE || c->a.kind == PGD_CHANGE_UNPREPARE)
-                pgd_audit(d, &(struct pgd_audit_record){
-                                     .kind = PGD_AUDIT_PREPARE,
-                                     .op = ctx->req.op,
-                                     .sbdf = c->a.sbdf,
-                                     .domid = -1,
-                                     .peer = &ctx->peer,
-                                     .decision = kind_of(c)->decision,
-                                     .message = c->message,
-                             });
-        else
-                pgd_audit_grant(d, kind_of(c)->audit, ctx->req.op, &ctx->peer, &c->a.grant,
-                                kind_of(c)->decision, 0, c->message);
+        /* What the request's audit record says (request.c writes it). */
+        ctx->outcome.decision = kind_of(c)->decision;
+        ctx->outcome.message = c->message;
+        if (c->a.kind != PGD_CHANGE_PREPARE && c->a.kind != PGD_CHANGE_UNPREPARE) {
+                ctx->outcome.have_grant = true;
+                ctx->outcome.grant = c->a.grant;
+        }
         if (c->a.reply) {
                 r = c->a.reply(ctx, &c->a);
                 if (r < 0)

@@ -23,7 +23,7 @@ enum pgd_change_kind {
         PGD_CHANGE_RELEASE,     /* deassign, release */
         PGD_CHANGE_PREPARE,     /* intent, prepare, prepared */
         PGD_CHANGE_UNPREPARE,   /* unprepare, unprepared */
-        PGD_CHANGE_DOMAIN_GONE, /* release (Xen already quarantined the device) */
+        PGD_CHANGE_DOMAIN_GONE, /* release: the hypervisor ended the grant already */
 };
 
 /* What an op asks for, and, once it is done, what happened. */
@@ -34,16 +34,31 @@ struct pgd_change_args {
         uint32_t sbdf;          /* PREPARE, UNPREPARE */
         /* PREPARE: the driver bound now, then the one unbound; UNPREPARE: to rebind */
         char driver[HV_DRIVER_MAX];
-        bool have_dom;
-        struct hv_domain dom; /* the domain the request named, for the audit record */
-        const char *message;  /* the audit message when it succeeds (static) */
+        const char *message; /* the audit message when it succeeds (static) */
+        /*
+         * DOMAIN_GONE: why the grant is gone (the start of its audit record's
+         * message), who says so ("domain-death", or "reconcile" at start-up),
+         * whether it is audited as dropped (the device is not where the grant
+         * put it) rather than released with its domain, and whether the
+         * device is back in quarantine, where it may be reset.
+         */
+        char why[300];
+        const char *audit_op;
+        bool dropped;
+        bool quarantined;
         /* Add the reply's fields once the change is durable. Returns 0 or -ENOMEM. */
         int (*reply)(struct pgd_ctx *ctx, const struct pgd_change_args *done);
 };
 
 /*
- * Before anything of a state-changing op: a store that could not be written
- * is compacted first. Returns 0, or PG_ERR_STATE_ERROR (err filled) while it
+ * The one place that sets d->state_broken: r < 0, a failure to "what" the
+ * store (logged once), breaks it; r >= 0 mends it. Returns r.
+ */
+int pgd_commit_store_result(struct pgd_daemon *d, int r, const char *what);
+
+/*
+ * Before anything of a state-changing op (request.c, for the ops its table
+ * marks): a store that could not be written is compacted first. Returns 0, or PG_ERR_STATE_ERROR (err filled) while it
  * cannot be.
  */
 int pgd_commit_usable(struct pgd_daemon *d, struct pgd_error *err);

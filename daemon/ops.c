@@ -46,19 +46,26 @@ static json_t *grant_to_json(const struct pgd_grant *g)
                          (json_int_t)g->time);
 }
 
-/* Audit the refusal in ctx->err and return its code. */
-static int refused(struct pgd_ctx *ctx, const struct hv_domain *dom)
+/* The domain the request named, for its audit record (request.c writes it). */
+static void outcome_domain(struct pgd_ctx *ctx, const struct hv_domain *dom)
 {
-        pgd_audit_refusal(ctx->d, &ctx->peer, &ctx->req, dom, &ctx->err);
-        return ctx->err.code;
+        ctx->outcome.have_dom = true;
+        ctx->outcome.dom = *dom;
 }
 
-/* An internal failure of a handler that makes a decision: audited too. */
-static int internal_failure(struct pgd_ctx *ctx, const struct hv_domain *dom, int r)
+/* The sysfs facts of the request's device: 0, a refusal (no such device), or -ENOMEM. */
+static int request_device(struct pgd_ctx *ctx, const struct hv_pci_info **ret)
 {
-        pgd_error_set(&ctx->err, PG_ERR_INTERNAL, "%s failed: %s", ctx->req.op, strerror(-r));
-        pgd_audit_refusal(ctx->d, &ctx->peer, &ctx->req, dom, &ctx->err);
-        return r;
+        const struct pgd_request *req = &ctx->req;
+        int r = pgd_host_pci(ctx, req->sbdf, ret);
+
+        if (r == -ENOMEM || r >= 0)
+                return r;
+        if (r == -ENODEV)
+                return pgd_error_set(&ctx->err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s",
+                                     req->bdf);
+        return pgd_error_set(&ctx->err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
+                             req->bdf, strerror(-r));
 }
 
 /* ---- status, list, owner ---- */
@@ -265,14 +272,9 @@ int pgd_op_owner(struct pgd_ctx *ctx)
         bool known;
         int r;
 
-        r = pgd_host_pci(ctx, req->sbdf, &info);
-        if (r == -ENODEV)
-                return pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
-        if (r == -ENOMEM)
+        r = request_device(ctx, &info);
+        if (r != 0)
                 return r;
-        if (r < 0)
-                return pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
-                                     req->bdf, strerror(-r));
         r = pgd_host_owner(ctx, req->sbdf, &owner);
         if (r == -ENOMEM)
                 return r;
@@ -359,13 +361,11 @@ int pgd_op_assign(struct pgd_ctx *ctx)
         struct pgd_checks c;
         int r;
 
-        if (pgd_commit_usable(ctx->d, &ctx->err) > 0)
-                return refused(ctx, NULL);
         r = pgd_checks_run(ctx, PGD_CHECKS_ASSIGN, &c);
-        if (r < 0)
-                return internal_failure(ctx, c.have_domain ? &c.domain : NULL, r);
-        if (r > 0)
-                return refused(ctx, c.have_domain ? &c.domain : NULL);
+        if (c.have_domain)
+                outcome_domain(ctx, &c.domain);
+        if (r != 0)
+                return r;
 
         /*
          * RDM: the rule says how lax it may be, and the request may only make
@@ -383,8 +383,6 @@ int pgd_op_assign(struct pgd_ctx *ctx)
         snprintf(g->rule, sizeof(g->rule), "%s", c.rule);
         g->rdm_policy = a.rdm_relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT;
         g->time = (int64_t)time(NULL);
-        a.have_dom = true;
-        a.dom = c.domain;
         a.message = c.reset_done ? "granted after reset" : "granted";
         return pgd_commit_change(ctx->d, ctx, &a);
 }
@@ -433,11 +431,9 @@ int pgd_op_release(struct pgd_ctx *ctx)
                 .kind = PGD_CHANGE_RELEASE, .message = "released", .reply = release_reply};
         const struct pgd_grant *found;
         struct pgd_error *err = &ctx->err;
+        struct hv_domain dom;
         bool match = false, alive = false;
         int r;
-
-        if (pgd_commit_usable(ctx->d, err) > 0)
-                return refused(ctx, NULL);
 
         /*
          * Who may release comes first, before anything about the grant is
@@ -446,31 +442,28 @@ int pgd_op_release(struct pgd_ctx *ctx)
          */
         found = pgd_grants_find(ctx->d->grants, req->sbdf);
         if (found && ctx->peer.uid != found->client_uid && !ctx->admin) {
-                pgd_error_set(err, PG_ERR_NOT_AUTHORIZED,
-                              "only the client that was granted %s, or an admin, may release it",
-                              req->bdf);
-                return refused(ctx, NULL);
+                return pgd_error_set(
+                        err, PG_ERR_NOT_AUTHORIZED,
+                        "only the client that was granted %s, or an admin, may release it",
+                        req->bdf);
         }
-        if (!found) {
-                pgd_error_set(err, PG_ERR_NOT_ASSIGNED, "%s is not granted", req->bdf);
-                return refused(ctx, NULL);
-        }
+        if (!found)
+                return pgd_error_set(err, PG_ERR_NOT_ASSIGNED, "%s is not granted", req->bdf);
         a.grant = *found; /* the store's copy goes away on release */
 
-        r = request_names_grant_domain(ctx, &a.grant, &match, &a.dom, &alive);
+        r = request_names_grant_domain(ctx, &a.grant, &match, &dom, &alive);
         if (r < 0) {
                 pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot look up the domain: %s",
                               strerror(-r));
                 err->hv_errno = -r;
-                return refused(ctx, NULL);
+                return err->code;
         }
-        a.have_dom = alive;
-        if (!match) {
-                pgd_error_set(err, PG_ERR_NOT_ASSIGNED,
-                              "%s is granted to domid %u (%s), not to the domain named", req->bdf,
-                              a.grant.domid, a.grant.domain_name);
-                return refused(ctx, alive ? &a.dom : NULL);
-        }
+        if (alive)
+                outcome_domain(ctx, &dom);
+        if (!match)
+                return pgd_error_set(err, PG_ERR_NOT_ASSIGNED,
+                                     "%s is granted to domid %u (%s), not to the domain named",
+                                     req->bdf, a.grant.domid, a.grant.domain_name);
         return pgd_commit_change(ctx->d, ctx, &a);
 }
 
@@ -506,19 +499,6 @@ static int owner_not_guest(struct pgd_ctx *ctx, uint32_t *ret_owner)
                                      owner);
         *ret_owner = owner;
         return 0;
-}
-
-static void audit_prepare(struct pgd_ctx *ctx, const char *decision, const char *message)
-{
-        pgd_audit(ctx->d, &(struct pgd_audit_record){
-                                  .kind = PGD_AUDIT_PREPARE,
-                                  .op = ctx->req.op,
-                                  .sbdf = ctx->req.sbdf,
-                                  .domid = -1,
-                                  .peer = &ctx->peer,
-                                  .decision = decision,
-                                  .message = message,
-                          });
 }
 
 static int prepare_reply_fields(struct pgd_ctx *ctx, bool already, const char *previous)
@@ -559,18 +539,9 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
         uint32_t owner;
         int r;
 
-        if (pgd_commit_usable(d, err) > 0)
-                return refused(ctx, NULL);
-        r = pgd_host_pci(ctx, req->sbdf, &info);
-        if (r == -ENOMEM)
+        r = request_device(ctx, &info);
+        if (r != 0)
                 return r;
-        if (r == -ENODEV)
-                pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
-        else if (r < 0)
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
-                              req->bdf, strerror(-r));
-        if (r < 0)
-                return refused(ctx, NULL);
 
         pgd_checks_policy_device(info, &dev);
         if (!ctx->admin && !pg_policy_may_prepare(d->policy, &ctx->id, &dev)) {
@@ -578,12 +549,12 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
                               "only an admin, or a client of a rule with managed = true, may "
                               "prepare %s",
                               req->bdf);
-                return refused(ctx, NULL);
+                return err->code;
         }
         if (pg_policy_is_protected(d->policy, &dev, &why)) {
                 pgd_error_set(err, PG_ERR_PROTECTED_DEVICE, "%s is protected by policy (%s)",
                               req->bdf, why ?: "protected");
-                return refused(ctx, NULL);
+                return err->code;
         }
         r = pgd_host_caps(ctx, &caps);
         if (r < 0 || !caps->iommu) {
@@ -591,13 +562,11 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
                 pgd_error_set(err, r < 0 ? PG_ERR_HYPERVISOR_ERROR : PG_ERR_NO_IOMMU,
                               "cannot quarantine %s: %s", req->bdf,
                               r < 0 ? strerror(-r) : "the host has no IOMMU");
-                return refused(ctx, NULL);
+                return err->code;
         }
         r = owner_not_guest(ctx, &owner);
-        if (r < 0)
+        if (r != 0)
                 return r;
-        if (r > 0)
-                return refused(ctx, NULL);
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
 
         if (owner == HV_DOMID_IO && streq(info->driver, "pciback"))
@@ -616,9 +585,10 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
                 pgd_error_set(err, pgd_checks_hv_code("prepare", r), "cannot prepare %s: %s",
                               req->bdf, pg_errno_name(-r) ?: strerror(-r));
                 err->hv_errno = -r;
-                return refused(ctx, NULL);
+                return err->code;
         }
-        audit_prepare(ctx, "prepared", a.message);
+        ctx->outcome.decision = "prepared";
+        ctx->outcome.message = a.message;
         return prepare_reply_fields(ctx, false, recorded);
 }
 
@@ -644,28 +614,17 @@ int pgd_op_unprepare(struct pgd_ctx *ctx)
         uint32_t owner;
         int r;
 
-        if (pgd_commit_usable(d, err) > 0)
-                return refused(ctx, NULL);
-        r = pgd_host_pci(ctx, req->sbdf, &info);
-        if (r == -ENOMEM)
+        r = request_device(ctx, &info);
+        if (r != 0)
                 return r;
-        if (r == -ENODEV)
-                pgd_error_set(err, PG_ERR_NO_SUCH_DEVICE, "no PCI device %s", req->bdf);
-        else if (r < 0)
-                pgd_error_set(err, PG_ERR_HYPERVISOR_ERROR, "cannot read PCI device %s: %s",
-                              req->bdf, strerror(-r));
-        if (r < 0)
-                return refused(ctx, NULL);
 
         if (pgd_grants_find(d->grants, req->sbdf)) {
                 pgd_error_set(err, PG_ERR_BUSY, "%s is granted: release it first", req->bdf);
-                return refused(ctx, NULL);
+                return err->code;
         }
         r = owner_not_guest(ctx, &owner);
-        if (r < 0)
+        if (r != 0)
                 return r;
-        if (r > 0)
-                return refused(ctx, NULL);
 
         recorded = pgd_grants_prepared_driver(d->grants, req->sbdf);
         snprintf(a.driver, sizeof(a.driver), "%s", recorded ?: "");
@@ -679,8 +638,9 @@ int pgd_op_unprepare(struct pgd_ctx *ctx)
                 pgd_error_set(err, pgd_checks_hv_code("unprepare", r), "cannot unprepare %s: %s",
                               req->bdf, pg_errno_name(-r) ?: strerror(-r));
                 err->hv_errno = -r;
-                return refused(ctx, NULL);
+                return err->code;
         }
-        audit_prepare(ctx, "unprepared", a.message);
+        ctx->outcome.decision = "unprepared";
+        ctx->outcome.message = a.message;
         return unprepare_reply(ctx, &a);
 }

@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "grants.h"
 #include "hv.h"
 #include "pg-util.h"
 #include "pg-wire.h"
@@ -30,6 +31,7 @@
 
 struct pgd_change;
 struct pgd_ctx;
+struct pgd_op;
 struct pgd_grants;
 struct pgd_server;
 
@@ -147,6 +149,20 @@ struct pgd_host {
 typedef void (*pgd_reply_fn)(void *userdata, json_t *reply);
 
 /*
+ * What the one audit record of a request says (request.c writes it when the
+ * request ends, from its result): the domain the request named, once a
+ * handler knows it, for a refusal; and what a change did, for a success.
+ */
+struct pgd_outcome {
+        bool have_dom;
+        struct hv_domain dom;
+        const char *decision; /* "granted", "released", ... (static); NULL: nothing happened */
+        const char *message;  /* (static) */
+        bool have_grant;      /* assign, release: the grant made or ended */
+        struct pgd_grant grant;
+};
+
+/*
  * One request, from its line to its reply: built once by request.c and
  * passed down (STYLE.md habit 9). A change keeps it until its record is
  * durable; the connection may be gone by then (done is NULL).
@@ -155,6 +171,7 @@ struct pgd_ctx {
         struct pgd_daemon *d;
         json_t *msg; /* the request; req's strings point into it */
         struct pgd_request req;
+        const struct pgd_op *op; /* its row of the op table (request.c) */
         struct pgd_peer peer; /* a copy of the connection's */
         /* the caller, as the policy in force says (names point into that policy) */
         struct pg_policy_identity id;
@@ -164,6 +181,7 @@ struct pgd_ctx {
         struct pgd_host host;
         json_t *reply; /* "id", "ok": true and the handler's fields */
         struct pgd_error err;
+        struct pgd_outcome outcome;
         bool waiting; /* a change holds it until the journal is synced */
         pgd_reply_fn done;
         void *userdata;

@@ -22,6 +22,9 @@
  *     dropped (audit "reconcile");
  *   - otherwise it is kept. A dying domain counts as gone: Xen releases its
  *     devices while it dies, and @releaseDomain fires only once, then.
+ *   Each release or drop is a change made by commit.c's one helper, as a
+ *   domain's death while the daemon runs: recorded, then the device reset
+ *   by the grant's rule when it is back in quarantine, and audited.
  * Then, for every device the hypervisor shows assigned to a guest with no
  * matching grant (an "unmanaged" assignment, always audited as a warning):
  *   - the device is one passguard prepared (it is in the store's prepared
@@ -36,13 +39,14 @@
  *     grant;
  *   - otherwise it is only reported, unless --enforce asks to deassign it.
  * The store is then compacted (snapshot written, journal emptied) once, when
- * anything changed or the journal held records.
+ * anything changed or the journal held records; a journal that takes no
+ * records (not the snapshot's) is compacted before the first change.
  *
  * On every domain event (pgd_reconcile_domains) the grants of domains that
  * are gone or dying, or whose domid now names another UUID, are released: Xen has
  * already moved their devices into quarantine. Each release is a change
- * (commit.c): recorded, then, once durable, the device is reset (best
- * effort) and the release audited.
+ * (commit.c): recorded, then, once durable, the device is reset by the
+ * grant's rule (best effort) and the release audited.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -126,16 +130,6 @@ static const char *owner_name(uint32_t domid, char buf[static 16])
         return buf;
 }
 
-/* The client who was granted the device, for audit records about the grant. */
-static void grant_peer(struct pgd_grant *gr, struct pgd_peer *ret)
-{
-        *ret = (struct pgd_peer){
-                .uid = gr->client_uid,
-                .pid = gr->client_pid,
-                .unit = gr->client_unit[0] ? gr->client_unit : NULL,
-        };
-}
-
 /* An audit record about a device and the domain dom (NULL: unknown), on no client's behalf. */
 static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
                          uint32_t sbdf, uint32_t domid, const struct hv_domain *dom,
@@ -154,26 +148,6 @@ static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const c
                      });
 }
 
-static void audit_grant(struct pgd_daemon *d, enum pgd_audit_kind kind, const char *op,
-                        struct pgd_grant *gr, const char *decision, int error, const char *msg)
-{
-        struct pgd_peer peer;
-
-        grant_peer(gr, &peer);
-        pgd_audit(d, &(struct pgd_audit_record){
-                             .kind = kind,
-                             .op = op,
-                             .sbdf = gr->sbdf,
-                             .domid = gr->domid,
-                             .domain_uuid = gr->domain_uuid,
-                             .domain_name = gr->domain_name,
-                             .peer = &peer,
-                             .rule = gr->rule,
-                             .decision = decision,
-                             .error = error,
-                             .message = msg,
-                     });
-}
 
 /* ---- domain events ---- */
 
@@ -219,7 +193,10 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
                         .kind = PGD_CHANGE_DOMAIN_GONE,
                         .grant = gone[i],
                         .message = "released",
+                        .quarantined = true,
                 };
+                snprintf(a.why, sizeof(a.why), "domain %s (%s) is gone; device back in quarantine",
+                         gone[i].domain_name[0] ? gone[i].domain_name : "-", gone[i].domain_uuid);
                 r = pgd_commit_change(d, NULL, &a);
                 if (r != 0)
                         failed = r;
@@ -329,10 +306,30 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                 store_changed = true;
         }
 
+        /* A journal that takes no record (not this snapshot's): compacted before any. */
+        if (pgd_grants_needs_commit(g)) {
+                r = pgd_commit_store_result(d, pgd_grants_commit(g), "write");
+                if (r < 0) {
+                        host_view_clear(&v);
+                        return r;
+                }
+        }
+
+        /*
+         * The grants the hypervisor ended while passguardd was down: each a
+         * change (commit.c), the same as a domain's death while it runs.
+         */
         for (size_t i = 0; i < pgd_grants_count(g);) {
                 struct pgd_grant gr = *pgd_grants_get(g, i);
                 const struct hv_domain *dom = find_domain(&v, gr.domid);
                 uint32_t owner = owner_of(&v, gr.sbdf);
+                struct pgd_change_args a = {
+                        .kind = PGD_CHANGE_DOMAIN_GONE,
+                        .grant = gr,
+                        .message = "released",
+                        .audit_op = "reconcile",
+                };
+                char why[256];
 
                 pg_bdf_format(gr.sbdf, bdf);
                 if (!dom || dom->dying) {
@@ -343,8 +340,9 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                                         log_warning_errno(
                                                 r, "Failed to deassign %s from d%" PRIu32 ": %m",
                                                 bdf, gr.domid);
+                                owner = owner_of(&v, gr.sbdf);
                         }
-                        snprintf(msg, sizeof(msg), "domain d%" PRIu32 " (%s) %s", gr.domid,
+                        snprintf(why, sizeof(why), "domain d%" PRIu32 " (%s) %s", gr.domid,
                                  gr.domain_uuid, dom ? "is dying" : "no longer exists");
                 } else if (!streq(dom->uuid, gr.domain_uuid)) {
                         /*
@@ -352,27 +350,29 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                          * was not granted by this grant: the assignment pass below
                          * treats it as unmanaged.
                          */
-                        snprintf(msg, sizeof(msg),
+                        snprintf(why, sizeof(why),
                                  "domid %" PRIu32 " now belongs to %s (%s), not %s", gr.domid,
                                  dom->name[0] ? dom->name : "-", dom->uuid, gr.domain_uuid);
                 } else if (owner != gr.domid) {
-                        snprintf(msg, sizeof(msg),
+                        snprintf(why, sizeof(why),
                                  "the hypervisor shows the device owned by %s, not d%" PRIu32,
                                  owner_name(owner, obuf), gr.domid);
-                        (void)pgd_grants_remove(g, gr.sbdf);
-                        audit_grant(d, PGD_AUDIT_RECONCILE, "reconcile", &gr, "dropped", 0, msg);
-                        log_notice("Dropped grant of %s to d%" PRIu32 ": %s", bdf, gr.domid, msg);
-                        store_changed = true;
-                        released++;
-                        continue;
+                        a.dropped = true;
                 } else {
                         kept++;
                         i++;
                         continue;
                 }
-                (void)pgd_grants_remove(g, gr.sbdf);
-                audit_grant(d, PGD_AUDIT_DOMAIN_GONE, "reconcile", &gr, "released", 0, msg);
-                log_notice("Released grant of %s to d%" PRIu32 ": %s", bdf, gr.domid, msg);
+                a.quarantined = owner == HV_DOMID_IO;
+                snprintf(a.why, sizeof(a.why), "%s%s", why,
+                         a.quarantined ? "; device back in quarantine" : "");
+                r = pgd_commit_change(d, NULL, &a);
+                if (r < 0) {
+                        host_view_clear(&v);
+                        return r;
+                }
+                log_notice("%s grant of %s to d%" PRIu32 ": %s", a.dropped ? "Dropped" : "Released",
+                           bdf, gr.domid, why);
                 store_changed = true;
                 released++;
         }
@@ -423,9 +423,9 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
 
         /* Start from a snapshot that says it all, and an empty journal. */
         if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g)) {
-                r = pgd_grants_commit(g);
+                r = pgd_commit_store_result(d, pgd_grants_commit(g), "write");
                 if (r < 0)
-                        return log_error_errno(r, "Failed to write %s: %m", pgd_grants_path(g));
+                        return r;
         }
         log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged", kept, released,
                  unmanaged);
@@ -575,8 +575,8 @@ int pgd_reconcile_rebuild(struct pgd_daemon *d)
                 }
                 printf("rebuilt: %s -> d%" PRIu32 " %s (%s)\n", bdf, a->domid,
                        dom->name[0] ? dom->name : "-", dom->uuid);
-                audit_grant(d, PGD_AUDIT_RECONCILE, "rebuild", &gr, "rebuilt", 0,
-                            "grant rebuilt from the hypervisor's assignment");
+                pgd_audit_grant(d, PGD_AUDIT_RECONCILE, "rebuild", NULL, &gr, "rebuilt", 0,
+                                "grant rebuilt from the hypervisor's assignment");
                 n++;
         }
         host_view_clear(&v);

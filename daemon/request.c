@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "audit.h"
+#include "commit.h"
 #include "log.h"
 #include "pgd.h"
 #include "server.h"
@@ -32,27 +33,44 @@ enum {
         ARG_VERSION = 1 << 3, /* "version": integer */
 };
 
-static const struct op {
+/*
+ * The op table: who may call an op, its handler, its arguments; whether it
+ * changes state (the grant store must be writable first: run_op()), and
+ * whether its outcome is a decision with an audit record of that kind
+ * (audit_outcome()).
+ */
+struct pgd_op {
         const char *name;
         enum pgd_perm perm;
         pgd_op_handler handler;
         unsigned required; /* ARG_* that must be given */
         unsigned optional; /* ARG_* that may be given */
-} op_table[] = {
+        bool changes;
+        bool audited;
+        enum pgd_audit_kind audit; /* of a success; a refusal is PGD_AUDIT_REFUSE */
+};
+
+#define C true  /* changes state */
+#define A true  /* audited */
+static const struct pgd_op op_table[] = {
         {"hello", PGD_PERM_ANYONE, pgd_op_hello, ARG_VERSION, 0},
         {"status", PGD_PERM_CLIENT, pgd_op_status, 0, 0},
         {"list", PGD_PERM_CLIENT, pgd_op_list, 0, 0},
-        {"assign", PGD_PERM_CLIENT, pgd_op_assign, ARG_DEVICE | ARG_TARGET, ARG_RDM},
-        {"release", PGD_PERM_CLIENT, pgd_op_release, ARG_DEVICE | ARG_TARGET, 0},
+        {"assign", PGD_PERM_CLIENT, pgd_op_assign, ARG_DEVICE | ARG_TARGET, ARG_RDM, C, A,
+         PGD_AUDIT_GRANT},
+        {"release", PGD_PERM_CLIENT, pgd_op_release, ARG_DEVICE | ARG_TARGET, 0, C, A,
+         PGD_AUDIT_RELEASE},
         {"explain", PGD_PERM_CLIENT, pgd_op_explain, ARG_DEVICE | ARG_TARGET, ARG_RDM},
         {"owner", PGD_PERM_CLIENT, pgd_op_owner, ARG_DEVICE, 0},
         /* prepare also lets a managed rule's clients in: its handler checks. */
-        {"prepare", PGD_PERM_CLIENT, pgd_op_prepare, ARG_DEVICE, 0},
-        {"unprepare", PGD_PERM_ADMIN, pgd_op_unprepare, ARG_DEVICE, 0},
+        {"prepare", PGD_PERM_CLIENT, pgd_op_prepare, ARG_DEVICE, 0, C, A, PGD_AUDIT_PREPARE},
+        {"unprepare", PGD_PERM_ADMIN, pgd_op_unprepare, ARG_DEVICE, 0, C, A, PGD_AUDIT_PREPARE},
         {"reload", PGD_PERM_ADMIN, pgd_op_reload, 0, 0},
 };
+#undef C
+#undef A
 
-static const struct op *op_lookup(const char *name)
+static const struct pgd_op *op_lookup(const char *name)
 {
         for (size_t i = 0; i < ELEMENTSOF(op_table); i++)
                 if (streq(op_table[i].name, name))
@@ -61,7 +79,7 @@ static const struct op *op_lookup(const char *name)
 }
 
 /* The keys of an op, "id" and "op" included, NULL-terminated. */
-static void op_keys(const struct op *op, const char *keys[static 8])
+static void op_keys(const struct pgd_op *op, const char *keys[static 8])
 {
         unsigned args = op->required | op->optional;
         size_t n = 0;
@@ -109,7 +127,7 @@ static bool valid_domain_name(const char *s)
         return true;
 }
 
-static int parse_args(const struct op *op, const json_t *msg, struct pgd_request *req,
+static int parse_args(const struct pgd_op *op, const json_t *msg, struct pgd_request *req,
                       struct pgd_error *err)
 {
         unsigned args = op->required | op->optional;
@@ -190,7 +208,7 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
         struct pgd_request req = {.id = -1, .rdm_relaxed = -1};
         const char *keys[8], *bad_key = NULL;
         const json_t *id, *opname;
-        const struct op *op;
+        const struct pgd_op *op;
         int r;
 
         *ret_has_id = false;
@@ -493,11 +511,12 @@ int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid)
         return h->test_r;
 }
 
-/* ---- replies ---- */
+/* ---- replies and the audit record ---- */
 
 json_t *pgd_request_error_reply(bool has_id, json_int_t id, int code, const char *message)
 {
-        json_t *reply = pg_wire_error_reply(has_id ? id : 0, code, message, 0, NULL, NULL);
+        json_t *reply = pg_wire_error_reply(has_id ? id : 0, code, message, 0, NULL,
+                                            code == PG_ERR_BAD_REQUEST ? "request" : NULL);
         if (reply && !has_id && json_object_set_new(reply, "id", json_null()) < 0) {
                 json_decref(reply);
                 return NULL;
@@ -511,22 +530,56 @@ static json_t *refusal(json_int_t id, int code, const struct pgd_error *err)
                                    err->rule[0] ? err->rule : NULL, err->check);
 }
 
-/* The reply to a handler's result: its fields, or the refusal. NULL on ENOMEM. */
-static json_t *result_reply(struct pgd_ctx *ctx, int r)
+/*
+ * The one audit record of a request's outcome: every refusal of an op the
+ * table audits (and every refusal at the permission check, whatever the op),
+ * and the change an audited op made.
+ */
+static void audit_outcome(const struct pgd_ctx *ctx, int code, bool at_door)
 {
-        if (r == 0)
-                return TAKE_PTR(ctx->reply);
+        const struct pgd_outcome *o = &ctx->outcome;
+
+        if (!at_door && (!ctx->op || !ctx->op->audited))
+                return;
+        if (code != 0) {
+                pgd_audit_refusal(ctx->d, &ctx->peer, &ctx->req, o->have_dom ? &o->dom : NULL,
+                                  &ctx->err);
+                return;
+        }
+        if (!o->decision)
+                return; /* nothing changed: nothing to record */
+        if (o->have_grant)
+                pgd_audit_grant(ctx->d, ctx->op->audit, ctx->req.op, &ctx->peer, &o->grant,
+                                o->decision, 0, o->message);
+        else
+                pgd_audit(ctx->d, &(struct pgd_audit_record){
+                                          .kind = ctx->op->audit,
+                                          .op = ctx->req.op,
+                                          .sbdf = ctx->req.sbdf,
+                                          .domid = -1,
+                                          .peer = &ctx->peer,
+                                          .decision = o->decision,
+                                          .message = o->message,
+                                  });
+}
+
+/* The end of a request: its audit record, and its reply (NULL on ENOMEM). */
+static json_t *request_end(struct pgd_ctx *ctx, int r)
+{
         if (r < 0) {
                 log_error_errno(r, "Op '%s' failed: %m", ctx->req.op);
                 pgd_error_set(&ctx->err, PG_ERR_INTERNAL, "internal error: %s", strerror(-r));
                 r = PG_ERR_INTERNAL;
         }
+        audit_outcome(ctx, r, false);
+        if (r == 0)
+                return TAKE_PTR(ctx->reply);
         return refusal(ctx->req.id, r, &ctx->err);
 }
 
 void pgd_request_finish(struct pgd_ctx *ctx, int code)
 {
-        json_t *reply = result_reply(ctx, code);
+        json_t *reply = request_end(ctx, code);
 
         if (!reply)
                 log_error("Failed to build the reply to request %" JSON_INTEGER_FORMAT
@@ -546,13 +599,30 @@ void pgd_request_detach(struct pgd_ctx *ctx)
 }
 
 /*
+ * The op's handler, after the one check every change needs first: a grant
+ * store that could not be written is written again, or the change is
+ * refused state-error.
+ */
+static int run_op(struct pgd_ctx *ctx)
+{
+        int r;
+
+        if (ctx->op->changes) {
+                r = pgd_commit_usable(ctx->d, &ctx->err);
+                if (r != 0)
+                        return r;
+        }
+        return ctx->op->handler(ctx);
+}
+
+/*
  * The whole trust boundary for one line: size limit, strict parse, op table,
  * permission, handler. Returns the reply to send now, or NULL with ctx
  * handed over when a change waits (*ret_ctx).
  */
-static int request_start(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                         size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
-                         json_t **ret_reply)
+int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
+                       size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
+                       json_t **ret_reply)
 {
         _cleanup_(ctx_freep) struct pgd_ctx *ctx = NULL;
         json_t *reply = NULL;
@@ -583,10 +653,11 @@ static int request_start(struct pgd_daemon *d, const struct pgd_peer *peer, cons
                                : pgd_request_error_reply(false, 0, r, ctx->err.message);
                 goto done;
         }
+        ctx->op = op_lookup(ctx->req.op);
 
         r = authorize(ctx, perm, &ctx->err);
         if (r != 0) {
-                pgd_audit_refusal(d, &ctx->peer, &ctx->req, NULL, &ctx->err);
+                audit_outcome(ctx, r, true);
                 reply = refusal(ctx->req.id, r, &ctx->err);
                 goto done;
         }
@@ -596,7 +667,7 @@ static int request_start(struct pgd_daemon *d, const struct pgd_peer *peer, cons
                 return -ENOMEM;
         ctx->done = done;
         ctx->userdata = userdata;
-        r = op_lookup(ctx->req.op)->handler(ctx);
+        r = run_op(ctx);
         if (ctx->waiting) {
                 if (!ret_ctx) {
                         /* Cannot happen: without an event loop changes never wait. */
@@ -610,7 +681,7 @@ static int request_start(struct pgd_daemon *d, const struct pgd_peer *peer, cons
                 *ret_reply = NULL;
                 return 0;
         }
-        reply = result_reply(ctx, r);
+        reply = request_end(ctx, r);
 
 done:
         if (!reply)
@@ -619,24 +690,12 @@ done:
         return 0;
 }
 
-int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                       size_t len, json_t **ret_reply)
-{
-        return request_start(d, peer, line, len, NULL, NULL, NULL, ret_reply);
-}
-
-int pgd_request_start(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                      size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
-                      json_t **ret_reply)
-{
-        return request_start(d, peer, line, len, done, userdata, ret_ctx, ret_reply);
-}
-
 int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
                     const struct pgd_request *req, pgd_op_handler handler, json_t *reply,
                     struct pgd_error *err)
 {
         _cleanup_(ctx_freep) struct pgd_ctx *ctx = NULL;
+        _cleanup_(json_decrefp) json_t *end = NULL;
         int r;
 
         r = ctx_new(d, peer, &ctx);
@@ -644,7 +703,12 @@ int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
                 return r;
         ctx->req = *req;
         ctx->reply = json_incref(reply);
-        r = handler(ctx);
+        for (size_t i = 0; i < ELEMENTSOF(op_table) && !ctx->op; i++)
+                if (op_table[i].handler == handler)
+                        ctx->op = &op_table[i];
+        if (!ctx->op)
+                return -EINVAL;
+        r = run_op(ctx);
         if (ctx->waiting) {
                 /* Cannot happen without an event loop: changes never wait there. */
                 pgd_request_detach(ctx);
@@ -652,6 +716,7 @@ int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
                 return -EDEADLK;
         }
         *err = ctx->err;
+        end = request_end(ctx, r); /* the audit record; the reply is the caller's json */
         return r;
 }
 

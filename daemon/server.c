@@ -601,7 +601,7 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
         int r;
 
         pgd_server_hold_host(d);
-        r = pgd_request_start(d, &c->peer, line, len, client_on_reply, c, &c->pending, &reply);
+        r = pgd_request_handle(d, &c->peer, line, len, client_on_reply, c, &c->pending, &reply);
         if (r < 0) {
                 log_error_errno(r, "Failed to handle a request: %m");
                 c->dead = true;

@@ -50,21 +50,15 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
 
 /*
  * The whole trust boundary for one line (its '\n' removed): size limit,
- * strict parse, op table, permission, handler. *ret_reply is always a reply
- * to send, success or refusal: without an event loop no change waits.
- * Returns 0, or -ENOMEM.
+ * strict parse, op table, permission, handler. *ret_reply is the reply to
+ * send now, or NULL when a change waits for the grant journal (only with an
+ * event loop); its reply then goes to done(userdata, reply) (NULL on
+ * ENOMEM), and *ret_ctx can be detached when the connection goes first.
+ * Without a loop done, userdata and ret_ctx may be NULL. Returns 0, or -ENOMEM.
  */
 int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                       size_t len, json_t **ret_reply);
-/*
- * The same for the server: *ret_reply is the reply to send now, or NULL when
- * a change waits for the grant journal; its reply then goes to
- * done(userdata, reply) (NULL on ENOMEM), and *ret_ctx can be detached when
- * the connection goes first.
- */
-int pgd_request_start(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
-                      size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
-                      json_t **ret_reply);
+                       size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
+                       json_t **ret_reply);
 
 /*
  * Serialise a reply for the wire, '\n' included. A reply over
