@@ -93,7 +93,8 @@ static void crash_point(const struct pgd_change *c, const char *where)
         if (!kind_of(c)->point)
                 return;
         snprintf(name, sizeof(name), "%s:%s", kind_of(c)->point, where);
-        pgd_crash_point(c->d, name);
+        if (c->d->hv_ops->crash_point)
+                c->d->hv_ops->crash_point(c->d->hv, name);
 }
 
 /* ---- the grant store's health ---- */

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pgd.h"
 #include "reconcile.h"
+#include "reload.h"
 #include "server.h"
 
 static void daemon_done(struct pgd_daemon *d)
@@ -186,7 +187,7 @@ static int run(int argc, char *argv[])
                 pgd_server_retry_later(&d);
 
         /* 6. ready; 7. loop */
-        pgd_server_notify_ready(&d);
+        pgd_daemon_notify_ready(&d);
         log_info("Ready: %zu grant(s)", pgd_grants_count(d.grants));
         r = pgd_server_run(s);
 

@@ -13,7 +13,6 @@
  */
 #pragma once
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -236,11 +235,10 @@ int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
                     const struct pgd_request *req, pgd_op_handler handler, json_t *reply,
                     struct pgd_error *err);
 
-/* Re-read the policy; swap only on success. On failure err holds policy-invalid + file:line. */
-int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err);
-
 /* The policy's view of a peer (pointers into peer). */
 void pgd_peer_identity(const struct pgd_peer *peer, struct pg_policy_identity *ret);
+/* The peer's fields freed, and zeroed. */
+void pgd_peer_clear(struct pgd_peer *p);
 
 /*
  * The sim backend's counters, and any bookkeeping a backend holds back, are
@@ -252,19 +250,3 @@ void pgd_server_hold_host(struct pgd_daemon *d);
 void pgd_server_commit_soon(struct pgd_daemon *d);
 /* A rollback failed: try again later (server.c). */
 void pgd_server_retry_later(struct pgd_daemon *d);
-
-/*
- * Test-only crash points, honoured only with the simulated backend: when
- * $PASSGUARD_TEST_CRASH equals name, the daemon kills itself with SIGKILL
- * right there, so that tests can prove recovery from a crash at every step.
- */
-static inline void pgd_crash_point(const struct pgd_daemon *d, const char *name)
-{
-        const char *e;
-
-        if (!d->hv_ops || !streq(d->hv_ops->name, "sim"))
-                return;
-        e = getenv("PASSGUARD_TEST_CRASH");
-        if (e && streq(e, name))
-                raise(SIGKILL);
-}

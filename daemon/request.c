@@ -23,7 +23,8 @@
 #include "commit.h"
 #include "log.h"
 #include "pgd.h"
-#include "server.h"
+#include "reload.h"
+#include "request.h"
 
 /* The arguments an op takes, besides "id" and "op". */
 enum {
@@ -97,6 +98,17 @@ static void op_keys(const struct pgd_op *op, const char *keys[static 8])
         if (args & ARG_VERSION)
                 keys[n++] = "version";
         keys[n] = NULL;
+}
+
+int pgd_error_set(struct pgd_error *e, int code, const char *fmt, ...)
+{
+        va_list ap;
+
+        e->code = code;
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return code;
 }
 
 /* Enough of a client's string to name it in a message, without flooding it. */
@@ -247,24 +259,6 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
         *ret = req;
         *ret_perm = op->perm;
         return 0;
-}
-
-void pgd_peer_identity(const struct pgd_peer *peer, struct pg_policy_identity *ret)
-{
-        *ret = (struct pg_policy_identity){
-                .uid = peer->uid,
-                .gid = peer->gid,
-                .groups = peer->groups,
-                .n_groups = peer->n_groups,
-                .unit = peer->unit,
-        };
-}
-
-void pgd_peer_clear(struct pgd_peer *p)
-{
-        free(p->groups);
-        free(p->unit);
-        *p = (struct pgd_peer){0};
 }
 
 /* ---- the context of one request ---- */

@@ -12,6 +12,8 @@
 
 #include "harness.h"
 #include "pgd.h"
+#include "reload.h"
+#include "request.h"
 #include "server.h"
 
 #define NO_ID (-9999) /* expect "id": null */

@@ -131,6 +131,14 @@ struct hv_ops {
          */
         int (*hold)(struct hv *hv);
         int (*flush)(struct hv *hv);
+
+        /*
+         * Optional, a test seam (hv-sim only; NULL on a real host): the
+         * daemon names each step of a change as it passes it ("assign:before-hv",
+         * "assign:after-hv", "assign:after-commit", the same for release), and
+         * the backend may end the process right there, as a crash would.
+         */
+        void (*crash_point)(struct hv *hv, const char *name);
 };
 
 extern const struct hv_ops hv_sim_ops;

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The parts of the Xen backend that need no hypervisor: sysfs under a given
- * root, and the parsers for text that Xen prints into its console ring. They
- * live in hv-xen.c; this header exists so that unit tests can drive them on a
- * machine without Xen. No Xen header is included here.
+ * The parts of the Xen backend that need no hypervisor (hv-xen-parse.c):
+ * sysfs under a given root, and the parsers for text that Xen prints into its
+ * console ring. No Xen header: built and unit-tested on any machine.
  */
 #pragma once
 

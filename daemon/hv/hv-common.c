@@ -1,10 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-
 #include "hv.h"
-#include "pgd.h"
+#include "pg-util.h"
 
 const struct hv_ops *pgd_hv_lookup(const char *name)
 {
@@ -19,15 +15,4 @@ const struct hv_ops *pgd_hv_lookup(const char *name)
                 return &hv_xen_ops;
 #endif
         return NULL;
-}
-
-int pgd_error_set(struct pgd_error *e, int code, const char *fmt, ...)
-{
-        va_list ap;
-
-        e->code = code;
-        va_start(ap, fmt);
-        vsnprintf(e->message, sizeof(e->message), fmt, ap);
-        va_end(ap);
-        return code;
 }
