@@ -1,14 +1,68 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The grant store (DESIGN.md invariant 4): STATE_DIR/grants.json, with a
- * format version and a checksum, is the compacted snapshot; each change after
- * it is one checksummed record appended to STATE_DIR/grants.journal. A change
- * is durable once its record is synced (fdatasync); records of changes made
- * together share one sync. An intent record is made durable before a
- * hypervisor call and resolved by its outcome after it: an intent without an
- * outcome at start-up is a call the daemon may have made and never answered,
- * and start-up reconciliation resolves it. Compaction writes the snapshot
- * (temporary file, fsync, rename, directory fsync) and starts a new journal.
+ * The grant store (DESIGN.md "Grant store", invariant 4), in daemon/store/
+ * (store-internal.h says which file does what). The formats and how they
+ * survive a crash are written here, once.
+ *
+ * STATE_DIR/grants.json, the snapshot:
+ *   { "format": 1,
+ *     "grants": [ { "device": "0000:03:00.0", "domid": 5, "domain_uuid": "...",
+ *                   "domain_name": "render-1", "client_uid": 0, "client_pid": 123,
+ *                   "client_unit": "", "rule": "gpus", "rdm_policy": "strict",
+ *                   "time": 1700000000 } ],
+ *     "prepared": [ { "device": "0000:03:00.0", "driver": "e1000" } ],
+ *     "checksum": "sha256:<64 hex digits>" }
+ *
+ * The checksum is SHA-256 over the canonical serialisation of the object
+ * without "checksum": jansson's JSON_COMPACT | JSON_SORT_KEYS. Whitespace and
+ * key order in the file therefore do not matter; content does.
+ *
+ * Parsing is strict: duplicate and unknown keys, wrong types, malformed or
+ * non-canonical BDFs and UUIDs, and devices listed twice are all -EBADMSG
+ * with a reason; a format other than 1 is -EPROTONOSUPPORT. A file that does
+ * not parse is never touched, so nothing is ever silently emptied.
+ *
+ * STATE_DIR/grants.journal, the changes since the snapshot, one JSON object
+ * per line, each with its own checksum (as above, over the line's object
+ * without "checksum"):
+ *   {"op":"base","seq":S,"snapshot":"sha256:...","carried":[...]}
+ *                    the snapshot it follows (null: no grants.json), the last
+ *                    sequence number before it, and the intents still open
+ *                    at the compaction that started it
+ *   {"op":"intent-assign","seq":1,"device":D,"grant":{...}}
+ *   {"op":"grant","seq":2,"device":D,"intent":1,"grant":{...}}
+ *   {"op":"abort","seq":3,"device":D,"intent":1}
+ *   {"op":"release","seq":4,"device":D}
+ *   {"op":"intent-prepare","seq":5,"device":D,"driver":"e1000"}
+ *   {"op":"prepared","seq":6,"device":D,"intent":5,"driver":"e1000"}
+ *   {"op":"unprepared","seq":7,"device":D}
+ * The carried intents come first, again, with their own sequence numbers, in
+ * the order the base line lists them; then the records, numbered on from
+ * S + 1 without a gap (an intent keeps its number across compactions, so an
+ * outcome can always name it). Loading replays the journal whose base
+ * is the snapshot's checksum; a journal with another base is older than the
+ * snapshot (a compaction was interrupted after the snapshot's rename) and is
+ * ignored. Invalid text after the last valid record is a torn append (a crash
+ * while records were written, before their sync: never acknowledged) and is
+ * ignored; an invalid record followed by a valid one is corruption.
+ *
+ * Appending writes the line (O_APPEND); syncing is one fdatasync for every
+ * record appended since the last one (and a directory fsync when the file
+ * was created). The journal is open only while records are written and
+ * synced (pgd_grants_journal_idle()), so that no file of the state
+ * directory stays open for writing when the daemon is idle. A failed
+ * write is cut off again (ftruncate); after a failed write or sync the
+ * journal takes no record until a compaction succeeded (what reached the
+ * disk is unknown). A file system with less than JOURNAL_RESERVE bytes free
+ * takes no record: the journal could not be compacted there.
+ *
+ * Compaction writes grants.json.tmp, fsyncs it, writes grants.journal.tmp
+ * (the base line and the intents still open, carried), fsyncs it, renames the snapshot
+ * into place, fsyncs the directory, renames the journal into place and fsyncs
+ * the directory again. A crash between the two renames leaves the new
+ * snapshot with the old journal (ignored: another base) and the new journal
+ * as grants.journal.tmp, which loading then puts in place. When the snapshot
+ * would not change, only the journal is replaced.
  */
 #pragma once
 
@@ -32,10 +86,10 @@ struct pgd_grant {
         char domain_name[HV_NAME_MAX];
         uid_t client_uid;
         pid_t client_pid;
-        char client_unit[128];         /* "" when none */
+        char client_unit[128]; /* "" when none */
         char rule[128];
         enum pg_policy_rdm rdm_policy;
-        int64_t time;                  /* unix seconds */
+        int64_t time; /* unix seconds */
 };
 
 struct pgd_grants;
@@ -77,7 +131,8 @@ struct pgd_intent {
  * and the files are left untouched. A torn last record (a crash while it was
  * written, never acknowledged) is not corruption: it is ignored.
  */
-int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_why, char **ret_file);
+int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_why,
+                    char **ret_file);
 /* The same, without naming the file. */
 int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, char **ret_why);
 /* An empty store for STATE_DIR that ignores what is on disk (--rebuild-state). */
