@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The in-memory form of a loaded policy, shared by the loader (policy.c) and
- * the evaluator (match.c). Nothing outside policy/ sees these structs.
+ * The in-memory form of a loaded policy, shared by the loader (syntax.c reads
+ * the text, validate.c checks every setting and builds the struct, load.c
+ * reads files and owns the result) and the evaluator (match.c). Nothing
+ * outside policy/ sees these structs.
  */
 #pragma once
 
@@ -116,3 +118,44 @@ struct pg_policy {
 int pg_policy_index_build(struct pg_policy *p);
 void pg_policy_index_free(struct rule_index *idx);
 bool pg_policy_glob_match(const char *pattern, const char *s);
+
+/* ---- loading: syntax.c, validate.c, load.c ---- */
+
+#include <libconfig.h>
+#include <sys/types.h>
+
+/* One load of a policy text: where it comes from, what is wrong with it so far. */
+struct loader {
+        const char *file;
+        struct pg_policy_diags *diags;
+        size_t first_diag; /* the diags this load added start here */
+        size_t n_errors;
+        bool oom;
+        struct pg_policy *p;
+};
+
+/* syntax.c: the text as libconfig reads it, and typed access to its settings. */
+_printf_(3, 4) void pg_policy_diag(struct loader *l, int line, const char *fmt, ...);
+/* This load's diagnostics by line (stable). */
+void pg_policy_diags_sort(struct loader *l);
+/* What libconfig 1.5 would get wrong silently in the raw text (@include, ...): false with diags. */
+bool pg_policy_prescan(struct loader *l, const char *text);
+int pg_policy_line_of(const config_setting_t *s);
+const char *pg_policy_name_of(const config_setting_t *s);
+bool pg_policy_check_keys(struct loader *l, const config_setting_t *group,
+                          const char *const *allowed, const char *what);
+void pg_policy_wrong_type(struct loader *l, const config_setting_t *s, const char *expected);
+bool pg_policy_get_int(struct loader *l, const config_setting_t *s, int64_t min, int64_t max,
+                       bool hex, int64_t *ret);
+bool pg_policy_get_string(struct loader *l, const config_setting_t *s, const char **ret);
+bool pg_policy_get_bool(struct loader *l, const config_setting_t *s, bool *ret);
+bool pg_policy_is_group_list(struct loader *l, const config_setting_t *s);
+bool pg_policy_is_string_list(struct loader *l, const config_setting_t *s);
+/* strdup(), or NULL with l->oom set. */
+char *pg_policy_strdup(struct loader *l, const char *s);
+
+/* validate.c: the settings into l->p, every problem said; name lookups. */
+void pg_policy_validate(struct loader *l, const config_setting_t *root);
+/* The index of the named rule or client, -1 when there is none. */
+ssize_t pg_policy_rule_find(const struct pg_policy *p, const char *name);
+ssize_t pg_policy_client_find(const struct pg_policy *p, const char *name);
