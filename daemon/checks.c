@@ -109,7 +109,6 @@ _printf_(6, 7) static int fail(struct pgd_checks *c, struct pgd_error *err, cons
         return code;
 }
 
-/* A hypervisor answer that is not one the check expected. */
 /*
  * A failed hypervisor call during check name. The code comes from
  * pgd_checks_hv_code(); the detail says what that answer means.

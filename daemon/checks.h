@@ -2,8 +2,8 @@
 /*
  * The ordered checks of DESIGN.md invariant 3, shared by `assign` and
  * `explain`. Both run pgd_checks_run(); explain stops before anything
- * changes (no reset), assign performs the reset and then the assign call.
- * One code path, so the two can never disagree.
+ * changes (no reset), assign performs the reset, and commit.c then makes the
+ * assign call. One code path, so the two can never disagree.
  */
 #pragma once
 

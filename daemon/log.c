@@ -12,11 +12,6 @@ void pgd_log_set_debug(bool on)
         debug_enabled = on;
 }
 
-bool pgd_log_debug_enabled(void)
-{
-        return debug_enabled;
-}
-
 int pgd_log_full(int priority, int error, const char *fmt, ...)
 {
         va_list ap;

@@ -14,7 +14,6 @@
 #include "pg-util.h"
 
 void pgd_log_set_debug(bool on);
-bool pgd_log_debug_enabled(void);
 /* error < 0 is used for %m; returns error. */
 _printf_(3, 4) int pgd_log_full(int priority, int error, const char *fmt, ...);
 

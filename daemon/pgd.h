@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * passguardd's shared state and the seams between its parts:
- *   server.c   event loop, sockets, connections, the op table (trust boundary)
+ *   request.c  the trust boundary and the op table; one context per request:
+ *              the caller, the op, one snapshot of the host; its one audit record
  *   ops.c      the op handlers; checks.c the ordered checks of DESIGN.md inv. 3
- *   request.c  one context per request: the caller, the op, one snapshot of the host
- *   grants.c   the grant store and its journal; commit.c the one helper that
- *              makes a state change: intent, hypervisor call, outcome, its
- *              durability (group commit), rollback and audit
- *   reconcile.c start-up and domain death
+ *   commit.c   the one helper that makes a state change: intent, hypervisor
+ *              call, outcome, its durability (group commit), rollback, reset
+ *   reconcile.c start-up and domain death (through commit.c)
  *   audit.c    one structured journald record per decision
- *   hv-*.c     the host backends (hv.h)
+ *   reload.c   the policy in force
+ *   store/     the grant store and its journal (grants.h)
+ *   server/    the event loop, sockets, connections (server.h)
+ *   hv/        the host backends (hv.h)
+ * The error convention is client/pg-util.h's.
  */
 #pragma once
 
