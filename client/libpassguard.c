@@ -154,13 +154,15 @@ static int recv_line(struct pg *pg, char **ret, size_t *ret_len)
 }
 
 /*
- * Send req (an object without "id"; an id is added) and wait for its reply.
- * Returns 0 with the reply for "ok": true, a positive PG_ERR_* code for a
- * refusal (the reply is still handed back in *ret_reply when keep_refusal is
- * set), or -errno.
+ * Send request (an object without "id", consumed; NULL: out of memory
+ * building it) and wait for its reply; the raw reply is kept for
+ * pg_last_reply(). Returns 0 with the reply for "ok": true in *ret_reply
+ * (may be NULL: dropped), a positive PG_ERR_* code for a refusal (the reply
+ * is handed back too when keep_refusal is set), or -errno.
  */
-static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_reply)
+static int call(struct pg *pg, json_t *request, bool keep_refusal, json_t **ret_reply)
 {
+        _cleanup_(json_decrefp) json_t *req = request;
         _cleanup_(freep) char *out = NULL, *line = NULL;
         _cleanup_(json_decrefp) json_t *reply = NULL;
         struct pg_wire_reply rep;
@@ -171,6 +173,8 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
 
         if (!pg)
                 return -EINVAL;
+        if (!req)
+                return fail(pg, -ENOMEM, "out of memory");
         if (pg->fd < 0)
                 return fail(pg, -ENOTCONN, "the connection is closed after an earlier error");
 
@@ -219,7 +223,8 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         if (closing)
                 pg->fd = safe_close(pg->fd);
         if (rep.ok) {
-                *ret_reply = TAKE_PTR(reply);
+                if (ret_reply)
+                        *ret_reply = TAKE_PTR(reply);
                 return 0;
         }
 
@@ -228,27 +233,9 @@ static int call(struct pg *pg, json_t *req, bool keep_refusal, json_t **ret_repl
         pg->rule = rep.rule ? strdup(rep.rule) : NULL;
         if (!pg->message || (rep.check && !pg->check) || (rep.rule && !pg->rule))
                 return fail(pg, -ENOMEM, "out of memory");
-        if (keep_refusal)
+        if (keep_refusal && ret_reply)
                 *ret_reply = TAKE_PTR(reply);
         return rep.code;
-}
-
-/* Call request (consumed); the reply is dropped unless ret_reply is given. */
-static int call_op(struct pg *pg, json_t *request, json_t **ret_reply)
-{
-        _cleanup_(json_decrefp) json_t *req = request;
-        _cleanup_(json_decrefp) json_t *reply = NULL;
-
-        if (!pg)
-                return -EINVAL;
-        if (!req)
-                return fail(pg, -ENOMEM, "out of memory");
-        int r = call(pg, req, false, &reply);
-        if (r != 0)
-                return r;
-        if (ret_reply)
-                *ret_reply = TAKE_PTR(reply);
-        return 0;
 }
 
 static json_t *request_new(const char *op)
@@ -311,8 +298,8 @@ PUBLIC int pg_connect(const char *path, struct pg **ret)
         if (connect(pg->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
 
-        r = call_op(pg, json_pack("{s:s, s:i}", "op", "hello", "version", PG_PROTOCOL_VERSION),
-                    &reply);
+        r = call(pg, json_pack("{s:s, s:i}", "op", "hello", "version", PG_PROTOCOL_VERSION),
+                 false, &reply);
         if (r != 0)
                 return r;
         json_t *v = json_object_get(reply, "version");
@@ -402,7 +389,7 @@ PUBLIC int pg_assign(struct pg *pg, const char *domain, uint32_t domid, const ch
         r = target_request(pg, "assign", domain, domid, bdf, flags, &req);
         if (r < 0)
                 return r;
-        r = call_op(pg, req, &reply);
+        r = call(pg, req, false, &reply);
         if (r != 0)
                 return r;
         if (!ret)
@@ -434,7 +421,7 @@ PUBLIC int pg_release(struct pg *pg, const char *domain, uint32_t domid, const c
         int r = target_request(pg, "release", domain, domid, bdf, 0, &req);
         if (r < 0)
                 return r;
-        return call_op(pg, req, NULL);
+        return call(pg, req, false, NULL);
 }
 
 PUBLIC const char *pg_grant_device(const struct pg_grant *g)
@@ -490,7 +477,7 @@ PUBLIC int pg_explain(struct pg *pg, const char *domain, uint32_t domid, const c
         r = target_request(pg, "explain", domain, domid, bdf, flags, &req);
         if (r < 0)
                 return r;
-        r = call_op(pg, req, &reply);
+        r = call(pg, req, false, &reply);
         if (r != 0)
                 return r;
         const char *decision = json_string_value(json_object_get(reply, "decision"));
@@ -517,7 +504,7 @@ PUBLIC int pg_owner(struct pg *pg, const char *bdf, int *ret_assigned, uint32_t 
                 return -EINVAL;
         if (!bdf)
                 return fail(pg, -EINVAL, "no device given");
-        r = call_op(pg, json_pack("{s:s, s:s}", "op", "owner", "device", bdf), &reply);
+        r = call(pg, json_pack("{s:s, s:s}", "op", "owner", "device", bdf), false, &reply);
         if (r != 0)
                 return r;
         json_t *assigned = json_object_get(reply, "assigned");
@@ -541,7 +528,7 @@ static int call_simple_json(struct pg *pg, const char *op, char **ret_json)
 
         if (!pg)
                 return -EINVAL;
-        int r = call_op(pg, request_new(op), &reply);
+        int r = call(pg, request_new(op), false, &reply);
         if (r != 0)
                 return r;
         if (!ret_json)
@@ -570,7 +557,7 @@ static int call_device(struct pg *pg, const char *op, const char *bdf)
                 return -EINVAL;
         if (!bdf)
                 return fail(pg, -EINVAL, "no device given");
-        return call_op(pg, json_pack("{s:s, s:s}", "op", op, "device", bdf), NULL);
+        return call(pg, json_pack("{s:s, s:s}", "op", op, "device", bdf), false, NULL);
 }
 
 PUBLIC int pg_prepare(struct pg *pg, const char *bdf)
@@ -599,7 +586,7 @@ PUBLIC int pg_call_json(struct pg *pg, const char *request_json, char **ret_repl
         if (json_object_get(req, "id"))
                 return fail(pg, -EINVAL, "invalid request: \"id\" is chosen by the library");
 
-        r = call(pg, req, true, &reply);
+        r = call(pg, TAKE_PTR(req), true, &reply);
         if (r < 0)
                 return r;
         if (ret_reply_json) {

@@ -34,8 +34,8 @@
 #include "commit.h"
 #include "log.h"
 
+/* Where a change stands; before both, its intent (pgd_commit_change()). */
 enum stage {
-        STAGE_INTENT,
         STAGE_CALL,
         STAGE_OUTCOME,
 };
@@ -466,16 +466,6 @@ static bool step(struct pgd_change *c)
         int r;
 
         switch (c->stage) {
-        case STAGE_INTENT:
-                c->stage = STAGE_CALL;
-                if (k->intent) {
-                        r = record(c, k->intent_op, 0);
-                        if (r < 0)
-                                return refuse_state(c, r, "not made");
-                        if (wait_for_sync(c))
-                                return true;
-                }
-                _fallthrough_;
         case STAGE_CALL:
                 if (c->intent && c->sync_r < 0) {
                         /* The intent may not be on disk: the call is not made. */
@@ -537,7 +527,8 @@ static void change_end(struct pgd_change *c)
 int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx, const struct pgd_change_args *args)
 {
         struct pgd_change *c;
-        int code;
+        bool waits;
+        int code, r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -546,10 +537,17 @@ int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx, const struct pg
         c->ctx = ctx;
         c->a = *args;
         c->message = args->message;
-        c->stage = STAGE_INTENT;
+        c->stage = STAGE_CALL;
         pgd_server_hold_host(d);
-        if (step(c))
-                return 0; /* ctx->waiting: pgd_commit_run() finishes it */
+        /* An assign or a prepare records its intent first: the call waits until it is durable. */
+        if (!kind_of(c)->intent)
+                waits = step(c);
+        else if ((r = record(c, kind_of(c)->intent_op, 0)) < 0)
+                waits = refuse_state(c, r, "not made");
+        else
+                waits = wait_for_sync(c) || step(c);
+        if (waits)
+                return 0; /* ctx->waiting: pgd_commit_run() goes on with it */
         code = c->code;
         change_end(c);
         return code;

@@ -11,7 +11,34 @@
  * check first needs it, and never again for the same request; the checks
  * therefore still run in order, and a refused request asks nothing a later
  * check would have asked. A change (commit.c) may keep the context until its
- * record is durable; its reply is then sent by pgd_request_finish().
+ * record is durable; its reply is then sent by pgd_request_finish(). The
+ * request's one audit record is written here too, from its outcome.
+ *
+ * The path of `passguard assign DOMAIN BDF`, from the CLI's main() to the
+ * backend's assign call, 12 hops in 8 files (the daemon's side is 8):
+ *
+ *   client/cli/passguard.c  main() -> verb_target()              the verb table
+ *                           verb_target() -> pg_assign()
+ *   client/libpassguard.c   pg_assign() -> call()                JSON built once
+ *                           call() -> send_all()                 one line on the socket
+ *   daemon/server/connection.c
+ *                           on_client_io() -> client_process()   a complete line
+ *                           client_process() -> pgd_request_handle()
+ *   daemon/request.c        pgd_request_handle() -> pgd_op_assign()
+ *                                                 parse, op table, permission, context
+ *   daemon/ops.c            pgd_op_assign() -> pgd_commit_change()
+ *                                                 the ordered checks (checks.c), the grant
+ *   daemon/commit.c         the intent is recorded; the change waits for the journal's
+ *                           sync, which the loop runs once per turn for all waiting:
+ *   daemon/server/server.c  on_commit() -> pgd_commit_run()
+ *   daemon/commit.c         pgd_commit_run() -> step() -> hv_call() -> hv_ops->assign()
+ *   daemon/hv/hv-xen.c      xen_assign(): xc_assign_device() (hv-sim.c: sim_assign())
+ *
+ * On the way, without hops of their own on this path: the CLI checks the BDF
+ * for a usage error (exit 2) before it connects; the daemon parses the line
+ * (pg_wire_parse_why), checks it against the op table (pgd_request_parse),
+ * the caller's permission (authorize) and the store's writability
+ * (pgd_commit_usable), then runs the checks (pgd_checks_run).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -593,23 +620,6 @@ void pgd_request_detach(struct pgd_ctx *ctx)
 }
 
 /*
- * The op's handler, after the one check every change needs first: a grant
- * store that could not be written is written again, or the change is
- * refused state-error.
- */
-static int run_op(struct pgd_ctx *ctx)
-{
-        int r;
-
-        if (ctx->op->changes) {
-                r = pgd_commit_usable(ctx->d, &ctx->err);
-                if (r != 0)
-                        return r;
-        }
-        return ctx->op->handler(ctx);
-}
-
-/*
  * The whole trust boundary for one line: size limit, strict parse, op table,
  * permission, handler. Returns the reply to send now, or NULL with ctx
  * handed over when a change waits (*ret_ctx).
@@ -661,7 +671,10 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
                 return -ENOMEM;
         ctx->done = done;
         ctx->userdata = userdata;
-        r = run_op(ctx);
+        /* A change first needs a grant store it can write: written again, or refused state-error. */
+        r = ctx->op->changes ? pgd_commit_usable(d, &ctx->err) : 0;
+        if (r == 0)
+                r = ctx->op->handler(ctx);
         if (ctx->waiting) {
                 if (!ret_ctx) {
                         /* Cannot happen: without an event loop changes never wait. */
@@ -702,7 +715,10 @@ int pgd_request_run(struct pgd_daemon *d, const struct pgd_peer *peer,
                         ctx->op = &op_table[i];
         if (!ctx->op)
                 return -EINVAL;
-        r = run_op(ctx);
+        /* As pgd_request_handle() does it. */
+        r = ctx->op->changes ? pgd_commit_usable(d, &ctx->err) : 0;
+        if (r == 0)
+                r = handler(ctx);
         if (ctx->waiting) {
                 /* Cannot happen without an event loop: changes never wait there. */
                 pgd_request_detach(ctx);
