@@ -4,7 +4,8 @@
  * (malformed JSON, oversized lines, wrong types, duplicate and unknown keys,
  * binary garbage, NUL bytes, deep nesting, huge and negative numbers, a line
  * that never ends, a flood of connections). Each gets an error reply or is
- * disconnected; meanwhile another client is served in under a second; the
+ * disconnected, and a bad-request reply names its check, "request", as every
+ * refusal names its check; meanwhile another client is served in under a second; the
  * grant store and the host file stay byte-identical; the daemon stays up.
  */
 #include <errno.h>
@@ -214,6 +215,23 @@ static int64_t status_ms(void)
         return ok ? itest_now_ms() - t0 : -1;
 }
 
+/* bad-request refusals seen, and those of them that named their check "request". */
+static int bad_requests, bad_requests_checked;
+
+/* Every refusal names the check that failed: a bad request's is "request". */
+static void judge_check(const char *what, json_t *reply)
+{
+        const char *check = json_string_value(json_object_get(reply, "check"));
+
+        if (!streq(itest_error(reply), "bad-request"))
+                return;
+        bad_requests++;
+        if (check && streq(check, "request"))
+                bad_requests_checked++;
+        CHECK_MSG(check && streq(check, "request"), "%s: bad-request with check \"%s\"", what,
+                  check ? check : "(none)");
+}
+
 /* Judge what a hostile connection got: a refusal or a disconnect. */
 static void judge(const struct input *in, struct itest_conn *c, int timeout_ms)
 {
@@ -230,6 +248,8 @@ static void judge(const struct input *in, struct itest_conn *c, int timeout_ms)
                 else
                         CHECK_MSG(itest_known_code(code), "%s: unexpected error %s", in->name,
                                   code);
+                if (j)
+                        judge_check(in->name, j);
                 json_decref(j);
                 free(line);
                 line = NULL;
@@ -487,6 +507,8 @@ static void phase_too_long(void)
                         if (streq(itest_error(j), "bad-request") && m &&
                             streq(m, "message too long"))
                                 got++;
+                        if (j)
+                                judge_check("over-long line", j);
                         json_decref(j);
                 }
                 free(line);
@@ -527,6 +549,9 @@ int main(void)
         phase_one_by_one(v, n);
         phase_all_at_once(v, n);
         phase_too_long();
+        printf("# %d bad-request refusals, %d of them with \"check\": \"request\"\n",
+               bad_requests, bad_requests_checked);
+        CHECK(bad_requests > 20);
 
         char *grants2 = itest_store_text(&t);
         char *host2 = itest_read_file(t.host, &hlen2);
