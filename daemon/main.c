@@ -171,6 +171,13 @@ static int run(int argc, char *argv[])
         /* 3. the host, 4. the grant store, reconciled with the host */
         if (open_backend(&d) < 0 || open_grants(&d) < 0)
                 return 1;
+        /*
+         * A state directory that cannot be written is said now (status:
+         * state_ok false; every change refused state-error before the
+         * hypervisor is asked), not at the first change.
+         */
+        (void)pgd_commit_store_result(&d, pgd_grants_probe(d.grants),
+                                      "create a file in the directory of");
         r = pgd_reconcile_startup(&d);
         if (r < 0) {
                 log_error_errno(r, "Failed to reconcile the grants with the host: %m");

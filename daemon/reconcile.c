@@ -306,14 +306,15 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                 store_changed = true;
         }
 
-        /* A journal that takes no record (not this snapshot's): compacted before any. */
-        if (pgd_grants_needs_commit(g)) {
-                r = pgd_commit_store_result(d, pgd_grants_commit(g), "write");
-                if (r < 0) {
-                        host_view_clear(&v);
-                        return r;
-                }
-        }
+        /*
+         * A journal that takes no record (not this snapshot's): compacted
+         * before any. When the store cannot be written, the changes below
+         * are made in memory only, as domain deaths are while the daemon
+         * runs (commit.c): the store is broken, and the next start-up makes
+         * them again.
+         */
+        if (pgd_grants_needs_commit(g))
+                (void)pgd_commit_store_result(d, pgd_grants_commit(g), "write");
 
         /*
          * The grants the hypervisor ended while passguardd was down: each a
@@ -421,12 +422,9 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
         }
         host_view_clear(&v);
 
-        /* Start from a snapshot that says it all, and an empty journal. */
-        if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g)) {
-                r = pgd_commit_store_result(d, pgd_grants_commit(g), "write");
-                if (r < 0)
-                        return r;
-        }
+        /* Start from a snapshot that says it all, and an empty journal (or a broken store). */
+        if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g))
+                (void)pgd_commit_store_result(d, pgd_grants_commit(g), "write");
         log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged", kept, released,
                  unmanaged);
         return (int)(released + deassigned);

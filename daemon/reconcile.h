@@ -8,7 +8,12 @@
 
 #include "pgd.h"
 
-/* Start-up. Commits the store if it changed. Returns the number of changes or -errno. */
+/*
+ * Start-up. Compacts the store when it changed; a store that cannot be
+ * written is marked broken (status: state_ok false) and the changes stay in
+ * memory, to be made again at the next start. Returns the number of changes
+ * or -errno.
+ */
 int pgd_reconcile_startup(struct pgd_daemon *d);
 /*
  * --rebuild-state: build d->grants (an empty store) from the hypervisor: a

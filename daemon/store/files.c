@@ -19,6 +19,9 @@
 #include "pg-file.h"
 #include "store-internal.h"
 
+/* Created and removed at start-up: whether the state directory can be written. */
+#define PROBE_FILE PGD_GRANTS_FILE ".probe"
+
 /* Read path whole; -ENOENT when it does not exist. why says what failed. */
 static int read_path(char *why, const char *path, char **ret, size_t *ret_len)
 {
@@ -404,4 +407,25 @@ void pgd_grants_journal_idle(struct pgd_grants *g)
 {
         if (g->unsynced == 0)
                 journal_close(g);
+}
+
+int pgd_grants_probe(const struct pgd_grants *g)
+{
+        _cleanup_(closep) int dirfd = -1, fd = -1;
+        struct statvfs vfs;
+
+        dirfd = open(g->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+                return -errno;
+        fd = openat(dirfd, PROBE_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (unlinkat(dirfd, PROBE_FILE, 0) < 0)
+                return -errno;
+        /* As the journal asks of every record: room for a compaction. */
+        if (fstatvfs(dirfd, &vfs) < 0)
+                return -errno;
+        if ((uint64_t)vfs.f_bavail * vfs.f_frsize < JOURNAL_RESERVE)
+                return -ENOSPC;
+        return 0;
 }

@@ -135,6 +135,12 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_w
                     char **ret_file);
 /* The same, without naming the file. */
 int pgd_grants_open(const char *state_dir, struct pgd_grants **ret, char **ret_why);
+/*
+ * Whether the store's directory can take its files: a file created and
+ * removed there, and the free space a compaction needs. 0, or -errno
+ * (-EROFS, -EACCES, -ENOSPC, ...).
+ */
+int pgd_grants_probe(const struct pgd_grants *g);
 /* An empty store for STATE_DIR that ignores what is on disk (--rebuild-state). */
 int pgd_grants_new_empty(const char *state_dir, struct pgd_grants **ret);
 struct pgd_grants *pgd_grants_free(struct pgd_grants *g);
