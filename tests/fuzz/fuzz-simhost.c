@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: arbitrary bytes as the simulated host file. The backend
- * opens it (strict parse) and, when it accepts it, answers reads and makes
- * the calls that rewrite the file, whose result must parse again.
+ * is opened once, on a valid host; each input then replaces the file as any
+ * outside writer does (under the lock, by rename), and the backend reads it
+ * again at its next call (strict parse). When it accepts the file, it answers
+ * reads and makes the calls that rewrite the file, whose result must parse
+ * again. One backend for every input: no inotify instance, lock file or
+ * directory fd is made per input.
  */
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,34 +20,23 @@
 #include "hv.h"
 #include "pg-util.h"
 
-static char dir[] = "/tmp/fuzz-simhost-XXXXXX";
-static char host_path[64];
+static char dir[PATH_MAX];
+static char host_path[PATH_MAX + 16], lock_path[PATH_MAX + 32], tmp_path[PATH_MAX + 32];
+static struct hv *hv;
 
 static void remove_files(void)
 {
-        static const char *const suffixes[] = { "", ".lock", ".tmp" };
-        char path[96];
-
-        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                snprintf(path, sizeof(path), "%s%s", host_path, suffixes[i]);
-                (void)unlink(path);
-        }
+        if (hv)
+                hv = hv_sim_ops.close(hv);
+        (void)unlink(host_path);
+        (void)unlink(lock_path);
+        (void)unlink(tmp_path);
         (void)rmdir(dir);
 }
 
-static void setup(void)
+static void write_file(const char *path, const uint8_t *data, size_t size)
 {
-        if (!mkdtemp(dir))
-                abort();
-        atexit(remove_files);
-        snprintf(host_path, sizeof(host_path), "%s/host.json", dir);
-        /* Never a real Xen host: the fuzzer must not depend on the machine it runs on. */
-        setenv("PASSGUARD_SIM_XEN_PROBE_ROOT", dir, 1);
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-        int fd = open(host_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
         if (fd < 0)
                 abort();
@@ -54,13 +50,53 @@ static void write_input(const uint8_t *data, size_t size)
         close(fd);
 }
 
+/* The input as the host file, replaced as the locking protocol says (DESIGN.md). */
+static void write_input(const uint8_t *data, size_t size)
+{
+        int lock = open(lock_path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+
+        if (lock < 0 || flock(lock, LOCK_EX) < 0)
+                abort();
+        write_file(tmp_path, data, size);
+        if (rename(tmp_path, host_path) < 0)
+                abort();
+        close(lock);
+}
+
+static void setup(void)
+{
+        static const char first[] = "{\"iommu\": true, \"devices\": [], \"domains\": []}";
+        struct hv_config cfg = {.sim_host = host_path};
+
+        /*
+         * In memory where there is a tmpfs: the backend syncs every write, and
+         * a fuzzer needs none of that durability.
+         */
+        const char *base = getenv("TMPDIR");
+        struct stat st;
+
+        if (!base && stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+            access("/dev/shm", W_OK) == 0)
+                base = "/dev/shm";
+        snprintf(dir, sizeof(dir), "%s/fuzz-simhost-XXXXXX", base ?: "/tmp");
+        if (!mkdtemp(dir))
+                abort();
+        atexit(remove_files);
+        snprintf(host_path, sizeof(host_path), "%s/host.json", dir);
+        snprintf(lock_path, sizeof(lock_path), "%s.lock", host_path);
+        snprintf(tmp_path, sizeof(tmp_path), "%s.in", host_path);
+        /* Never a real Xen host: the fuzzer must not depend on the machine it runs on. */
+        setenv("PASSGUARD_SIM_XEN_PROBE_ROOT", dir, 1);
+        write_file(host_path, (const uint8_t *)first, sizeof(first) - 1);
+        if (hv_sim_ops.open(&cfg, &hv) < 0)
+                abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const struct hv_ops *ops = &hv_sim_ops;
-        struct hv_config cfg = { .sim_host = host_path };
-        struct hv *hv = NULL;
         struct hv_caps caps;
         struct hv_domain *domains = NULL;
         struct hv_assignment *assigned = NULL;
@@ -69,14 +105,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct hv_pci_info info;
         char driver[HV_DRIVER_MAX];
 
-        if (!host_path[0])
+        if (!hv)
                 setup();
         write_input(data, size);
-        if (ops->open(&cfg, &hv) < 0)
-                return 0;
+        /* The backend's own events and ours: consumed, as the daemon's loop does. */
+        (void)ops->watch_drain(hv);
+        if (ops->host_caps(hv, &caps) < 0)
+                return 0; /* refused, as open() would refuse it */
 
         /* An accepted file answers every read. */
-        if (ops->host_caps(hv, &caps) < 0 || ops->domain_list(hv, &domains, &n_domains) < 0 ||
+        if (ops->domain_list(hv, &domains, &n_domains) < 0 ||
             ops->pci_list(hv, &devices, &n_devices) < 0 ||
             ops->assignments(hv, &assigned, &n_assigned) < 0)
                 abort();
@@ -110,6 +148,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(domains);
         free(devices);
         free(assigned);
-        ops->close(hv);
         return 0;
 }

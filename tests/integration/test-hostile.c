@@ -86,6 +86,11 @@ static size_t build_inputs(struct input *v)
                                 "bad-request", false};
         v[n++] = (struct input){"unknown op", LIT("{\"op\":\"format-disk\",\"id\":1}\n"),
                                 "bad-request", false};
+        /* quoted in the refusal, cut at 64 bytes in the middle of a character */
+        v[n++] = (struct input){"unknown op cut mid-character",
+                                LIT("{\"op\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "\u00e9\u00e9\",\"id\":1}\n"),
+                                "bad-request", false};
         v[n++] = (struct input){"no op", LIT("{\"id\":1}\n"), "bad-request", false};
         v[n++] = (struct input){"unknown key",
                                 LIT("{\"op\":\"assign\",\"id\":1,\"device\":\"0000:03:00.0\","

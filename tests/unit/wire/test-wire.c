@@ -236,6 +236,46 @@ static void test_error_reply(void)
         CHECK_STREQ(rep.rule, "gpus");
         CHECK_STREQ(json_string_value(json_object_get(r, "errno")), "EBUSY");
         json_decref(r);
+
+        /* A client's bytes quoted and cut mid-character: still a reply, the bytes as '?'. */
+        r = pg_wire_error_reply(1, PG_ERR_BAD_REQUEST, "unknown op 'caf\xc3'", 0, NULL, "request");
+        CHECK(r != NULL);
+        CHECK_STREQ(json_string_value(json_object_get(r, "message")), "unknown op 'caf?'");
+        CHECK_STREQ(json_string_value(json_object_get(r, "check")), "request");
+        json_decref(r);
+}
+
+/* Domain ids, UUIDs and types, as every part of passguard reads them (domain.c). */
+static void test_domain(void)
+{
+        char uuid[PG_UUID_MAX];
+        enum pg_domain_type t;
+
+        CHECK(!pg_domid_is_guest(PG_DOMID_DOM0));
+        CHECK(pg_domid_is_guest(1));
+        CHECK(pg_domid_is_guest(PG_DOMID_GUEST_MAX));
+        CHECK(!pg_domid_is_guest(PG_DOMID_FIRST_RESERVED));
+        CHECK(!pg_domid_is_guest(PG_DOMID_IO));
+        CHECK(!pg_domid_is_guest(PG_DOMID_XEN));
+        CHECK(!pg_domid_is_guest(PG_DOMID_INVALID));
+        CHECK(!pg_domid_is_guest(PG_DOMID_WIRE_MAX));
+
+        CHECK_INTEQ(pg_uuid_normalize("5F0C1D2E-8A4B-4C6D-9E7F-0A1B2C3D4E5F", uuid), 0);
+        CHECK_STREQ(uuid, "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f");
+        CHECK_INTEQ(pg_uuid_normalize("5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5", uuid), -EINVAL);
+        CHECK_INTEQ(pg_uuid_normalize("5f0c1d2e_8a4b-4c6d-9e7f-0a1b2c3d4e5f", uuid), -EINVAL);
+        CHECK_INTEQ(pg_uuid_normalize("5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5g", uuid), -EINVAL);
+        CHECK_INTEQ(pg_uuid_normalize(NULL, uuid), -EINVAL);
+
+        CHECK_INTEQ(pg_domain_type_parse("hvm", &t), 0);
+        CHECK_INTEQ(t, PG_DOMAIN_HVM);
+        CHECK_INTEQ(pg_domain_type_parse("pvh", &t), 0);
+        CHECK_INTEQ(t, PG_DOMAIN_PVH);
+        CHECK_INTEQ(pg_domain_type_parse("pv", &t), 0);
+        CHECK_INTEQ(t, PG_DOMAIN_PV);
+        CHECK_INTEQ(pg_domain_type_parse("HVM", &t), -EINVAL);
+        CHECK_INTEQ(pg_domain_type_parse(NULL, &t), -EINVAL);
+        CHECK_STREQ(pg_domain_type_name(PG_DOMAIN_PVH), "pvh");
 }
 
 /* The decoded strings point into the parsed object, which stays alive until the next call. */
@@ -301,6 +341,7 @@ int main(void)
         test_dump();
         test_check_keys();
         test_error_reply();
+        test_domain();
         test_reply_decode();
         return harness_exit();
 }
