@@ -18,8 +18,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const ops[] = {"hello",   "status",  "list",      "assign", "release",
-                                  "explain", "owner",   "prepare",   "unprepare", "reload"};
+static const char *const ops[] = {"hello",   "status", "list",    "assign",    "release",
+                                  "explain", "owner",  "prepare", "unprepare", "reload"};
 
 static bool known_op(const char *op)
 {
@@ -29,7 +29,8 @@ static bool known_op(const char *op)
         return false;
 }
 
-/* A refusal must serialise within the limit, be one line, and say bad-request for check "request". */
+/* A refusal must serialise within the limit, be one line, and say bad-request for check "request".
+ */
 static void check_refusal(json_t *reply, bool has_id, json_int_t id)
 {
         _cleanup_(freep) char *text = NULL;
@@ -100,8 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r < 0) {
                 if ((r != -EMSGSIZE && r != -EBADMSG) || !why[0])
                         abort();
-                check_refusal(pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST, why), false,
-                              0);
+                check_refusal(pgd_request_error_reply(false, 0, PG_ERR_BAD_REQUEST, why), false, 0);
                 return 0;
         }
 
