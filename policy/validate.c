@@ -22,48 +22,26 @@
 
 /* ---- name lookups ---- */
 
-static int lookup_group(const char *name, gid_t *ret)
+/* A group's gid (group) or a user's uid by name: -ENOENT when there is none. */
+static int lookup_id(const char *name, bool group, uint32_t *ret)
 {
-        size_t size = 4096;
-
-        for (;;) {
+        for (size_t size = 4096;; size *= 2) {
                 _cleanup_(freep) char *buf = malloc(size);
-                struct group grp, *res = NULL;
+                struct group grp, *gr = NULL;
+                struct passwd pw, *pwr = NULL;
+                int r;
+
                 if (!buf)
                         return -ENOMEM;
-                int r = getgrnam_r(name, &grp, buf, size, &res);
-                if (r == ERANGE && size < (1u << 20)) {
-                        size *= 2;
+                r = group ? getgrnam_r(name, &grp, buf, size, &gr)
+                          : getpwnam_r(name, &pw, buf, size, &pwr);
+                if (r == ERANGE && size < (1u << 20))
                         continue;
-                }
                 if (r != 0)
                         return -r;
-                if (!res)
+                if (group ? !gr : !pwr)
                         return -ENOENT;
-                *ret = res->gr_gid;
-                return 0;
-        }
-}
-
-static int lookup_user(const char *name, uid_t *ret)
-{
-        size_t size = 4096;
-
-        for (;;) {
-                _cleanup_(freep) char *buf = malloc(size);
-                struct passwd pw, *res = NULL;
-                if (!buf)
-                        return -ENOMEM;
-                int r = getpwnam_r(name, &pw, buf, size, &res);
-                if (r == ERANGE && size < (1u << 20)) {
-                        size *= 2;
-                        continue;
-                }
-                if (r != 0)
-                        return -r;
-                if (!res)
-                        return -ENOENT;
-                *ret = res->pw_uid;
+                *ret = group ? gr->gr_gid : pwr->pw_uid;
                 return 0;
         }
 }
@@ -211,7 +189,7 @@ static void parse_client(struct loader *l, const config_setting_t *g, struct cli
         if (s) {
                 if (config_setting_type(s) == CONFIG_TYPE_STRING) {
                         str = config_setting_get_string(s);
-                        int r = lookup_user(str, &c->uid);
+                        int r = lookup_id(str, false, &c->uid);
                         if (r == -ENOENT)
                                 pg_policy_diag(l, pg_policy_line_of(s), "user '%s' does not exist",
                                                str);
@@ -239,7 +217,7 @@ static void parse_client(struct loader *l, const config_setting_t *g, struct cli
                                        "'group' must be a group name (a string); use 'gid' "
                                        "for a number");
                 else if (pg_policy_get_string(l, s, &str)) {
-                        int r = lookup_group(str, &c->group_gid);
+                        int r = lookup_id(str, true, &c->group_gid);
                         if (r == -ENOENT)
                                 pg_policy_diag(l, pg_policy_line_of(s), "group '%s' does not exist",
                                                str);

@@ -369,19 +369,29 @@ static int do_test_assign(struct sim_host *h, struct sim_args *a)
         return 0;
 }
 
+/*
+ * What assign's and deassign's domctl answer before they look at the device:
+ * the domain first (-ESRCH), then the IOMMU (-EOPNOTSUPP), dom0 (-EINVAL),
+ * and the domain's IOMMU context.
+ */
+static int domctl_domain(struct sim_host *h, uint32_t domid)
+{
+        if (domid == HV_DOMID_INVALID ||
+            (domid != HV_DOMID_DOM0 && domid != HV_DOMID_IO && !pgd_sim_find_domain(h, domid)))
+                return -ESRCH; /* the domctl looks the domain up first */
+        if (!h->iommu)
+                return -EOPNOTSUPP;
+        if (domid == HV_DOMID_DOM0)
+                return -EINVAL;
+        return check_domain(h, domid);
+}
+
 static int do_assign(struct sim_host *h, struct sim_args *a)
 {
         struct sim_device *dev;
         int r;
 
-        if (a->domid == HV_DOMID_INVALID ||
-            (a->domid != HV_DOMID_DOM0 && a->domid != HV_DOMID_IO && !pgd_sim_find_domain(h, a->domid)))
-                return -ESRCH; /* the domctl looks the domain up first */
-        if (!h->iommu)
-                return -EOPNOTSUPP;
-        if (a->domid == HV_DOMID_DOM0)
-                return -EINVAL;
-        r = check_domain(h, a->domid);
+        r = domctl_domain(h, a->domid);
         if (r < 0)
                 return r;
         if (a->domid != HV_DOMID_IO && pgd_sim_find_domain(h, a->domid)->info.dying)
@@ -400,14 +410,7 @@ static int do_deassign(struct sim_host *h, struct sim_args *a)
         struct sim_device *dev;
         int r;
 
-        if (a->domid == HV_DOMID_INVALID ||
-            (a->domid != HV_DOMID_DOM0 && a->domid != HV_DOMID_IO && !pgd_sim_find_domain(h, a->domid)))
-                return -ESRCH; /* the domctl looks the domain up first */
-        if (!h->iommu)
-                return -EOPNOTSUPP;
-        if (a->domid == HV_DOMID_DOM0)
-                return -EINVAL;
-        r = check_domain(h, a->domid);
+        r = domctl_domain(h, a->domid);
         if (r < 0)
                 return r;
         dev = pgd_sim_find_device(h, a->sbdf);

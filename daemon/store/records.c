@@ -59,27 +59,8 @@ static int record_intent_key(enum pgd_record_op op)
 static int line_format(json_t *obj, char **ret, size_t *ret_len)
 {
         char sum[CHECKSUM_MAX];
-        int r;
 
-        r = pgd_grants_checksum(obj, sum);
-        if (r < 0)
-                return r;
-        if (json_object_set_new(obj, "checksum", json_string(sum)) < 0)
-                return -ENOMEM;
-        char *text = json_dumps(obj, JSON_COMPACT);
-        if (!text)
-                return -ENOMEM;
-        size_t len = strlen(text);
-        char *p = realloc(text, len + 2);
-        if (!p) {
-                free(text);
-                return -ENOMEM;
-        }
-        p[len++] = '\n';
-        p[len] = '\0';
-        *ret = p;
-        *ret_len = len;
-        return 0;
+        return pgd_grants_seal(obj, JSON_COMPACT, sum, ret, ret_len);
 }
 
 /* A journal's base line: the snapshot's sum, the seq before its records, the carried intents. */

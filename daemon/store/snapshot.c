@@ -30,6 +30,31 @@ int pgd_grants_checksum(const json_t *obj, char ret[static PGD_GRANTS_CHECKSUM_M
         return 0;
 }
 
+int pgd_grants_seal(json_t *obj, size_t flags, char sum[static CHECKSUM_MAX], char **ret,
+                    size_t *ret_len)
+{
+        int r = pgd_grants_checksum(obj, sum);
+
+        if (r < 0)
+                return r;
+        if (json_object_set_new(obj, "checksum", json_string(sum)) < 0)
+                return -ENOMEM;
+        char *text = json_dumps(obj, flags);
+        if (!text)
+                return -ENOMEM;
+        size_t len = strlen(text);
+        char *p = realloc(text, len + 2);
+        if (!p) {
+                free(text);
+                return -ENOMEM;
+        }
+        p[len++] = '\n';
+        p[len] = '\0';
+        *ret = p;
+        *ret_len = len;
+        return 0;
+}
+
 /* ---- parsing ---- */
 
 const char *pgd_grants_type_name(const json_t *j)
@@ -378,6 +403,7 @@ int pgd_grants_snapshot_format(const struct pgd_grants *g, char **ret_text, size
 {
         _cleanup_(json_decrefp) json_t *root = NULL, *grants = NULL, *prepared = NULL;
         char bdf[PG_BDF_MAX];
+        size_t len;
         int r;
 
         grants = json_array();
@@ -397,24 +423,10 @@ int pgd_grants_snapshot_format(const struct pgd_grants *g, char **ret_text, size
                          "prepared", prepared);
         if (!root)
                 return -ENOMEM;
-        r = pgd_grants_checksum(root, sum);
+        /* A text file: it ends in a newline. */
+        r = pgd_grants_seal(root, JSON_INDENT(2), sum, ret_text, &len);
         if (r < 0)
                 return r;
-        if (json_object_set_new(root, "checksum", json_string(sum)) < 0)
-                return -ENOMEM;
-        char *text = json_dumps(root, JSON_INDENT(2));
-        if (!text)
-                return -ENOMEM;
-        size_t len = strlen(text);
-        /* A text file ends in a newline. */
-        char *p = realloc(text, len + 2);
-        if (!p) {
-                free(text);
-                return -ENOMEM;
-        }
-        p[len++] = '\n';
-        p[len] = '\0';
-        *ret_text = p;
         if (ret_len)
                 *ret_len = len;
         return 0;

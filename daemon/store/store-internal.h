@@ -98,6 +98,12 @@ int pgd_grants_parse_grant(char *why, const json_t *obj, size_t idx, struct pgd_
 json_t *pgd_grants_grant_to_json(const struct pgd_grant *gr);
 /* grants.json's text into g (empty): -EBADMSG or -EPROTONOSUPPORT with why. */
 int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pgd_grants *g);
+/*
+ * obj with its "checksum" (over obj without it) added, dumped with flags and
+ * a '\n': a snapshot's text, a journal line. sum is the checksum.
+ */
+int pgd_grants_seal(json_t *obj, size_t flags, char sum[static CHECKSUM_MAX], char **ret,
+                    size_t *ret_len);
 /* The snapshot's text for g, and its checksum. */
 int pgd_grants_snapshot_format(const struct pgd_grants *g, char **ret_text, size_t *ret_len,
                                char sum[static CHECKSUM_MAX]);
