@@ -2,7 +2,8 @@
 /*
  * passguardd's shared state and the seams between its parts:
  *   request.c  the trust boundary and the op table; one context per request:
- *              the caller, the op, one snapshot of the host; its one audit record
+ *              the caller, the op, one snapshot of the host (host.c); its one
+ *              audit record
  *   ops.c      the op handlers; checks.c the ordered checks of DESIGN.md inv. 3
  *   commit.c   the one helper that makes a state change: intent, hypervisor
  *              call, outcome, its durability (group commit), rollback, reset
@@ -208,7 +209,9 @@ int pgd_op_prepare(struct pgd_ctx *ctx);
 int pgd_op_unprepare(struct pgd_ctx *ctx);
 int pgd_op_reload(struct pgd_ctx *ctx);
 
-/* ---- the host, as this request sees it (request.c) ---- */
+/* ---- the host, as this request sees it (host.c) ---- */
+/* The snapshot's memory freed, and emptied. */
+void pgd_host_clear(struct pgd_host *h);
 int pgd_host_caps(struct pgd_ctx *ctx, const struct hv_caps **ret);
 /* The domain the request names: -ESRCH when there is none. */
 int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret);

@@ -7,10 +7,10 @@
  * Each request gets one context (struct pgd_ctx), built here once and passed
  * down (STYLE.md habit 9): the op, the caller's identity, the names of the
  * clients it is and whether it is an admin, and one snapshot of the host
- * that the checks read. Each fact of the host is asked of the backend when a
- * check first needs it, and never again for the same request; the checks
- * therefore still run in order, and a refused request asks nothing a later
- * check would have asked. A change (commit.c) may keep the context until its
+ * that the checks read (host.c). Each fact of the host is asked of the
+ * backend when a check first needs it, and never again for the same request;
+ * the checks therefore still run in order, and a refused request asks
+ * nothing a later check would have asked. A change (commit.c) may keep the context until its
  * record is durable; its reply is then sent by pgd_request_finish(). The
  * request's one audit record is written here too, from its outcome.
  *
@@ -309,13 +309,6 @@ static int peer_copy(const struct pgd_peer *from, struct pgd_peer *to)
         return 0;
 }
 
-static void host_clear(struct pgd_host *h)
-{
-        free(h->group);
-        free(h->pci);
-        free(h->owners);
-        *h = (struct pgd_host){};
-}
 
 static struct pgd_ctx *ctx_free(struct pgd_ctx *ctx)
 {
@@ -324,7 +317,7 @@ static struct pgd_ctx *ctx_free(struct pgd_ctx *ctx)
         json_decref(ctx->msg);
         json_decref(ctx->reply);
         pgd_peer_clear(&ctx->peer);
-        host_clear(&ctx->host);
+        pgd_host_clear(&ctx->host);
         free(ctx);
         return NULL;
 }
@@ -376,160 +369,6 @@ static int authorize(const struct pgd_ctx *ctx, enum pgd_perm perm, struct pgd_e
                                      (unsigned)peer->uid, ctx->req.op);
         err->check = NULL;
         return 0;
-}
-
-/* ---- one snapshot of the host: each question asked once, when first needed ---- */
-
-int pgd_host_caps(struct pgd_ctx *ctx, const struct hv_caps **ret)
-{
-        struct pgd_host *h = &ctx->host;
-
-        if (!h->have_caps) {
-                h->caps_r = ctx->d->hv_ops->host_caps(ctx->d->hv, &h->caps);
-                h->have_caps = true;
-        }
-        if (h->caps_r < 0)
-                return h->caps_r;
-        *ret = &h->caps;
-        return 0;
-}
-
-int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret)
-{
-        const struct pgd_request *req = &ctx->req;
-        struct pgd_host *h = &ctx->host;
-        struct pgd_daemon *d = ctx->d;
-
-        if (!h->have_domain) {
-                if (req->has_domid)
-                        h->domain_r = d->hv_ops->domain_get(d->hv, req->domid, &h->domain);
-                else
-                        h->domain_r =
-                                d->hv_ops->domain_by_name(d->hv, req->domain ?: "", &h->domain);
-                h->have_domain = true;
-        }
-        if (h->domain_r < 0)
-                return h->domain_r;
-        *ret = &h->domain;
-        return 0;
-}
-
-int pgd_host_pci(struct pgd_ctx *ctx, uint32_t sbdf, const struct hv_pci_info **ret)
-{
-        struct pgd_host *h = &ctx->host;
-        struct pgd_host_pci *p;
-
-        for (size_t i = 0; i < h->n_pci; i++)
-                if (h->pci[i].sbdf == sbdf) {
-                        p = &h->pci[i];
-                        goto found;
-                }
-        p = reallocarray(h->pci, h->n_pci + 1, sizeof(*p));
-        if (!p)
-                return -ENOMEM;
-        h->pci = p;
-        p = &h->pci[h->n_pci++];
-        *p = (struct pgd_host_pci){.sbdf = sbdf};
-        p->r = ctx->d->hv_ops->pci_info(ctx->d->hv, sbdf, &p->info);
-found:
-        if (p->r < 0)
-                return p->r;
-        *ret = &p->info;
-        return 0;
-}
-
-int pgd_host_owner(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t *ret_domid)
-{
-        struct pgd_host *h = &ctx->host;
-        struct pgd_host_owner *o;
-
-        for (size_t i = 0; i < h->n_owners; i++)
-                if (h->owners[i].sbdf == sbdf) {
-                        o = &h->owners[i];
-                        goto found;
-                }
-        o = reallocarray(h->owners, h->n_owners + 1, sizeof(*o));
-        if (!o)
-                return -ENOMEM;
-        h->owners = o;
-        o = &h->owners[h->n_owners++];
-        *o = (struct pgd_host_owner){.sbdf = sbdf};
-        o->r = ctx->d->hv_ops->device_owner(ctx->d->hv, sbdf, &o->domid);
-found:
-        if (o->r < 0)
-                return o->r;
-        *ret_domid = o->domid;
-        return 0;
-}
-
-static bool contains(const uint32_t *v, size_t n, uint32_t x)
-{
-        for (size_t i = 0; i < n; i++)
-                if (v[i] == x)
-                        return true;
-        return false;
-}
-
-/* The IOMMU group's other members and the other functions of the same slot. */
-static int group_members(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t **ret, size_t *ret_n,
-                         bool *ret_hv)
-{
-        _cleanup_(freep) uint32_t *group = NULL, *all = NULL, *v = NULL;
-        struct pgd_daemon *d = ctx->d;
-        size_t n_group = 0, n_all = 0, n = 0;
-        int r;
-
-        r = d->hv_ops->device_group(d->hv, sbdf, &group, &n_group);
-        if (r < 0) {
-                *ret_hv = true;
-                return r;
-        }
-        r = d->hv_ops->pci_list(d->hv, &all, &n_all);
-        if (r < 0) {
-                *ret_hv = false;
-                return r;
-        }
-        v = calloc(n_group + n_all + 1, sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_group; i++)
-                if (group[i] != sbdf && !contains(v, n, group[i]))
-                        v[n++] = group[i];
-        for (size_t i = 0; i < n_all; i++)
-                if (all[i] != sbdf && (all[i] & ~0x7U) == (sbdf & ~0x7U) && !contains(v, n, all[i]))
-                        v[n++] = all[i];
-        *ret = TAKE_PTR(v);
-        *ret_n = n;
-        return 0;
-}
-
-int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, bool *ret_hv)
-{
-        struct pgd_host *h = &ctx->host;
-
-        if (!h->have_group) {
-                h->group_r =
-                        group_members(ctx, ctx->req.sbdf, &h->group, &h->n_group, &h->group_hv);
-                h->have_group = true;
-        }
-        *ret_hv = h->group_hv;
-        if (h->group_r < 0)
-                return h->group_r;
-        *ret = h->group;
-        *ret_n = h->n_group;
-        return 0;
-}
-
-int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid)
-{
-        struct pgd_host *h = &ctx->host;
-
-        if (!h->have_test || h->test_domid != domid) {
-                h->test_r = ctx->d->hv_ops->test_assign(ctx->d->hv, domid, ctx->req.sbdf);
-                h->test_domid = domid;
-                h->have_test = true;
-        }
-        return h->test_r;
 }
 
 /* ---- replies and the audit record ---- */

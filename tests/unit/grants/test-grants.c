@@ -190,6 +190,7 @@ static void test_corruption_detected(void)
 
         /* Empty. */
         write_text(dir, "grants.json", "");
+        why = pg_free(why);
         CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
 }
 
@@ -551,6 +552,7 @@ static void test_journal_torn_and_corrupt(void)
                 const char *third = strchr(second, '\n') + 1;
                 CHECK(asprintf(&t, "%.*s%s", (int)(second - good), good, third) > 0);
                 write_text(dir, "grants.journal", t);
+                why = pg_free(why);
                 CHECK_INTEQ(pgd_grants_open(dir, &h, &why), -EBADMSG);
                 CHECK_MSG(why && strstr(why, "record 2"), "why: %s", why ? why : "(none)");
         }
