@@ -298,8 +298,8 @@ PUBLIC int pg_connect(const char *path, struct pg **ret)
         if (connect(pg->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
 
-        r = call(pg, json_pack("{s:s, s:i}", "op", "hello", "version", PG_PROTOCOL_VERSION),
-                 false, &reply);
+        r = call(pg, json_pack("{s:s, s:i}", "op", "hello", "version", PG_PROTOCOL_VERSION), false,
+                 &reply);
         if (r != 0)
                 return r;
         json_t *v = json_object_get(reply, "version");

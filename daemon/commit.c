@@ -68,8 +68,7 @@ static const struct kind kinds[] = {
         [PGD_CHANGE_RELEASE] = {"release", false, 0, PGD_RECORD_RELEASE, "released", "release"},
         [PGD_CHANGE_PREPARE] = {NULL, true, PGD_RECORD_INTENT_PREPARE, PGD_RECORD_PREPARED,
                                 "prepared", "prepare"},
-        [PGD_CHANGE_UNPREPARE] = {NULL, false, 0, PGD_RECORD_UNPREPARED, "unprepared",
-                                  "unprepare"},
+        [PGD_CHANGE_UNPREPARE] = {NULL, false, 0, PGD_RECORD_UNPREPARED, "unprepared", "unprepare"},
         [PGD_CHANGE_DOMAIN_GONE] = {NULL, false, 0, PGD_RECORD_RELEASE, "released", "release"},
 };
 

@@ -58,8 +58,8 @@ int pgd_commit_store_result(struct pgd_daemon *d, int r, const char *what);
 
 /*
  * Before anything of a state-changing op (request.c, for the ops its table
- * marks): a store that could not be written is compacted first. Returns 0, or PG_ERR_STATE_ERROR (err filled) while it
- * cannot be.
+ * marks): a store that could not be written is compacted first. Returns 0, or PG_ERR_STATE_ERROR
+ * (err filled) while it cannot be.
  */
 int pgd_commit_usable(struct pgd_daemon *d, struct pgd_error *err);
 

@@ -148,7 +148,6 @@ static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const c
                      });
 }
 
-
 /* ---- domain events ---- */
 
 int pgd_reconcile_domains(struct pgd_daemon *d)

@@ -78,8 +78,8 @@ struct pgd_op {
         enum pgd_audit_kind audit; /* of a success; a refusal is PGD_AUDIT_REFUSE */
 };
 
-#define C true  /* changes state */
-#define A true  /* audited */
+#define C true /* changes state */
+#define A true /* audited */
 static const struct pgd_op op_table[] = {
         {"hello", PGD_PERM_ANYONE, pgd_op_hello, ARG_VERSION, 0},
         {"status", PGD_PERM_CLIENT, pgd_op_status, 0, 0},
@@ -309,7 +309,6 @@ static int peer_copy(const struct pgd_peer *from, struct pgd_peer *to)
         return 0;
 }
 
-
 static struct pgd_ctx *ctx_free(struct pgd_ctx *ctx)
 {
         if (!ctx)
@@ -510,7 +509,7 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
                 return -ENOMEM;
         ctx->done = done;
         ctx->userdata = userdata;
-        /* A change first needs a grant store it can write: written again, or refused state-error. */
+        /* A change first needs a grant store it can write (written again), or is refused. */
         r = ctx->op->changes ? pgd_commit_usable(d, &ctx->err) : 0;
         if (r == 0)
                 r = ctx->op->handler(ctx);

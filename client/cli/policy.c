@@ -251,8 +251,14 @@ static int policy_explain(int argc, char **argv)
         _cleanup_(pg_policy_freep) struct pg_policy *p = NULL;
         _cleanup_(decision_clearp) struct pg_policy_decision d = {};
         struct explain_args a = {
-                .uid = -1, .gid = -1, .vendor = -1, .device = -1, .subsystem_vendor = -1,
-                .subsystem_device = -1, .class = -1, .domid = PG_DOMID_INVALID,
+                .uid = -1,
+                .gid = -1,
+                .vendor = -1,
+                .device = -1,
+                .subsystem_vendor = -1,
+                .subsystem_device = -1,
+                .class = -1,
+                .domid = PG_DOMID_INVALID,
         };
         uint32_t sbdf;
         int e, r;

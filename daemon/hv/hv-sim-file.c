@@ -127,7 +127,7 @@ int pgd_sim_host_pin(struct hv *hv)
         struct stat st;
 
         hv->pin_pending = false;
-        /* Written under the hold: the file is open already (for writing: see pgd_sim_host_save()). */
+        /* Written under the hold: the file is open already (for writing: see host_save()). */
         fd = writable ? TAKE_FD(hv->cur_fd) : open(hv->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != hv->written_ino) {
                 pgd_sim_host_forget(hv); /* the next call reads the file */
@@ -282,7 +282,7 @@ int pgd_sim_host_save(struct hv *hv, struct sim_host *h)
 
 int pgd_sim_probe_real_xen(void)
 {
-        static const char *const probes[] = { "/proc/xen", "/dev/xen/privcmd" };
+        static const char *const probes[] = {"/proc/xen", "/dev/xen/privcmd"};
         const char *root = secure_getenv("PASSGUARD_SIM_XEN_PROBE_ROOT");
 
         for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
@@ -370,4 +370,3 @@ int pgd_sim_watch_drain(struct hv *hv)
                 hv->stale = true; /* even a change in place, which keeps the inode */
         return changed ? 1 : 0;
 }
-

@@ -19,7 +19,7 @@ static const char *const fault_ops[] = {
         "test_assign", "assign", "deassign", "device_group", "reset", "prepare", "unprepare", NULL,
 };
 static const char *const call_names[] = {
-        "test_assign", "assign",  "deassign",     "device_group",
+        "test_assign", "assign",     "deassign",     "device_group",
         "reset",       "quarantine", "unquarantine", NULL,
 };
 
@@ -129,7 +129,7 @@ static int parse_domain(const json_t *obj, struct sim_domain *ret)
         static const char *const keys[] = {
                 "domid", "name", "uuid", "type", "dying", "iommu", NULL,
         };
-        struct sim_domain d = { .iommu = true };
+        struct sim_domain d = {.iommu = true};
         const json_t *v;
         int r;
 
@@ -168,8 +168,17 @@ static int parse_domain(const json_t *obj, struct sim_domain *ret)
 static int parse_device(json_t *obj, struct sim_device *ret)
 {
         static const char *const keys[] = {
-                "bdf",    "vendor", "device", "class",       "subsystem_vendor", "subsystem_device",
-                "driver", "group",  "reset",  "assigned_to", NULL,
+                "bdf",
+                "vendor",
+                "device",
+                "class",
+                "subsystem_vendor",
+                "subsystem_device",
+                "driver",
+                "group",
+                "reset",
+                "assigned_to",
+                NULL,
         };
         struct sim_device d = {.owner = HV_DOMID_DOM0};
         const json_t *v;
@@ -239,13 +248,15 @@ static int parse_faults(const json_t *faults)
 
         if (!json_is_object(faults))
                 return -EBADMSG;
-        json_object_foreach((json_t *)faults, op, per_op) {
+        json_object_foreach((json_t *)faults, op, per_op)
+        {
                 const char *bdf;
                 json_t *name;
 
                 if (!in_list(fault_ops, op) || !json_is_object(per_op))
                         return -EBADMSG;
-                json_object_foreach(per_op, bdf, name) {
+                json_object_foreach(per_op, bdf, name)
+                {
                         uint32_t sbdf;
 
                         if (pg_bdf_parse(bdf, &sbdf) < 0 || !json_is_string(name) ||
@@ -263,10 +274,9 @@ static int parse_calls(const json_t *calls)
 
         if (!json_is_object(calls))
                 return -EBADMSG;
-        json_object_foreach((json_t *)calls, name, count)
-                if (!in_list(call_names, name) || !json_is_integer(count) ||
-                    json_integer_value(count) < 0)
-                        return -EBADMSG;
+        json_object_foreach((json_t *)calls, name,
+                            count) if (!in_list(call_names, name) || !json_is_integer(count) ||
+                                       json_integer_value(count) < 0) return -EBADMSG;
         return 0;
 }
 
@@ -621,7 +631,7 @@ int pgd_sim_count_call(struct sim_host *h, const char *name)
         json_t *v = json_object_get(h->calls, name);
         json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
 
-        if (n < LLONG_MAX)   /* saturate rather than overflow (json_int_t is long long) */
+        if (n < LLONG_MAX) /* saturate rather than overflow (json_int_t is long long) */
                 n++;
         h->dirty = true;
         if (json_is_integer(v))
@@ -639,7 +649,8 @@ int pgd_sim_fault(struct sim_host *h, const char *op, uint32_t sbdf)
 
         if (!per_op)
                 return 0;
-        json_object_foreach(per_op, bdf, name) {
+        json_object_foreach(per_op, bdf, name)
+        {
                 uint32_t x;
 
                 if (pg_bdf_parse(bdf, &x) >= 0 && x == sbdf) {
@@ -649,4 +660,3 @@ int pgd_sim_fault(struct sim_host *h, const char *op, uint32_t sbdf)
         }
         return 0;
 }
-

@@ -117,7 +117,6 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
         return 0;
 }
 
-
 /* ---- holding the lock across calls ---- */
 
 static int sim_hold(struct hv *hv)
@@ -178,7 +177,7 @@ static int sim_host_caps(struct hv *hv, struct hv_caps *ret)
         r = pgd_sim_host_read(hv, &h);
         if (r < 0)
                 return r;
-        *ret = (struct hv_caps){ .iommu = h->iommu, .interrupt_remapping = h->interrupt_remapping };
+        *ret = (struct hv_caps){.iommu = h->iommu, .interrupt_remapping = h->interrupt_remapping};
         return 0;
 }
 
@@ -206,7 +205,7 @@ static int sim_domain_by_name(struct hv *hv, const char *name, struct hv_domain 
         if (!name)
                 return -EINVAL;
         if (!name[0])
-                return -ESRCH;   /* nameless domains are found by domid only */
+                return -ESRCH; /* nameless domains are found by domid only */
         r = pgd_sim_host_read(hv, &h);
         if (r < 0)
                 return r;
@@ -268,8 +267,8 @@ static int sim_assignments(struct hv *hv, struct hv_assignment **ret, size_t *re
                 return -ENOMEM;
         for (size_t i = 0; i < h->n_devices; i++)
                 if (h->devices[i].owner != HV_DOMID_DOM0)
-                        list[n++] = (struct hv_assignment){ .sbdf = h->devices[i].sbdf,
-                                                            .domid = h->devices[i].owner };
+                        list[n++] = (struct hv_assignment){.sbdf = h->devices[i].sbdf,
+                                                           .domid = h->devices[i].owner};
         *ret = TAKE_PTR(list);
         *ret_n = n;
         return 0;
@@ -325,9 +324,9 @@ static int sim_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
 struct sim_args {
         uint32_t domid;
         uint32_t sbdf;
-        const char *driver;           /* unprepare */
-        char *ret_driver;             /* prepare, HV_DRIVER_MAX bytes */
-        uint32_t *group;              /* device_group: allocated by the op, owned by the caller */
+        const char *driver; /* unprepare */
+        char *ret_driver;   /* prepare, HV_DRIVER_MAX bytes */
+        uint32_t *group;    /* device_group: allocated by the op, owned by the caller */
         size_t n_group;
 };
 
@@ -351,8 +350,8 @@ static int do_test_assign(struct sim_host *h, struct sim_args *a)
         struct sim_device *dev;
         int r;
 
-        if (a->domid != HV_DOMID_INVALID && a->domid != HV_DOMID_DOM0 &&
-            a->domid != HV_DOMID_IO && !pgd_sim_find_domain(h, a->domid))
+        if (a->domid != HV_DOMID_INVALID && a->domid != HV_DOMID_DOM0 && a->domid != HV_DOMID_IO &&
+            !pgd_sim_find_domain(h, a->domid))
                 return -ESRCH; /* the domctl looks the domain up first */
         if (!h->iommu)
                 return -EOPNOTSUPP;
@@ -539,28 +538,28 @@ static int transact(struct hv *hv, const char *call, const char *fault_op,
 
 static int sim_test_assign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 {
-        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+        struct sim_args a = {.domid = domid, .sbdf = sbdf};
 
         return transact(hv, "test_assign", "test_assign", do_test_assign, &a);
 }
 
 static int sim_assign(struct hv *hv, uint32_t domid, uint32_t sbdf, bool rdm_relaxed)
 {
-        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+        struct sim_args a = {.domid = domid, .sbdf = sbdf};
 
         return transact(hv, "assign", "assign", do_assign, &a);
 }
 
 static int sim_deassign(struct hv *hv, uint32_t domid, uint32_t sbdf)
 {
-        struct sim_args a = { .domid = domid, .sbdf = sbdf };
+        struct sim_args a = {.domid = domid, .sbdf = sbdf};
 
         return transact(hv, "deassign", "deassign", do_deassign, &a);
 }
 
 static int sim_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t *ret_n)
 {
-        struct sim_args a = { .sbdf = sbdf };
+        struct sim_args a = {.sbdf = sbdf};
         int r;
 
         r = transact(hv, "device_group", "device_group", do_device_group, &a);
@@ -575,7 +574,7 @@ static int sim_device_group(struct hv *hv, uint32_t sbdf, uint32_t **ret, size_t
 
 static int sim_pci_reset(struct hv *hv, uint32_t sbdf)
 {
-        struct sim_args a = { .sbdf = sbdf };
+        struct sim_args a = {.sbdf = sbdf};
 
         return transact(hv, "reset", "reset", do_reset, &a);
 }
@@ -583,7 +582,7 @@ static int sim_pci_reset(struct hv *hv, uint32_t sbdf)
 static int sim_pci_prepare(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX])
 {
         char driver[HV_DRIVER_MAX];
-        struct sim_args a = { .sbdf = sbdf, .ret_driver = driver };
+        struct sim_args a = {.sbdf = sbdf, .ret_driver = driver};
         int r;
 
         r = transact(hv, "quarantine", "prepare", do_prepare, &a);
@@ -595,7 +594,7 @@ static int sim_pci_prepare(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIV
 
 static int sim_pci_unprepare(struct hv *hv, uint32_t sbdf, const char *driver)
 {
-        struct sim_args a = { .sbdf = sbdf, .driver = driver ? driver : "" };
+        struct sim_args a = {.sbdf = sbdf, .driver = driver ? driver : ""};
 
         return transact(hv, "unquarantine", "unprepare", do_unprepare, &a);
 }

@@ -148,10 +148,10 @@ struct sim_device {
         uint32_t sbdf;
         uint16_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class;
-        char driver[HV_DRIVER_MAX];   /* "" for none */
+        char driver[HV_DRIVER_MAX]; /* "" for none */
         json_int_t group;
-        char reset[8];                /* "flr", "bus" or "" */
-        uint32_t owner;               /* HV_DOMID_DOM0, HV_DOMID_IO or a guest */
+        char reset[8];  /* "flr", "bus" or "" */
+        uint32_t owner; /* HV_DOMID_DOM0, HV_DOMID_IO or a guest */
 };
 
 struct sim_domain {
@@ -169,10 +169,10 @@ struct sim_host {
         size_t *by_sbdf; /* indices into devices, by sbdf */
         struct sim_domain *domains;
         size_t n_domains;
-        json_t *faults;  /* borrowed, or NULL */
-        json_t *calls;   /* borrowed, always set */
-        bool changed;    /* the host changed: written before the call returns */
-        bool dirty;      /* counters (or a derived quarantine) not in the file yet */
+        json_t *faults; /* borrowed, or NULL */
+        json_t *calls;  /* borrowed, always set */
+        bool changed;   /* the host changed: written before the call returns */
+        bool dirty;     /* counters (or a derived quarantine) not in the file yet */
 };
 
 /* ---- the host in memory (hv-sim-host.c) ---- */

@@ -28,7 +28,8 @@ static int device_path(const char *root, uint32_t sbdf, const char *file, char *
         char *p;
 
         pg_bdf_format(sbdf, bdf);
-        if (asprintf(&p, "%s/bus/pci/devices/%s%s%s", root, bdf, file ? "/" : "", file ? file : "") < 0)
+        if (asprintf(&p, "%s/bus/pci/devices/%s%s%s", root, bdf, file ? "/" : "",
+                     file ? file : "") < 0)
                 return -ENOMEM;
         *ret = p;
         return 0;
@@ -51,8 +52,7 @@ static int read_line(const char *path, char *buf, size_t size)
         return 0;
 }
 
-static int read_hex(const char *root, uint32_t sbdf, const char *file, uint32_t max,
-                    uint32_t *ret)
+static int read_hex(const char *root, uint32_t sbdf, const char *file, uint32_t max, uint32_t *ret)
 {
         _cleanup_(freep) char *path = NULL;
         char buf[64], *end;
@@ -119,7 +119,7 @@ static int link_basename(const char *path, char *buf, size_t size)
 int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret)
 {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *physfn = NULL;
-        struct hv_pci_info info = { .sbdf = sbdf };
+        struct hv_pci_info info = {.sbdf = sbdf};
         char buf[PG_BDF_MAX + 8];
         uint32_t v;
         struct stat st;
@@ -268,8 +268,7 @@ static int driver_file(const char *root, const char *driver, const char *file, c
         return 0;
 }
 
-static int write_driver_file(const char *root, const char *driver, const char *file,
-                             uint32_t sbdf)
+static int write_driver_file(const char *root, const char *driver, const char *file, uint32_t sbdf)
 {
         _cleanup_(freep) char *path = NULL;
         char bdf[PG_BDF_MAX];
@@ -299,7 +298,7 @@ int pgd_xen_sysfs_bind_pciback(const char *root, uint32_t sbdf, char ret_driver[
                 r = device_path(root, sbdf, "driver/unbind", &unbind);
                 if (r < 0)
                         return r;
-                r = write_string(unbind, pg_bdf_format(sbdf, (char[PG_BDF_MAX]){ 0 }));
+                r = write_string(unbind, pg_bdf_format(sbdf, (char[PG_BDF_MAX]){0}));
                 if (r < 0)
                         return r;
         }
@@ -394,8 +393,7 @@ static bool parse_dump_line(const char *l, const char *end, struct hv_assignment
         return true;
 }
 
-int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret,
-                           size_t *ret_n)
+int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret, size_t *ret_n)
 {
         _cleanup_(freep) struct hv_assignment *list = NULL;
         const char *p = text, *end = text + len;

@@ -36,8 +36,7 @@ int pgd_xen_sysfs_unbind_pciback(const char *root, uint32_t sbdf, const char *dr
  * "dN" a guest, "d[XEN]" Xen's own (PG_DOMID_XEN). -ENOENT when
  * TEXT holds no complete dump. *ret (all devices, dom0's included) freed with free().
  */
-int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret,
-                           size_t *ret_n);
+int pgd_xen_parse_pci_dump(const char *text, size_t len, struct hv_assignment **ret, size_t *ret_n);
 /*
  * What Xen's boot messages in TEXT say about interrupt remapping: 1 enabled,
  * 0 disabled (or no IOMMU at all), -1 when they do not say.

@@ -46,10 +46,10 @@
 
 struct hv {
         xc_interface *xch;
-        struct xs_handle *xs;        /* reads */
-        struct xs_handle *xs_watch;  /* the domain watches; its fd is watch_fd() */
+        struct xs_handle *xs;       /* reads */
+        struct xs_handle *xs_watch; /* the domain watches; its fd is watch_fd() */
         char *sysfs_root;
-        uint32_t conring_index;      /* how far the console ring has been read */
+        uint32_t conring_index; /* how far the console ring has been read */
         bool conring_index_valid;
         bool caps_valid; /* caps read (interrupt remapping: from the ring) */
         bool intremap_valid;
@@ -167,7 +167,7 @@ static int conring_read(struct hv *hv, bool from_start, char **ret, size_t *ret_
 static int xen_host_caps(struct hv *hv, struct hv_caps *ret)
 {
         _cleanup_(freep) char *text = NULL;
-        xc_physinfo_t info = { 0 };
+        xc_physinfo_t info = {0};
         size_t len;
 
         if (!hv->caps_valid) {
@@ -189,9 +189,9 @@ static int xen_host_caps(struct hv *hv, struct hv_caps *ret)
 static void format_uuid(const xen_domain_handle_t h, char buf[HV_UUID_MAX])
 {
         snprintf(buf, HV_UUID_MAX,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0],
-                 h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13],
-                 h[14], h[15]);
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
+                 h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
+                 h[15]);
 }
 
 /* /local/domain/<domid>/name, /libxl/<domid>/type: NULL when absent. */
@@ -207,7 +207,7 @@ static char *xs_read_domain(struct hv *hv, const char *top, uint32_t domid, cons
 static void fill_domain(struct hv *hv, const xc_domaininfo_t *info, struct hv_domain *ret)
 {
         _cleanup_(freep) char *name = NULL, *type = NULL;
-        struct hv_domain d = { .domid = info->domain };
+        struct hv_domain d = {.domid = info->domain};
 
         format_uuid(info->handle, d.uuid);
         d.dying = (info->flags & XEN_DOMINF_dying) != 0;
@@ -471,8 +471,7 @@ static int xen_assignments(struct hv *hv, struct hv_assignment **ret, size_t *re
                 return -ENOMEM;
         /* dom0's devices and Xen's own (d[XEN]: IOMMUs, its serial port) are not assignments. */
         for (size_t i = 0; i < hv->n_owners; i++)
-                if (hv->owners[i].domid != HV_DOMID_DOM0 &&
-                    hv->owners[i].domid != PG_DOMID_XEN)
+                if (hv->owners[i].domid != HV_DOMID_DOM0 && hv->owners[i].domid != PG_DOMID_XEN)
                         list[m++] = hv->owners[i];
         *ret = TAKE_PTR(list);
         *ret_n = m;

@@ -29,15 +29,15 @@
 
 struct hv_domain {
         uint32_t domid;
-        char name[HV_NAME_MAX];  /* "" when the domain has no name in xenstore */
-        char uuid[HV_UUID_MAX];  /* lowercase, always set */
+        char name[HV_NAME_MAX]; /* "" when the domain has no name in xenstore */
+        char uuid[HV_UUID_MAX]; /* lowercase, always set */
         enum pg_domain_type type;
         bool dying;
 };
 
 struct hv_caps {
-        bool iommu;                  /* XEN_SYSCTL_PHYSCAP_directio */
-        int interrupt_remapping;     /* 1 yes, 0 no, -1 unknown */
+        bool iommu;              /* XEN_SYSCTL_PHYSCAP_directio */
+        int interrupt_remapping; /* 1 yes, 0 no, -1 unknown */
 };
 
 /* Facts about one PCI function, from sysfs. */
@@ -45,29 +45,29 @@ struct hv_pci_info {
         uint32_t sbdf;
         uint16_t vendor, device;
         uint16_t subsystem_vendor, subsystem_device;
-        uint32_t class;              /* 24 bits: base, sub, prog-if */
-        char driver[HV_DRIVER_MAX];  /* bound dom0 driver ("pciback"), "" for none */
-        bool has_reset;              /* the kernel offers a reset */
-        char reset_method[32];       /* "flr", "bus", ... or "" when unknown */
-        bool has_physfn;             /* an SR-IOV virtual function */
-        uint32_t physfn;             /* its physical function */
+        uint32_t class;             /* 24 bits: base, sub, prog-if */
+        char driver[HV_DRIVER_MAX]; /* bound dom0 driver ("pciback"), "" for none */
+        bool has_reset;             /* the kernel offers a reset */
+        char reset_method[32];      /* "flr", "bus", ... or "" when unknown */
+        bool has_physfn;            /* an SR-IOV virtual function */
+        uint32_t physfn;            /* its physical function */
 };
 
 /* Who owns a device in the hypervisor. */
 struct hv_assignment {
         uint32_t sbdf;
-        uint32_t domid;              /* a guest, or HV_DOMID_IO */
+        uint32_t domid; /* a guest, or HV_DOMID_IO */
 };
 
-struct hv;   /* the backend's private state */
+struct hv; /* the backend's private state */
 
 struct hv_config {
-        const char *sim_host;        /* hv-sim: the host file */
-        const char *sysfs_root;      /* hv-xen: default "/sys" */
+        const char *sim_host;   /* hv-sim: the host file */
+        const char *sysfs_root; /* hv-xen: default "/sys" */
 };
 
 struct hv_ops {
-        const char *name;            /* "xen" or "sim" */
+        const char *name; /* "xen" or "sim" */
 
         int (*open)(const struct hv_config *cfg, struct hv **ret);
         struct hv *(*close)(struct hv *hv);

@@ -284,8 +284,8 @@ static void client_process(struct client *c, unsigned budget)
                 int r;
 
                 pgd_server_hold_host(c->server->d);
-                r = pgd_request_handle(c->server->d, &c->peer, c->in + start, len,
-                                       client_on_reply, c, &c->pending, &reply);
+                r = pgd_request_handle(c->server->d, &c->peer, c->in + start, len, client_on_reply,
+                                       c, &c->pending, &reply);
                 start += len + 1;
                 if (r < 0) {
                         log_error_errno(r, "Failed to handle a request: %m");
@@ -474,8 +474,8 @@ int pgd_client_new(struct pgd_server *s, int fd, struct pgd_peer *peer, bool kno
         r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_client_io, c);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC,
-                                       idle_sec * 1000000ULL, 0, on_client_idle, c);
+        r = sd_event_add_time_relative(s->event, &c->idle, CLOCK_MONOTONIC, idle_sec * 1000000ULL,
+                                       0, on_client_idle, c);
         if (r < 0)
                 return r;
 

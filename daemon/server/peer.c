@@ -129,7 +129,7 @@ int pgd_peer_unit(int sock_fd, pid_t pid, uid_t uid, char **ret_unit)
         if (r < 0)
                 return r;
         if (real_uid != uid)
-                return -ESRCH; /* another process has the pid now */
+                return -ESRCH;  /* another process has the pid now */
         r = pidfd_alive(pidfd); /* and the reads above were of the pinned process */
         if (r < 0)
                 return r;

@@ -87,10 +87,12 @@ static size_t build_inputs(struct input *v)
         v[n++] = (struct input){"unknown op", LIT("{\"op\":\"format-disk\",\"id\":1}\n"),
                                 "bad-request", false};
         /* quoted in the refusal, cut at 64 bytes in the middle of a character */
-        v[n++] = (struct input){"unknown op cut mid-character",
-                                LIT("{\"op\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                                    "\u00e9\u00e9\",\"id\":1}\n"),
-                                "bad-request", false};
+        v[n++] =
+                (struct input){"unknown op cut mid-character",
+                               LIT("{\"op\":\""
+                                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                   "\u00e9\u00e9\",\"id\":1}\n"),
+                               "bad-request", false};
         v[n++] = (struct input){"no op", LIT("{\"id\":1}\n"), "bad-request", false};
         v[n++] = (struct input){"unknown key",
                                 LIT("{\"op\":\"assign\",\"id\":1,\"device\":\"0000:03:00.0\","
@@ -554,8 +556,8 @@ int main(void)
         phase_one_by_one(v, n);
         phase_all_at_once(v, n);
         phase_too_long();
-        printf("# %d bad-request refusals, %d of them with \"check\": \"request\"\n",
-               bad_requests, bad_requests_checked);
+        printf("# %d bad-request refusals, %d of them with \"check\": \"request\"\n", bad_requests,
+               bad_requests_checked);
         CHECK(bad_requests > 20);
 
         char *grants2 = itest_store_text(&t);
