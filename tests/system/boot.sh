@@ -9,6 +9,7 @@
 #   SCRIPT=dom0-scenarios.sh   CONFIG=name (passed to the script)   LOG=FILE
 #   CPU MEM DOM0_MEM AW_BITS TIMEOUT XEN_EXTRA
 #   E1000_ADDR=0x5   the e1000's slot (default: QEMU's choice)
+#   E1000_2_ADDR=0x6 a second e1000 at that slot (default: none)
 #   DOM0_EXTRA="..." more dom0 kernel arguments (the systemd boot: rdinit=...)
 set -uo pipefail
 IMG=${IMG:?IMG= not set}
@@ -39,6 +40,7 @@ QEMU=(qemu-system-x86_64 -nodefaults -machine q35,kernel-irqchip=split -accel tc
         -append "console=com1 com1=115200,8n1 dom0_mem=$DOM0_MEM,max:$DOM0_MEM iommu=$XEN_IOMMU loglvl=all guest_loglvl=all conring_size=1M $XEN_EXTRA"
         -initrd "$IMG/vmlinuz console=hvc0 earlyprintk=xen loglevel=6 pgtest.script=$SCRIPT pgtest.config=$CONFIG $DOM0_EXTRA,$IMG/dom0.cpio.gz"
         -device "e1000,netdev=n1,romfile=${E1000_ADDR:+,addr=$E1000_ADDR}" -netdev user,id=n1
+        ${E1000_2_ADDR:+-device e1000,netdev=n2,romfile=,addr=$E1000_2_ADDR -netdev user,id=n2}
         -display none -serial stdio -monitor none -no-reboot)
 
 echo "+ ${QEMU[*]}" > "$LOG"

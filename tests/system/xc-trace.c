@@ -15,9 +15,12 @@
  * at once by a real xc_assign_device of the same device to domain N, and the
  * file is removed (one shot).
  *
- * And it can make a permission call fail, as a toolstack meets a failure after
- * the grant: XC_TRACE_FAIL=NAME (e.g. xc_domain_irq_permission) makes every
- * call of NAME that gives a permission fail with EPERM, without making it.
+ * And it can make a call fail without making it, as a toolstack meets a failure
+ * after the grant: XC_TRACE_FAIL=NAME (xc_domain_iomem_permission,
+ * xc_domain_ioport_permission, xc_domain_irq_permission) fails every call of
+ * NAME that gives a permission with EPERM; XC_TRACE_FAIL=xc_assign_device:BDF
+ * fails every assignment of that one device to a guest with EIO (one device of
+ * a multi-device assign, say).
  *
  * A test tool, not part of passguard. The libxenctrl prototypes are the
  * interposer's (integrations/xc-interposer/xc-protos.h), checked against Xen's.
@@ -141,9 +144,28 @@ int xc_test_assign_device(xc_interface *xch, uint32_t domid, uint32_t sbdf)
         return rc;
 }
 
+/* XC_TRACE_FAIL=xc_assign_device:BDF names this guest assignment. */
+static bool inject_assign_fail(uint32_t domid, uint32_t sbdf)
+{
+        const char *f = getenv("XC_TRACE_FAIL");
+        char bdf[32];
+
+        if (!f || strncmp(f, "xc_assign_device:", 17) != 0 || domid >= XC_DOMID_FIRST_RESERVED)
+                return false;
+        snprintf(bdf, sizeof(bdf), SBDF_FMT, SBDF_ARGS(sbdf));
+        if (strcmp(f + 17, bdf) != 0)
+                return false;
+        trace("INJECT fail xc_assign_device d%u %s", domid, bdf);
+        errno = EIO;
+        return true;
+}
+
 int xc_assign_device(xc_interface *xch, uint32_t domid, uint32_t sbdf, uint32_t flag)
 {
         int (*f)(xc_interface *, uint32_t, uint32_t, uint32_t) = next("xc_assign_device");
+
+        if (inject_assign_fail(domid, sbdf))
+                return -1;
         int rc = f(xch, domid, sbdf, flag), e = errno;
 
         trace("xc_assign_device d%u " SBDF_FMT " flag=%u rc=%d errno=%d", domid, SBDF_ARGS(sbdf),
