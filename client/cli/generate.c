@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pg-rootdev.h"
 #include "pg-util.h"
 #include "pg-wire.h"
 #include "policy.h"
@@ -131,99 +132,23 @@ static struct device *host_find(struct host *h, const char *bdf)
         return NULL;
 }
 
-/* The block device that holds "/": the mount's source when it is a /dev node, else st_dev. */
-static int root_block_device(dev_t *ret)
-{
-        char *line = NULL;
-        size_t cap = 0;
-        struct stat st;
-        FILE *f;
-        int found = -ENOENT;
-
-        f = fopen("/proc/self/mountinfo", "re");
-        while (f && getline(&line, &cap, f) > 0) {
-                char mnt[PATH_MAX], src[PATH_MAX];
-                const char *sep = strstr(line, " - ");
-
-                /* id parent major:minor root mount-point ... - fstype source options */
-                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 || !streq(mnt, "/") || !sep)
-                        continue;
-                if (sscanf(sep + 3, "%*s %4095s", src) == 1 && strncmp(src, "/dev/", 5) == 0 &&
-                    stat(src, &st) == 0 && S_ISBLK(st.st_mode)) {
-                        *ret = st.st_rdev;
-                        found = 0;
-                }
-        }
-        free(line);
-        if (f)
-                fclose(f);
-        if (found == 0)
-                return 0;
-        if (stat("/", &st) < 0)
-                return -errno;
-        if (major(st.st_dev) == 0)
-                return -ENODEV; /* not on a block device: tmpfs, a network file system */
-        *ret = st.st_dev;
-        return 0;
-}
-
-/*
- * The PCI devices under a block device's sysfs directory: the nearest BDF in
- * its path, or, for a device mapper or md device, those of its slaves.
- */
-static void mark_block_device(struct host *h, const char *dir, int depth, const char *why)
-{
-        char real[PATH_MAX], slaves[PATH_MAX];
-        const char *bdf = NULL;
-        struct dirent *de;
-        DIR *d;
-
-        if (depth > 8 || !realpath(dir, real))
-                return;
-        for (char *p = strtok(real, "/"); p; p = strtok(NULL, "/")) {
-                uint32_t sbdf;
-                if (pg_bdf_parse(p, &sbdf) == 0 && strlen(p) == PG_BDF_MAX - 1)
-                        bdf = p;
-        }
-        if (bdf) {
-                struct device *dev = host_find(h, bdf);
-                if (dev && !dev->protect)
-                        dev->protect = why;
-                return;
-        }
-        snprintf(slaves, sizeof(slaves), "%s/slaves", dir);
-        d = opendir(slaves);
-        if (!d) {
-                /* a partition: its disk is the parent directory */
-                snprintf(slaves, sizeof(slaves), "%s/..", dir);
-                if (depth == 0)
-                        mark_block_device(h, slaves, depth + 1, why);
-                return;
-        }
-        while ((de = readdir(d))) {
-                char sub[PATH_MAX + NAME_MAX + 2];
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(sub, sizeof(sub), "%s/%s", slaves, de->d_name);
-                mark_block_device(h, sub, depth + 1, why);
-        }
-        closedir(d);
-}
-
 /* What dom0 needs itself: protected. Returns whether the root disk was found. */
 static bool mark_protected(struct host *h)
 {
-        char path[PATH_MAX];
+        _cleanup_(freep) uint32_t *root = NULL;
         bool root_found = false;
-        dev_t dev;
+        size_t n_root = 0;
 
-        if (root_block_device(&dev) == 0) {
-                snprintf(path, sizeof(path), "%s/dev/block/%u:%u", h->sysfs, major(dev),
-                         minor(dev));
-                mark_block_device(h, path, 0, "the disk holding the root file system");
-                for (size_t i = 0; i < h->n; i++)
-                        root_found |= h->v[i].protect != NULL;
-        }
+        /* The same detection passguardd makes at start-up (client/rootdev.c). */
+        if (pg_rootdev_pci(h->sysfs, &root, &n_root) >= 0)
+                for (size_t k = 0; k < n_root; k++) {
+                        char bdf[PG_BDF_MAX];
+                        struct device *dev = host_find(h, pg_bdf_format(root[k], bdf));
+                        if (dev && !dev->protect) {
+                                dev->protect = "the disk holding the root file system";
+                                root_found = true;
+                        }
+                }
         for (size_t i = 0; i < h->n; i++) {
                 struct device *d = &h->v[i];
                 unsigned boot_vga = 0;

@@ -34,6 +34,7 @@ struct sim_host *pgd_sim_host_free(struct sim_host *h)
                 free(h->domains[i].text);
         free(h->devices);
         free(h->by_sbdf);
+        free(h->root_devices);
         free(h->domains);
         free(h);
         return NULL;
@@ -178,6 +179,8 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                 "group",
                 "reset",
                 "assigned_to",
+                "serial",
+                "path",
                 NULL,
         };
         struct sim_device d = {.owner = HV_DOMID_DOM0};
@@ -226,6 +229,20 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                         return -EBADMSG;
                 snprintf(d.reset, sizeof(d.reset), "%s", json_string_value(v));
         }
+        v = json_object_get(obj, "serial");
+        if (v) {
+                const char *s = json_string_value(v);
+                if (!s || strlen(s) != HV_SERIAL_MAX - 1 || json_string_length(v) != HV_SERIAL_MAX - 1)
+                        return -EBADMSG;
+                for (size_t i = 0; i < HV_SERIAL_MAX - 1; i++)
+                        if (i % 3 == 2 ? s[i] != '-'
+                                       : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                                return -EBADMSG;
+                memcpy(d.serial, s, HV_SERIAL_MAX);
+        }
+        v = json_object_get(obj, "path");
+        if (v && parse_name(v, false, d.path, sizeof(d.path)) < 0)
+                return -EBADMSG;
         v = json_object_get(obj, "assigned_to");
         if (json_is_string(v)) {
                 if (!streq(json_string_value(v), "io"))
@@ -396,7 +413,8 @@ static int compare_sbdf(const void *a, const void *b, void *userdata)
 int pgd_sim_host_parse(const char *text, size_t len, struct sim_host **ret)
 {
         static const char *const keys[] = {
-                "iommu", "interrupt_remapping", "devices", "domains", "faults", "calls", NULL,
+                "iommu", "interrupt_remapping", "devices", "domains", "faults", "calls",
+                "root_devices", NULL,
         };
         _cleanup_(pgd_sim_host_freep) struct sim_host *h = NULL;
         json_error_t error;
@@ -469,6 +487,22 @@ int pgd_sim_host_parse(const char *text, size_t len, struct sim_host **ret)
                 for (i = 1; i < h->n_devices; i++)
                         if (h->devices[h->by_sbdf[i - 1]].sbdf == h->devices[h->by_sbdf[i]].sbdf)
                                 return -EBADMSG;
+        }
+
+        v = json_object_get(h->root, "root_devices");
+        if (v) {
+                if (!json_is_array(v))
+                        return -EBADMSG;
+                h->root_devices = calloc(json_array_size(v) + 1, sizeof(*h->root_devices));
+                if (!h->root_devices)
+                        return -ENOMEM;
+                for (i = 0; i < json_array_size(v); i++) {
+                        const char *s = json_string_value(json_array_get(v, i));
+                        uint32_t sbdf;
+                        if (!s || pg_bdf_parse(s, &sbdf) < 0)
+                                return -EBADMSG;
+                        h->root_devices[h->n_root_devices++] = sbdf;
+                }
         }
 
         h->faults = json_object_get(h->root, "faults");

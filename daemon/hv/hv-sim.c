@@ -296,6 +296,9 @@ static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
         memcpy(info.driver, dev->driver, sizeof(info.driver));
         info.has_reset = dev->reset[0] != '\0';
         memcpy(info.reset_method, dev->reset, sizeof(dev->reset));
+        memcpy(info.reset_methods, dev->reset, sizeof(dev->reset));
+        memcpy(info.serial, dev->serial, sizeof(info.serial));
+        memcpy(info.path, dev->path, sizeof(info.path));
         *ret = info;
         return 0;
 }
@@ -316,6 +319,32 @@ static int sim_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)
                 list[i] = h->devices[i].sbdf;
         *ret = TAKE_PTR(list);
         *ret_n = h->n_devices;
+        return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static int sim_root_devices(struct hv *hv, uint32_t **ret, size_t *ret_n)
+{
+        _cleanup_(freep) uint32_t *list = NULL;
+        struct sim_host *h;
+        int r;
+
+        r = pgd_sim_host_read(hv, &h);
+        if (r < 0)
+                return r;
+        list = calloc(h->n_root_devices + 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        memcpy(list, h->root_devices, h->n_root_devices * sizeof(*list));
+        qsort(list, h->n_root_devices, sizeof(*list), cmp_u32);
+        *ret = TAKE_PTR(list);
+        *ret_n = h->n_root_devices;
         return 0;
 }
 
@@ -627,6 +656,7 @@ const struct hv_ops hv_sim_ops = {
         .pci_reset = sim_pci_reset,
         .pci_prepare = sim_pci_prepare,
         .pci_unprepare = sim_pci_unprepare,
+        .root_devices = sim_root_devices,
         .hold = sim_hold,
         .flush = sim_flush,
         .crash_point = sim_crash_point,

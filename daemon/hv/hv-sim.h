@@ -43,6 +43,11 @@
  * bdf, vendor, device, class and group; for a domain domid, name (may be ""
  * when the domain has no name in xenstore), uuid and type. Everything else
  * defaults: driver, reset and assigned_to null, no faults, counters 0.
+ * Optional additions to DESIGN.md's fields: a device's "serial" (its PCIe
+ * Device Serial Number, "xx-xx-xx-xx-xx-xx-xx-xx" lowercase; absent: it has
+ * none) and "path" (its chain of bridges, "pci0000:00/0000:00:01.0"; absent:
+ * unknown), and the top-level "root_devices" (the BDFs holding dom0's root
+ * file system, as hv-xen finds them in sysfs; absent: none).
  *
  * Answers follow real Xen 4.17 (shared/xenlab/README.md, and
  * tests/scenarios/hv-calls.txt, which the system suite runs on real Xen):
@@ -152,6 +157,8 @@ struct sim_device {
         json_int_t group;
         char reset[8];  /* "flr", "bus" or "" */
         uint32_t owner; /* HV_DOMID_DOM0, HV_DOMID_IO or a guest */
+        char serial[HV_SERIAL_MAX];  /* "" none */
+        char path[HV_PCI_PATH_MAX];  /* "" unknown */
 };
 
 struct sim_domain {
@@ -169,6 +176,8 @@ struct sim_host {
         size_t *by_sbdf; /* indices into devices, by sbdf */
         struct sim_domain *domains;
         size_t n_domains;
+        uint32_t *root_devices; /* "root_devices", sorted */
+        size_t n_root_devices;
         json_t *faults; /* borrowed, or NULL */
         json_t *calls;  /* borrowed, always set */
         bool changed;   /* the host changed: written before the call returns */

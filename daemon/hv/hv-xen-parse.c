@@ -116,6 +116,113 @@ static int link_basename(const char *path, char *buf, size_t size)
         return 1;
 }
 
+/* ---- identity: the serial number and the path ---- */
+
+static uint32_t le32(const uint8_t *p)
+{
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+#define PCI_CFG_SPACE_SIZE 256
+#define PCI_CFG_SPACE_EXP_SIZE 4096
+#define PCI_EXT_CAP_ID_DSN 0x0003
+
+int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
+{
+        size_t at = PCI_CFG_SPACE_SIZE;
+
+        if (len == PCI_CFG_SPACE_SIZE)
+                return 0; /* a conventional function: no extended space, no serial */
+        if (len < PCI_CFG_SPACE_EXP_SIZE)
+                return -ENODATA;
+        /* At most one capability per dword of the extended space: more is a loop. */
+        for (unsigned n = 0; n < (PCI_CFG_SPACE_EXP_SIZE - PCI_CFG_SPACE_SIZE) / 4; n++) {
+                uint32_t header = le32(config + at);
+                uint16_t id = header & 0xffff;
+                size_t next = (header >> 20) & 0xffc;
+
+                if (header == 0 || header == 0xffffffffU)
+                        return 0; /* an empty list */
+                if (id == PCI_EXT_CAP_ID_DSN) {
+                        if (at + 12 > len)
+                                return -EBADMSG;
+                        *ret = (uint64_t)le32(config + at + 8) << 32 | le32(config + at + 4);
+                        return 1;
+                }
+                if (next == 0)
+                        return 0;
+                if (next < PCI_CFG_SPACE_SIZE || next + 4 > len)
+                        return -EBADMSG;
+                at = next;
+        }
+        return -EBADMSG;
+}
+
+void pgd_xen_format_serial(uint64_t dsn, char ret[static HV_SERIAL_MAX])
+{
+        size_t n = 0;
+
+        for (int byte = 7; byte >= 0; byte--)
+                n += (size_t)snprintf(ret + n, HV_SERIAL_MAX - n, "%s%02x", byte == 7 ? "" : "-",
+                                      (unsigned)(dsn >> (8 * byte)) & 0xffU);
+}
+
+void pgd_xen_parse_pci_path(const char *target, char *ret, size_t size)
+{
+        const char *p = NULL, *last;
+
+        ret[0] = '\0';
+        /* The last "devices/pci" in the path: sysfs's root buses are under /sys/devices. */
+        for (const char *q = strstr(target, "devices/pci"); q; q = strstr(q + 1, "devices/pci"))
+                p = q + strlen("devices/");
+        if (!p)
+                return;
+        last = strrchr(p, '/');
+        if (!last || (size_t)(last - p) >= size)
+                return; /* a root bus itself, or too deep to say */
+        memcpy(ret, p, (size_t)(last - p));
+        ret[last - p] = '\0';
+}
+
+/* The serial number of sbdf, or "" and *ret_unknown when its extended config space cannot be read. */
+static void read_serial(const char *root, uint32_t sbdf, char ret[static HV_SERIAL_MAX],
+                        bool *ret_unknown)
+{
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(closep) int fd = -1;
+        uint8_t config[PCI_CFG_SPACE_EXP_SIZE];
+        size_t len = 0;
+        uint64_t dsn;
+
+        ret[0] = '\0';
+        *ret_unknown = true;
+        if (device_path(root, sbdf, "config", &path) < 0)
+                return;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        while (len < sizeof(config)) {
+                ssize_t n = pread(fd, config + len, sizeof(config) - len, (off_t)len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return;
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        switch (pgd_xen_parse_dsn(config, len, &dsn)) {
+        case 1:
+                pgd_xen_format_serial(dsn, ret);
+                _fallthrough_;
+        case 0:
+                *ret_unknown = false;
+                break;
+        default:
+                break;
+        }
+}
+
 int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret)
 {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *physfn = NULL;
@@ -166,9 +273,22 @@ int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *
         if (r < 0)
                 return r;
         /* "flr bus": the first is the one the kernel tries first. */
-        if (read_line(path, buf, sizeof(buf)) >= 0) {
-                buf[strcspn(buf, " \t")] = '\0';
-                snprintf(info.reset_method, sizeof(info.reset_method), "%s", buf);
+        if (read_line(path, info.reset_methods, sizeof(info.reset_methods)) >= 0) {
+                size_t first = strcspn(info.reset_methods, " \t");
+                if (first < sizeof(info.reset_method)) {
+                        memcpy(info.reset_method, info.reset_methods, first);
+                        info.reset_method[first] = '\0';
+                }
+        }
+
+        read_serial(root, sbdf, info.serial, &info.serial_unknown);
+        {
+                char target[PATH_MAX];
+                ssize_t n = readlink(dir, target, sizeof(target) - 1);
+                if (n > 0) {
+                        target[n] = '\0';
+                        pgd_xen_parse_pci_path(target, info.path, sizeof(info.path));
+                }
         }
 
         r = device_path(root, sbdf, "physfn", &physfn);

@@ -11,6 +11,25 @@
 
 #include "hv.h"
 
+/*
+ * The Device Serial Number in a function's config space, as sysfs's config
+ * file gives it (len bytes from offset 0): the extended capability 0x0003
+ * of the list that starts at 0x100. 1 and *ret when found; 0 when the
+ * device has none (a conventional function: 256 bytes, or no such
+ * capability); -ENODATA when the extended space is not there to read (the
+ * kernel shows only 64 bytes to a reader without CAP_SYS_ADMIN); -EBADMSG
+ * for a capability list that loops or leaves the space.
+ */
+int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret);
+/* A serial number as lspci prints it: "00-1b-21-ff-ff-a1-b2-c3", most significant byte first. */
+void pgd_xen_format_serial(uint64_t dsn, char ret[static HV_SERIAL_MAX]);
+/*
+ * The PCI path of a function from the target of its sysfs link
+ * (".../devices/pci0000:00/0000:00:01.0/0000:01:00.0"): the chain above it,
+ * "pci0000:00/0000:00:01.0". "" when the target has no devices/pci part.
+ */
+void pgd_xen_parse_pci_path(const char *target, char *ret, size_t size);
+
 /* Facts about SSSS:BB:DD.F from ROOT/bus/pci/devices/; -ENODEV when absent. */
 int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret);
 /* Every function in ROOT/bus/pci/devices/, sorted; *ret freed with free(). */

@@ -39,6 +39,7 @@
 
 #include "hv-xen-parse.h"
 #include "hv.h"
+#include "pg-rootdev.h"
 #include "pg-util.h"
 #include "pg-wire.h"
 
@@ -563,6 +564,11 @@ static int xen_pci_unprepare(struct hv *hv, uint32_t sbdf, const char *driver)
         return pgd_xen_sysfs_unbind_pciback(hv->sysfs_root, sbdf, driver);
 }
 
+static int xen_root_devices(struct hv *hv, uint32_t **ret, size_t *ret_n)
+{
+        return pg_rootdev_pci(hv->sysfs_root, ret, ret_n);
+}
+
 const struct hv_ops hv_xen_ops = {
         .name = "xen",
         .open = xen_open,
@@ -584,4 +590,5 @@ const struct hv_ops hv_xen_ops = {
         .pci_reset = xen_pci_reset,
         .pci_prepare = xen_pci_prepare,
         .pci_unprepare = xen_pci_unprepare,
+        .root_devices = xen_root_devices,
 };

@@ -26,6 +26,10 @@
 #define HV_NAME_MAX 64
 #define HV_UUID_MAX PG_UUID_MAX
 #define HV_DRIVER_MAX 64
+/* "xx-xx-xx-xx-xx-xx-xx-xx", as lspci prints a Device Serial Number, and its NUL */
+#define HV_SERIAL_MAX 24
+#define HV_PCI_PATH_MAX 160
+#define HV_RESET_METHODS_MAX 64
 
 struct hv_domain {
         uint32_t domid;
@@ -49,8 +53,21 @@ struct hv_pci_info {
         char driver[HV_DRIVER_MAX]; /* bound dom0 driver ("pciback"), "" for none */
         bool has_reset;             /* the kernel offers a reset */
         char reset_method[32];      /* "flr", "bus", ... or "" when unknown */
+        /* every method the kernel has for it, in its order ("flr pm bus"), "" when unknown */
+        char reset_methods[HV_RESET_METHODS_MAX];
         bool has_physfn;            /* an SR-IOV virtual function */
         uint32_t physfn;            /* its physical function */
+        /*
+         * Its PCIe Device Serial Number (the extended capability of its
+         * config space), "" when it has none; serial_unknown when the config
+         * space could not be read. Its PCI path: the chain of bridges above
+         * it as sysfs has it under devices/, "pci0000:00/0000:00:01.0", ""
+         * when unknown. Whether a device has reserved memory regions (RMRRs)
+         * is not here: Xen 4.17 does not say so in sysfs.
+         */
+        char serial[HV_SERIAL_MAX];
+        bool serial_unknown;
+        char path[HV_PCI_PATH_MAX];
 };
 
 /* Who owns a device in the hypervisor. */
@@ -120,6 +137,14 @@ struct hv_ops {
         int (*pci_prepare)(struct hv *hv, uint32_t sbdf, char ret_driver[HV_DRIVER_MAX]);
         /* unprepare: deassign from DOMID_IO, unbind pciback, rebind driver (may be ""). */
         int (*pci_unprepare)(struct hv *hv, uint32_t sbdf, const char *driver);
+
+        /*
+         * The PCI devices that hold dom0's root file system (the disk's
+         * controller, or every controller under a device-mapper or md
+         * device), sorted; none when it is not on a PCI block device.
+         * *ret freed with free().
+         */
+        int (*root_devices)(struct hv *hv, uint32_t **ret, size_t *ret_n);
 
         /*
          * Optional (NULL when the backend has nothing to hold back). Between

@@ -177,12 +177,17 @@ static int journal_fresh_text(const struct pgd_grants *g, const char *base_sum, 
                 return r;
         for (size_t i = 0; i < g->n_intents; i++) {
                 const struct pgd_intent *in = &g->intents[i];
-                struct pgd_record rec = {
-                        .op = in->op, .seq = in->seq, .sbdf = in->sbdf, .grant = in->grant};
+                struct pgd_record rec = {.op = in->op,
+                                         .seq = in->seq,
+                                         .sbdf = in->sbdf,
+                                         .grant = in->grant,
+                                         .identity = in->identity,
+                                         .n_grants = in->n_grants};
                 _cleanup_(freep) char *line = NULL;
                 size_t n;
 
                 memcpy(rec.driver, in->driver, sizeof(rec.driver));
+                memcpy(rec.grants, in->grants, in->n_grants * sizeof(*in->grants));
                 r = pgd_grants_record_format(&rec, &line, &n);
                 if (r < 0)
                         return r;

@@ -11,7 +11,19 @@
  *                   "client_unit": "", "rule": "gpus", "rdm_policy": "strict",
  *                   "time": 1700000000 } ],
  *     "prepared": [ { "device": "0000:03:00.0", "driver": "e1000" } ],
+ *     "tainted": [ { "device": "0000:03:00.0", "domain_uuid": "...", "reason": "...",
+ *                    "time": 1700000000 } ],
  *     "checksum": "sha256:<64 hex digits>" }
+ *
+ * Optional keys, each written only when it has something to say, so that a
+ * store without them is the same text as before them: a grant's and a
+ * prepared device's "identity" (what the device was when it was granted or
+ * prepared, see struct pgd_identity):
+ *   "identity": { "vendor": "0x10de", "device": "0x1eb8", "subsystem_vendor":
+ *                 "0x10de", "subsystem_device": "0x1234", "class": "0x030200",
+ *                 "serial": "00-11-22-33-44-55-66-77" | "" (none) | null (unknown),
+ *                 "path": "pci0000:00/0000:00:01.0" | "" (unknown) }
+ * and "tainted", the devices whose reset failed (struct pgd_taint).
  *
  * The checksum is SHA-256 over the canonical serialisation of the object
  * without "checksum": jansson's JSON_COMPACT | JSON_SORT_KEYS. Whitespace and
@@ -36,6 +48,15 @@
  *   {"op":"intent-prepare","seq":5,"device":D,"driver":"e1000"}
  *   {"op":"prepared","seq":6,"device":D,"intent":5,"driver":"e1000"}
  *   {"op":"unprepared","seq":7,"device":D}
+ *   {"op":"intent-assign-group","seq":8,"device":D1,"grants":[{...},{...}]}
+ *   {"op":"grant-group","seq":9,"device":D1,"intent":8,"grants":[{...},{...}]}
+ *   {"op":"taint","seq":10,"device":D,"taint":{"domain_uuid":U,"reason":R,"time":T}}
+ *   {"op":"untaint","seq":11,"device":D}
+ * (intent-prepare and prepared may carry the device's "identity".) A group's
+ * intent names every grant of a multi-device assign; its one outcome record,
+ * grant-group or abort, names them all again: a group is granted whole or
+ * not at all, on disk as in the hypervisor, and start-up rolls back every
+ * device of a group intent left open.
  * The carried intents come first, again, with their own sequence numbers, in
  * the order the base line lists them; then the records, numbered on from
  * S + 1 without a gap (an intent keeps its number across compactions, so an
@@ -79,6 +100,42 @@
 #define PGD_GRANTS_JOURNAL "grants.journal"
 #define PGD_GRANTS_FORMAT 1
 
+/*
+ * What a device is, beyond its address: its ids, its class, its PCIe Device
+ * Serial Number and its PCI path (the chain of bridges above it). Recorded
+ * when passguard prepares a device and in each grant; a device at the same
+ * address that differs is another device (identity-changed).
+ */
+struct pgd_identity {
+        bool known; /* false: nothing recorded (a record from before identities) */
+        uint16_t vendor, device, subsystem_vendor, subsystem_device;
+        uint32_t class;
+        char serial[HV_SERIAL_MAX]; /* "" the device has none */
+        bool serial_unknown;        /* its config space could not be read */
+        char path[HV_PCI_PATH_MAX]; /* "" unknown */
+};
+
+/* The identity of what sysfs says now. */
+void pgd_identity_from_pci(const struct hv_pci_info *pci, struct pgd_identity *ret);
+/*
+ * Whether now is not the device was: 0 when it is the same (or nothing was
+ * recorded), 1 with what changed written into buf ("device id 0x10fb became
+ * 0x1533, serial ... became none").
+ */
+int pgd_identity_diff(const struct pgd_identity *was, const struct pgd_identity *now, char *buf,
+                      size_t size);
+
+/* A device whose reset failed: it goes to no other domain until an admin clears it. */
+struct pgd_taint {
+        uint32_t sbdf;
+        char domain_uuid[HV_UUID_MAX]; /* the domain whose data it may hold, "" unknown */
+        char reason[256];
+        int64_t time;
+};
+
+/* The most devices one multi-device assign may name. */
+#define PGD_GROUP_MAX 16
+
 struct pgd_grant {
         uint32_t sbdf;
         uint32_t domid;
@@ -90,6 +147,7 @@ struct pgd_grant {
         char rule[128];
         enum pg_policy_rdm rdm_policy;
         int64_t time; /* unix seconds */
+        struct pgd_identity identity; /* of the device when it was granted */
 };
 
 struct pgd_grants;
@@ -103,6 +161,10 @@ enum pgd_record_op {
         PGD_RECORD_INTENT_PREPARE, /* about to prepare sbdf, now bound to driver */
         PGD_RECORD_PREPARED,       /* sbdf was prepared by passguard; its dom0 driver is driver */
         PGD_RECORD_UNPREPARED,     /* sbdf was given back */
+        PGD_RECORD_INTENT_ASSIGN_GROUP, /* about to assign grants[0..n_grants) */
+        PGD_RECORD_GRANT_GROUP,         /* every assign of the group intent succeeded */
+        PGD_RECORD_TAINT,               /* sbdf's reset failed: taint */
+        PGD_RECORD_UNTAINT,             /* an admin cleared sbdf's taint */
 };
 
 struct pgd_record {
@@ -112,16 +174,25 @@ struct pgd_record {
         uint32_t sbdf;
         struct pgd_grant grant;     /* INTENT_ASSIGN, GRANT */
         char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE, PREPARED */
+        struct pgd_identity identity; /* INTENT_PREPARE, PREPARED (optional) */
+        struct pgd_taint taint;       /* TAINT */
+        size_t n_grants;              /* *_GROUP: grants[0] is sbdf's */
+        struct pgd_grant grants[PGD_GROUP_MAX];
 };
 
-/* An intent without an outcome yet: its hypervisor call may or may not have happened. */
+/* An intent without an outcome yet: its hypervisor calls may or may not have happened. */
 struct pgd_intent {
         uint64_t seq;
-        enum pgd_record_op op; /* INTENT_ASSIGN or INTENT_PREPARE */
+        enum pgd_record_op op; /* INTENT_ASSIGN, INTENT_PREPARE or INTENT_ASSIGN_GROUP */
         uint32_t sbdf;
-        struct pgd_grant grant;     /* INTENT_ASSIGN */
-        char driver[HV_DRIVER_MAX]; /* INTENT_PREPARE */
+        struct pgd_grant grant;       /* INTENT_ASSIGN */
+        char driver[HV_DRIVER_MAX];   /* INTENT_PREPARE */
+        struct pgd_identity identity; /* INTENT_PREPARE */
+        size_t n_grants;              /* INTENT_ASSIGN_GROUP */
+        struct pgd_grant grants[PGD_GROUP_MAX];
 };
+/* Whether the intent is an assign of sbdf (alone or in a group); its grant then, or NULL. */
+const struct pgd_grant *pgd_intent_assigns(const struct pgd_intent *in, uint32_t sbdf);
 
 /*
  * Load STATE_DIR/grants.json and replay STATE_DIR/grants.journal over it;
@@ -219,6 +290,25 @@ int pgd_grants_set_prepared(struct pgd_grants *g, uint32_t sbdf, const char *dri
 /* NULL when sbdf was not prepared by passguard. */
 const char *pgd_grants_prepared_driver(const struct pgd_grants *g, uint32_t sbdf);
 int pgd_grants_clear_prepared(struct pgd_grants *g, uint32_t sbdf);
+/* The identity recorded when sbdf was prepared (in memory; the records carry it), or NULL. */
+int pgd_grants_set_prepared_identity(struct pgd_grants *g, uint32_t sbdf,
+                                     const struct pgd_identity *id);
+const struct pgd_identity *pgd_grants_prepared_identity(const struct pgd_grants *g, uint32_t sbdf);
+size_t pgd_grants_n_prepared(const struct pgd_grants *g);
+/* The i-th prepared device (sorted by device): its address and identity. */
+int pgd_grants_prepared(const struct pgd_grants *g, size_t i, uint32_t *ret_sbdf,
+                        const struct pgd_identity **ret_identity);
+
+/* Tainted devices (in memory; records TAINT and UNTAINT make it durable). */
+int pgd_grants_set_taint(struct pgd_grants *g, const struct pgd_taint *t);
+const struct pgd_taint *pgd_grants_find_taint(const struct pgd_grants *g, uint32_t sbdf);
+int pgd_grants_clear_taint(struct pgd_grants *g, uint32_t sbdf);
+size_t pgd_grants_n_taints(const struct pgd_grants *g);
+/* The i-th taint, sorted by device; NULL past the end. */
+const struct pgd_taint *pgd_grants_taint(const struct pgd_grants *g, size_t i);
+struct json_t;
+/* An identity as the store and the replies write it ({"vendor": "0x10de", ...}). NULL on ENOMEM. */
+struct json_t *pgd_grants_identity_json(const struct pgd_identity *id);
 
 /* Parse/serialise (also used by the fuzzer): text <-> store; *ret_why as for pgd_grants_load(). */
 int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, char **ret_why);

@@ -22,6 +22,10 @@ static const char *const record_op_names[] = {
         [PGD_RECORD_INTENT_PREPARE] = "intent-prepare",
         [PGD_RECORD_PREPARED] = "prepared",
         [PGD_RECORD_UNPREPARED] = "unprepared",
+        [PGD_RECORD_INTENT_ASSIGN_GROUP] = "intent-assign-group",
+        [PGD_RECORD_GRANT_GROUP] = "grant-group",
+        [PGD_RECORD_TAINT] = "taint",
+        [PGD_RECORD_UNTAINT] = "untaint",
 };
 
 const char *pgd_grants_record_op_name(enum pgd_record_op op)
@@ -39,6 +43,11 @@ static bool record_has_driver(enum pgd_record_op op)
         return op == PGD_RECORD_INTENT_PREPARE || op == PGD_RECORD_PREPARED;
 }
 
+static bool record_has_group(enum pgd_record_op op)
+{
+        return op == PGD_RECORD_INTENT_ASSIGN_GROUP || op == PGD_RECORD_GRANT_GROUP;
+}
+
 /* "intent": required, optional (0 may be left out) or absent. */
 enum { INTENT_NONE, INTENT_OPTIONAL, INTENT_REQUIRED };
 
@@ -46,6 +55,7 @@ static int record_intent_key(enum pgd_record_op op)
 {
         switch (op) {
         case PGD_RECORD_ABORT:
+        case PGD_RECORD_GRANT_GROUP:
                 return INTENT_REQUIRED;
         case PGD_RECORD_GRANT:
         case PGD_RECORD_PREPARED:
@@ -224,6 +234,37 @@ static void canon_key(struct canon *c, const char *key, bool *first)
         *first = false;
 }
 
+/* The identity object, keys in order: class, device, path, serial, subsystem_*, vendor. */
+static void canon_identity(struct canon *c, const struct pgd_identity *id)
+{
+        char hex[12];
+        bool first = true;
+
+        canon_key(c, "class", &first);
+        snprintf(hex, sizeof(hex), "0x%06x", id->class & 0xffffffU);
+        canon_string(c, hex);
+        canon_key(c, "device", &first);
+        snprintf(hex, sizeof(hex), "0x%04x", id->device);
+        canon_string(c, hex);
+        canon_key(c, "path", &first);
+        canon_string(c, id->path);
+        canon_key(c, "serial", &first);
+        if (id->serial_unknown)
+                canon_puts(c, "null");
+        else
+                canon_string(c, id->serial);
+        canon_key(c, "subsystem_device", &first);
+        snprintf(hex, sizeof(hex), "0x%04x", id->subsystem_device);
+        canon_string(c, hex);
+        canon_key(c, "subsystem_vendor", &first);
+        snprintf(hex, sizeof(hex), "0x%04x", id->subsystem_vendor);
+        canon_string(c, hex);
+        canon_key(c, "vendor", &first);
+        snprintf(hex, sizeof(hex), "0x%04x", id->vendor);
+        canon_string(c, hex);
+        canon_puts(c, "}");
+}
+
 static void canon_grant(struct canon *c, const struct pgd_grant *g)
 {
         char bdf[PG_BDF_MAX];
@@ -243,6 +284,10 @@ static void canon_grant(struct canon *c, const struct pgd_grant *g)
         canon_string(c, g->domain_uuid);
         canon_key(c, "domid", &first);
         canon_int(c, g->domid);
+        if (g->identity.known) {
+                canon_key(c, "identity", &first);
+                canon_identity(c, &g->identity);
+        }
         canon_key(c, "rdm_policy", &first);
         canon_string(c, pg_policy_rdm_name(g->rdm_policy));
         canon_key(c, "rule", &first);
@@ -263,7 +308,10 @@ int pgd_grants_record_format(const struct pgd_record *r, char **ret, size_t *ret
 
         if (!name)
                 return -EINVAL;
-        /* The keys in order: device, driver, grant, intent, op, seq. */
+        if (record_has_group(r->op) && (r->n_grants == 0 || r->n_grants > PGD_GROUP_MAX ||
+                                        r->grants[0].sbdf != r->sbdf))
+                return -EINVAL;
+        /* The keys in order: device, driver, grant, grants, identity, intent, op, seq, taint. */
         canon_key(&c, "device", &first);
         canon_string(&c, pg_bdf_format(r->sbdf, bdf));
         if (record_has_driver(r->op)) {
@@ -274,6 +322,18 @@ int pgd_grants_record_format(const struct pgd_record *r, char **ret, size_t *ret
                 canon_key(&c, "grant", &first);
                 canon_grant(&c, &r->grant);
         }
+        if (record_has_group(r->op)) {
+                canon_key(&c, "grants", &first);
+                for (size_t i = 0; i < r->n_grants; i++) {
+                        canon_puts(&c, i ? "," : "[");
+                        canon_grant(&c, &r->grants[i]);
+                }
+                canon_puts(&c, "]");
+        }
+        if (record_has_driver(r->op) && r->identity.known) {
+                canon_key(&c, "identity", &first);
+                canon_identity(&c, &r->identity);
+        }
         if (record_intent_key(r->op) == INTENT_REQUIRED ||
             (record_intent_key(r->op) == INTENT_OPTIONAL && r->intent)) {
                 canon_key(&c, "intent", &first);
@@ -283,6 +343,17 @@ int pgd_grants_record_format(const struct pgd_record *r, char **ret, size_t *ret
         canon_string(&c, name);
         canon_key(&c, "seq", &first);
         canon_int(&c, (int64_t)r->seq);
+        if (r->op == PGD_RECORD_TAINT) {
+                bool tf = true;
+                canon_key(&c, "taint", &first);
+                canon_key(&c, "domain_uuid", &tf);
+                canon_string(&c, r->taint.domain_uuid);
+                canon_key(&c, "reason", &tf);
+                canon_string(&c, r->taint.reason);
+                canon_key(&c, "time", &tf);
+                canon_int(&c, r->taint.time);
+                canon_puts(&c, "}");
+        }
         canon_puts(&c, "}");
         if (c.error) {
                 free(c.buf);
@@ -412,7 +483,7 @@ static int record_parse(char *why, const char *text, size_t len, struct pgd_reco
 {
         _cleanup_(json_decrefp) json_t *obj = NULL;
         struct pgd_record rec = {};
-        const char *keys[8], *s = NULL;
+        const char *keys[12], *s = NULL;
         json_int_t i;
         size_t n = 0;
         int r, op = -1;
@@ -438,8 +509,15 @@ static int record_parse(char *why, const char *text, size_t len, struct pgd_reco
                 keys[n++] = "intent";
         if (record_has_grant(rec.op))
                 keys[n++] = "grant";
-        if (record_has_driver(rec.op))
+        if (record_has_driver(rec.op)) {
                 keys[n++] = "driver";
+                if (json_object_get(obj, "identity"))
+                        keys[n++] = "identity";
+        }
+        if (record_has_group(rec.op))
+                keys[n++] = "grants";
+        if (rec.op == PGD_RECORD_TAINT)
+                keys[n++] = "taint";
         keys[n] = NULL;
         r = pgd_grants_check_members(why, obj, "", keys);
         if (r < 0)
@@ -471,6 +549,46 @@ static int record_parse(char *why, const char *text, size_t len, struct pgd_reco
                 if (r < 0)
                         return r;
                 strcpy(rec.driver, s);
+                if (json_object_get(obj, "identity")) {
+                        r = pgd_grants_parse_identity(why, json_object_get(obj, "identity"), "",
+                                                      &rec.identity);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (record_has_group(rec.op)) {
+                const json_t *list = json_object_get(obj, "grants"), *e;
+                size_t k;
+
+                if (!json_is_array(list) || json_array_size(list) == 0 ||
+                    json_array_size(list) > PGD_GROUP_MAX)
+                        return pgd_grants_bad(why, "'grants' must be an array of 1 to %d grants",
+                                              PGD_GROUP_MAX);
+                json_array_foreach(list, k, e)
+                {
+                        r = pgd_grants_parse_grant(why, e, k, &rec.grants[k]);
+                        if (r < 0)
+                                return r;
+                        for (size_t j = 0; j < k; j++)
+                                if (rec.grants[j].sbdf == rec.grants[k].sbdf)
+                                        return pgd_grants_bad(why, "grant %zu: a device named twice",
+                                                              k);
+                        if (k > 0 && (rec.grants[k].domid != rec.grants[0].domid ||
+                                      !streq(rec.grants[k].domain_uuid, rec.grants[0].domain_uuid)))
+                                return pgd_grants_bad(why, "grant %zu: another domain than grant 0",
+                                                      k);
+                }
+                rec.n_grants = json_array_size(list);
+                if (rec.grants[0].sbdf != rec.sbdf)
+                        return pgd_grants_bad(why,
+                                              "the first grant is for another device than the record");
+        }
+        if (rec.op == PGD_RECORD_TAINT) {
+                r = pgd_grants_parse_taint(why, json_object_get(obj, "taint"), "taint: ",
+                                           &rec.taint);
+                if (r < 0)
+                        return r;
+                rec.taint.sbdf = rec.sbdf;
         }
         *ret = rec;
         return 0;
@@ -521,7 +639,7 @@ int pgd_grants_replay_records(char *why, struct pgd_grants *g, const struct pgd_
                         r = pgd_grants_bad(why, "record %" PRIu64 " where %" PRIu64 " was due",
                                            rec.seq, due);
                 if (r >= 0 && carried < b->n_carried && rec.op != PGD_RECORD_INTENT_ASSIGN &&
-                    rec.op != PGD_RECORD_INTENT_PREPARE)
+                    rec.op != PGD_RECORD_INTENT_PREPARE && rec.op != PGD_RECORD_INTENT_ASSIGN_GROUP)
                         r = pgd_grants_bad(why, "record %" PRIu64 " is carried but is no intent",
                                            rec.seq);
                 if (r == -ENOMEM)

@@ -81,6 +81,29 @@ const char *pgd_grants_type_name(const json_t *j)
         return "unknown";
 }
 
+/* Check obj's keys against required and optional (NULL-terminated lists; optional may be NULL). */
+static int check_members_opt(char *why, const json_t *obj, const char *what,
+                             const char *const *required, const char *const *optional)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach((json_t *)obj, key, v)
+        {
+                bool known = false;
+                for (const char *const *a = required; *a && !known; a++)
+                        known = streq(*a, key);
+                for (const char *const *a = optional; a && *a && !known; a++)
+                        known = streq(*a, key);
+                if (!known)
+                        return pgd_grants_bad(why, "%sunknown key '%s'", what, key);
+        }
+        for (const char *const *a = required; *a; a++)
+                if (!json_object_get(obj, *a))
+                        return pgd_grants_bad(why, "%smissing key '%s'", what, *a);
+        return 0;
+}
+
 /* Check obj's keys against allowed (all required). what prefixes the reason. */
 int pgd_grants_check_members(char *why, const json_t *obj, const char *what,
                              const char *const *allowed)
@@ -166,6 +189,152 @@ static bool uuid_valid(const char *s)
         return pg_uuid_normalize(s, norm) >= 0 && streq(norm, s);
 }
 
+/* "0x" and exactly digits lowercase hex digits, as the store writes them. */
+static int get_hex(char *why, const json_t *obj, const char *what, const char *key, int digits,
+                   uint32_t *ret)
+{
+        const char *s;
+        uint32_t v = 0;
+        int r;
+
+        r = pgd_grants_get_string(why, obj, what, key, 16, true, &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) != (size_t)digits + 2 || s[0] != '0' || s[1] != 'x')
+                return pgd_grants_bad(why, "%s'%s' is not 0x and %d hex digits: '%s'", what, key,
+                                      digits, s);
+        for (const char *p = s + 2; *p; p++) {
+                if (*p >= '0' && *p <= '9')
+                        v = v << 4 | (uint32_t)(*p - '0');
+                else if (*p >= 'a' && *p <= 'f')
+                        v = v << 4 | (uint32_t)(*p - 'a' + 10);
+                else
+                        return pgd_grants_bad(why, "%s'%s' is not lowercase hex: '%s'", what, key,
+                                              s);
+        }
+        *ret = v;
+        return 0;
+}
+
+/* "xx-xx-xx-xx-xx-xx-xx-xx", lowercase: a Device Serial Number as the store writes it. */
+static bool serial_valid(const char *s)
+{
+        if (strlen(s) != HV_SERIAL_MAX - 1)
+                return false;
+        for (size_t i = 0; i < HV_SERIAL_MAX - 1; i++) {
+                bool dash = i % 3 == 2;
+                if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        }
+        return true;
+}
+
+int pgd_grants_parse_identity(char *why, const json_t *obj, const char *what,
+                              struct pgd_identity *ret)
+{
+        static const char *const keys[] = {
+                "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "serial",
+                "path",   NULL,
+        };
+        struct pgd_identity id = {.known = true};
+        char where[64];
+        const json_t *v;
+        const char *s;
+        uint32_t x;
+        int r;
+
+        snprintf(where, sizeof(where), "%sidentity: ", what);
+        if (!json_is_object(obj))
+                return pgd_grants_bad(why, "%smust be an object, not %s", where,
+                                      pgd_grants_type_name(obj));
+        r = pgd_grants_check_members(why, obj, where, keys);
+        if (r < 0)
+                return r;
+        if ((r = get_hex(why, obj, where, "vendor", 4, &x)) < 0)
+                return r;
+        id.vendor = (uint16_t)x;
+        if ((r = get_hex(why, obj, where, "device", 4, &x)) < 0)
+                return r;
+        id.device = (uint16_t)x;
+        if ((r = get_hex(why, obj, where, "subsystem_vendor", 4, &x)) < 0)
+                return r;
+        id.subsystem_vendor = (uint16_t)x;
+        if ((r = get_hex(why, obj, where, "subsystem_device", 4, &x)) < 0)
+                return r;
+        id.subsystem_device = (uint16_t)x;
+        if ((r = get_hex(why, obj, where, "class", 6, &id.class)) < 0)
+                return r;
+        v = json_object_get(obj, "serial");
+        if (json_is_null(v))
+                id.serial_unknown = true;
+        else {
+                r = pgd_grants_get_string(why, obj, where, "serial", HV_SERIAL_MAX, false, &s);
+                if (r < 0)
+                        return r;
+                if (s[0] && !serial_valid(s))
+                        return pgd_grants_bad(why, "%s'serial' is not xx-xx-xx-xx-xx-xx-xx-xx: '%s'",
+                                              where, s);
+                strcpy(id.serial, s);
+        }
+        r = pgd_grants_get_string(why, obj, where, "path", HV_PCI_PATH_MAX, false, &s);
+        if (r < 0)
+                return r;
+        strcpy(id.path, s);
+        *ret = id;
+        return 0;
+}
+
+json_t *pgd_grants_identity_to_json(const struct pgd_identity *id)
+{
+        char vendor[8], device[8], sv[8], sd[8], class[10];
+
+        snprintf(vendor, sizeof(vendor), "0x%04x", id->vendor);
+        snprintf(device, sizeof(device), "0x%04x", id->device);
+        snprintf(sv, sizeof(sv), "0x%04x", id->subsystem_vendor);
+        snprintf(sd, sizeof(sd), "0x%04x", id->subsystem_device);
+        snprintf(class, sizeof(class), "0x%06x", id->class & 0xffffffU);
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "vendor", vendor, "device",
+                         device, "subsystem_vendor", sv, "subsystem_device", sd, "class", class,
+                         "serial", id->serial_unknown ? json_null() : json_string(id->serial),
+                         "path", id->path);
+}
+
+int pgd_grants_parse_taint(char *why, const json_t *obj, const char *what, struct pgd_taint *ret)
+{
+        static const char *const keys[] = {"domain_uuid", "reason", "time", NULL};
+        struct pgd_taint t = {};
+        const char *s;
+        json_int_t i;
+        int r;
+
+        if (!json_is_object(obj))
+                return pgd_grants_bad(why, "%smust be an object, not %s", what,
+                                      pgd_grants_type_name(obj));
+        r = pgd_grants_check_members(why, obj, what, keys);
+        if (r < 0)
+                return r;
+        r = pgd_grants_get_string(why, obj, what, "domain_uuid", sizeof(t.domain_uuid), false, &s);
+        if (r < 0)
+                return r;
+        if (s[0]) {
+                char norm[PG_UUID_MAX];
+                if (pg_uuid_normalize(s, norm) < 0 || !streq(norm, s))
+                        return pgd_grants_bad(why, "%s'domain_uuid' is not a lowercase UUID: '%s'",
+                                              what, s);
+        }
+        strcpy(t.domain_uuid, s);
+        r = pgd_grants_get_string(why, obj, what, "reason", sizeof(t.reason), false, &s);
+        if (r < 0)
+                return r;
+        strcpy(t.reason, s);
+        r = pgd_grants_get_int(why, obj, what, "time", 0, INT64_MAX, &i);
+        if (r < 0)
+                return r;
+        t.time = i;
+        *ret = t;
+        return 0;
+}
+
 int pgd_grants_parse_grant(char *why, const json_t *obj, size_t idx, struct pgd_grant *ret)
 {
         static const char *const keys[] = {
@@ -178,13 +347,21 @@ int pgd_grants_parse_grant(char *why, const json_t *obj, size_t idx, struct pgd_
         json_int_t i;
         int r;
 
+        static const char *const optional[] = {"identity", NULL};
+
         snprintf(what, sizeof(what), "grant %zu: ", idx);
         if (!json_is_object(obj))
                 return pgd_grants_bad(why, "grant %zu: must be an object, not %s", idx,
                                       pgd_grants_type_name(obj));
-        r = pgd_grants_check_members(why, obj, what, keys);
+        r = check_members_opt(why, obj, what, keys, optional);
         if (r < 0)
                 return r;
+        if (json_object_get(obj, "identity")) {
+                r = pgd_grants_parse_identity(why, json_object_get(obj, "identity"), what,
+                                              &gr.identity);
+                if (r < 0)
+                        return r;
+        }
         r = pgd_grants_get_device(why, obj, what, &gr.sbdf);
         if (r < 0)
                 return r;
@@ -249,10 +426,13 @@ int pgd_grants_parse(const char *text, size_t len, struct pgd_grants *g, char **
 int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pgd_grants *g)
 {
         static const char *const top_keys[] = {"format", "grants", "prepared", "checksum", NULL};
+        static const char *const top_optional[] = {"tainted", NULL};
         _cleanup_(json_decrefp) json_t *root = NULL;
         _cleanup_(freep) struct pgd_grant *grants = NULL;
         _cleanup_(freep) struct prepared *prepared = NULL;
+        _cleanup_(freep) struct pgd_taint *taints = NULL;
         size_t n_grants = 0, cap_grants = 0, n_prepared = 0, cap_prepared = 0;
+        size_t n_taints = 0, cap_taints = 0;
         char want[CHECKSUM_MAX];
         json_error_t jerr;
         const json_t *v;
@@ -289,7 +469,7 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
                 }
         }
         if (r >= 0)
-                r = pgd_grants_check_members(why, root, "", top_keys);
+                r = check_members_opt(why, root, "", top_keys, top_optional);
 
         /* Then the checksum, before trusting anything else in the file. */
         if (r >= 0)
@@ -338,10 +518,12 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
         }
         if (r >= 0) {
                 static const char *const keys[] = {"device", "driver", NULL};
+                static const char *const optional[] = {"identity", NULL};
                 const json_t *e;
                 json_array_foreach(json_object_get(root, "prepared"), idx, e)
                 {
                         char what[32], bdf[PG_BDF_MAX];
+                        struct pgd_identity id = {};
                         uint32_t sbdf = 0;
                         snprintf(what, sizeof(what), "prepared %zu: ", idx);
                         if (!json_is_object(e)) {
@@ -349,9 +531,12 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
                                                    idx, pgd_grants_type_name(e));
                                 break;
                         }
-                        r = pgd_grants_check_members(why, e, what, keys);
+                        r = check_members_opt(why, e, what, keys, optional);
                         if (r >= 0)
                                 r = pgd_grants_get_device(why, e, what, &sbdf);
+                        if (r >= 0 && json_object_get(e, "identity"))
+                                r = pgd_grants_parse_identity(why, json_object_get(e, "identity"),
+                                                              what, &id);
                         if (r >= 0)
                                 r = pgd_grants_get_string(why, e, what, "driver", HV_DRIVER_MAX,
                                                           false, &s);
@@ -360,6 +545,46 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
                                                                &cap_prepared, sbdf, s, false);
                         if (r == -EEXIST)
                                 r = pgd_grants_bad(why, "prepared %zu: device %s is listed twice",
+                                                   idx, pg_bdf_format(sbdf, bdf));
+                        if (r < 0)
+                                break;
+                        for (size_t k = 0; k < n_prepared; k++)
+                                if (prepared[k].sbdf == sbdf)
+                                        prepared[k].identity = id;
+                }
+        }
+
+        v = r >= 0 ? json_object_get(root, "tainted") : NULL;
+        if (v && !json_is_array(v))
+                r = pgd_grants_bad(why, "'tainted' must be an array, not %s",
+                                   pgd_grants_type_name(v));
+        else if (v) {
+                const json_t *e;
+                json_array_foreach(v, idx, e)
+                {
+                        char what[32], bdf[PG_BDF_MAX];
+                        struct pgd_taint t = {};
+                        uint32_t sbdf = 0;
+                        snprintf(what, sizeof(what), "tainted %zu: ", idx);
+                        if (!json_is_object(e)) {
+                                r = pgd_grants_bad(why, "tainted %zu: must be an object, not %s",
+                                                   idx, pgd_grants_type_name(e));
+                                break;
+                        }
+                        r = pgd_grants_get_device(why, e, what, &sbdf);
+                        if (r >= 0) {
+                                _cleanup_(json_decrefp) json_t *rest = json_deep_copy(e);
+                                if (!rest)
+                                        return -ENOMEM;
+                                json_object_del(rest, "device");
+                                r = pgd_grants_parse_taint(why, rest, what, &t);
+                        }
+                        t.sbdf = sbdf;
+                        if (r >= 0)
+                                r = pgd_grants_insert_taint(&taints, &n_taints, &cap_taints, &t,
+                                                            false);
+                        if (r == -EEXIST)
+                                r = pgd_grants_bad(why, "tainted %zu: device %s is listed twice",
                                                    idx, pg_bdf_format(sbdf, bdf));
                         if (r < 0)
                                 break;
@@ -377,6 +602,10 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
         g->prepared = TAKE_PTR(prepared);
         g->n_prepared = n_prepared;
         g->cap_prepared = cap_prepared;
+        free(g->taints);
+        g->taints = TAKE_PTR(taints);
+        g->n_taints = n_taints;
+        g->cap_taints = cap_taints;
         memcpy(g->snapshot_sum, want, sizeof(want));
         g->snapshot_size = len;
         return 0;
@@ -387,14 +616,20 @@ int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pg
 json_t *pgd_grants_grant_to_json(const struct pgd_grant *gr)
 {
         char bdf[PG_BDF_MAX];
+        json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "device",
+                              pg_bdf_format(gr->sbdf, bdf), "domid", (json_int_t)gr->domid,
+                              "domain_uuid", gr->domain_uuid, "domain_name", gr->domain_name,
+                              "client_uid", (json_int_t)gr->client_uid, "client_pid",
+                              (json_int_t)gr->client_pid, "client_unit", gr->client_unit, "rule",
+                              gr->rule, "rdm_policy", pg_policy_rdm_name(gr->rdm_policy), "time",
+                              (json_int_t)gr->time);
 
-        return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "device",
-                         pg_bdf_format(gr->sbdf, bdf), "domid", (json_int_t)gr->domid,
-                         "domain_uuid", gr->domain_uuid, "domain_name", gr->domain_name,
-                         "client_uid", (json_int_t)gr->client_uid, "client_pid",
-                         (json_int_t)gr->client_pid, "client_unit", gr->client_unit, "rule",
-                         gr->rule, "rdm_policy", pg_policy_rdm_name(gr->rdm_policy), "time",
-                         (json_int_t)gr->time);
+        if (o && gr->identity.known &&
+            json_object_set_new(o, "identity", pgd_grants_identity_to_json(&gr->identity)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 /* The snapshot's text and its checksum. */
@@ -413,16 +648,36 @@ int pgd_grants_snapshot_format(const struct pgd_grants *g, char **ret_text, size
         for (size_t i = 0; i < g->n_grants; i++)
                 if (json_array_append_new(grants, pgd_grants_grant_to_json(&g->grants[i])) < 0)
                         return -ENOMEM;
-        for (size_t i = 0; i < g->n_prepared; i++)
-                if (json_array_append_new(prepared,
-                                          json_pack("{s:s, s:s}", "device",
-                                                    pg_bdf_format(g->prepared[i].sbdf, bdf),
-                                                    "driver", g->prepared[i].driver)) < 0)
+        for (size_t i = 0; i < g->n_prepared; i++) {
+                json_t *p = json_pack("{s:s, s:s}", "device",
+                                      pg_bdf_format(g->prepared[i].sbdf, bdf), "driver",
+                                      g->prepared[i].driver);
+                if (json_array_append_new(prepared, p) < 0)
                         return -ENOMEM;
+                if (g->prepared[i].identity.known &&
+                    json_object_set_new(p, "identity",
+                                        pgd_grants_identity_to_json(&g->prepared[i].identity)) < 0)
+                        return -ENOMEM;
+        }
         root = json_pack("{s:i, s:O, s:O}", "format", PGD_GRANTS_FORMAT, "grants", grants,
                          "prepared", prepared);
         if (!root)
                 return -ENOMEM;
+        if (g->n_taints > 0) {
+                json_t *tainted = json_array();
+                if (!tainted || json_object_set_new(root, "tainted", tainted) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < g->n_taints; i++) {
+                        const struct pgd_taint *t = &g->taints[i];
+                        if (json_array_append_new(
+                                    tainted,
+                                    json_pack("{s:s, s:s, s:s, s:I}", "device",
+                                              pg_bdf_format(t->sbdf, bdf), "domain_uuid",
+                                              t->domain_uuid, "reason", t->reason, "time",
+                                              (json_int_t)t->time)) < 0)
+                                return -ENOMEM;
+                }
+        }
         /* A text file: it ends in a newline. */
         r = pgd_grants_seal(root, JSON_INDENT(2), sum, ret_text, &len);
         if (r < 0)

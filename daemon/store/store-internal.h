@@ -32,6 +32,7 @@
 struct prepared {
         uint32_t sbdf;
         char driver[HV_DRIVER_MAX];
+        struct pgd_identity identity;
 };
 
 struct pgd_grants {
@@ -43,6 +44,8 @@ struct pgd_grants {
         size_t n_prepared, cap_prepared;
         struct pgd_intent *intents; /* open intents, by seq */
         size_t n_intents, cap_intents;
+        struct pgd_taint *taints; /* sorted by sbdf */
+        size_t n_taints, cap_taints;
 
         char snapshot_sum[PGD_GRANTS_CHECKSUM_MAX]; /* of grants.json on disk, "" for none */
         size_t snapshot_size;
@@ -79,6 +82,8 @@ int pgd_grants_store_new(const char *state_dir, struct pgd_grants **ret);
 int pgd_grants_insert(struct pgd_grant **v, size_t *n, size_t *cap, const struct pgd_grant *gr);
 int pgd_grants_insert_prepared(struct prepared **v, size_t *n, size_t *cap, uint32_t sbdf,
                                const char *driver, bool replace);
+int pgd_grants_insert_taint(struct pgd_taint **v, size_t *n, size_t *cap,
+                            const struct pgd_taint *t, bool replace);
 /* Apply a journal record to memory: -ENOENT for an intent not open, -EINVAL out of order. */
 int pgd_grants_apply(struct pgd_grants *g, const struct pgd_record *r);
 
@@ -96,6 +101,12 @@ int pgd_grants_get_int(char *why, const json_t *obj, const char *what, const cha
 int pgd_grants_get_device(char *why, const json_t *obj, const char *what, uint32_t *ret);
 int pgd_grants_parse_grant(char *why, const json_t *obj, size_t idx, struct pgd_grant *ret);
 json_t *pgd_grants_grant_to_json(const struct pgd_grant *gr);
+/* A device's "identity" object (what prefixes the reason), and back. */
+int pgd_grants_parse_identity(char *why, const json_t *obj, const char *what,
+                              struct pgd_identity *ret);
+json_t *pgd_grants_identity_to_json(const struct pgd_identity *id);
+/* A taint's object without its device ("domain_uuid", "reason", "time"). */
+int pgd_grants_parse_taint(char *why, const json_t *obj, const char *what, struct pgd_taint *ret);
 /* grants.json's text into g (empty): -EBADMSG or -EPROTONOSUPPORT with why. */
 int pgd_grants_snapshot_parse(char *why, const char *text, size_t len, struct pgd_grants *g);
 /*

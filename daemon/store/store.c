@@ -56,6 +56,8 @@ static size_t lower_bound(const void *base, size_t n, size_t size, size_t off, u
         lower_bound((v), (n), sizeof(struct pgd_grant), offsetof(struct pgd_grant, sbdf), (key))
 #define prepared_lower_bound(v, n, key)                                                            \
         lower_bound((v), (n), sizeof(struct prepared), offsetof(struct prepared, sbdf), (key))
+#define taint_lower_bound(v, n, key)                                                               \
+        lower_bound((v), (n), sizeof(struct pgd_taint), offsetof(struct pgd_taint, sbdf), (key))
 
 static int grow(void **v, size_t *cap, size_t need, size_t size)
 {
@@ -106,8 +108,29 @@ int pgd_grants_insert_prepared(struct prepared **v, size_t *n, size_t *cap, uint
         if (r < 0)
                 return r;
         memmove(*v + i + 1, *v + i, (*n - i) * sizeof(**v));
-        (*v)[i].sbdf = sbdf;
+        (*v)[i] = (struct prepared){.sbdf = sbdf};
         snprintf((*v)[i].driver, sizeof((*v)[i].driver), "%s", driver);
+        (*n)++;
+        return 0;
+}
+
+int pgd_grants_insert_taint(struct pgd_taint **v, size_t *n, size_t *cap,
+                            const struct pgd_taint *t, bool replace)
+{
+        size_t i = taint_lower_bound(*v, *n, t->sbdf);
+        int r;
+
+        if (i < *n && (*v)[i].sbdf == t->sbdf) {
+                if (!replace)
+                        return -EEXIST;
+                (*v)[i] = *t;
+                return 0;
+        }
+        r = grow((void **)v, cap, *n + 1, sizeof(**v));
+        if (r < 0)
+                return r;
+        memmove(*v + i + 1, *v + i, (*n - i) * sizeof(**v));
+        (*v)[i] = *t;
         (*n)++;
         return 0;
 }
@@ -147,6 +170,7 @@ struct pgd_grants *pgd_grants_free(struct pgd_grants *g)
         free(g->grants);
         free(g->prepared);
         free(g->intents);
+        free(g->taints);
         free(g);
         return NULL;
 }
@@ -215,6 +239,81 @@ const char *pgd_grants_prepared_driver(const struct pgd_grants *g, uint32_t sbdf
         size_t i = prepared_lower_bound(g->prepared, g->n_prepared, sbdf);
 
         return i < g->n_prepared && g->prepared[i].sbdf == sbdf ? g->prepared[i].driver : NULL;
+}
+
+int pgd_grants_set_prepared_identity(struct pgd_grants *g, uint32_t sbdf,
+                                     const struct pgd_identity *id)
+{
+        size_t i = prepared_lower_bound(g->prepared, g->n_prepared, sbdf);
+
+        if (i >= g->n_prepared || g->prepared[i].sbdf != sbdf)
+                return -ENOENT;
+        g->prepared[i].identity = id ? *id : (struct pgd_identity){};
+        return 0;
+}
+
+const struct pgd_identity *pgd_grants_prepared_identity(const struct pgd_grants *g, uint32_t sbdf)
+{
+        size_t i = prepared_lower_bound(g->prepared, g->n_prepared, sbdf);
+
+        if (i >= g->n_prepared || g->prepared[i].sbdf != sbdf || !g->prepared[i].identity.known)
+                return NULL;
+        return &g->prepared[i].identity;
+}
+
+size_t pgd_grants_n_prepared(const struct pgd_grants *g)
+{
+        return g->n_prepared;
+}
+
+int pgd_grants_prepared(const struct pgd_grants *g, size_t i, uint32_t *ret_sbdf,
+                        const struct pgd_identity **ret_identity)
+{
+        if (i >= g->n_prepared)
+                return -ENOENT;
+        *ret_sbdf = g->prepared[i].sbdf;
+        *ret_identity = g->prepared[i].identity.known ? &g->prepared[i].identity : NULL;
+        return 0;
+}
+
+/* ---- tainted devices ---- */
+
+int pgd_grants_set_taint(struct pgd_grants *g, const struct pgd_taint *t)
+{
+        return pgd_grants_insert_taint(&g->taints, &g->n_taints, &g->cap_taints, t, true);
+}
+
+const struct pgd_taint *pgd_grants_find_taint(const struct pgd_grants *g, uint32_t sbdf)
+{
+        size_t i = taint_lower_bound(g->taints, g->n_taints, sbdf);
+
+        return i < g->n_taints && g->taints[i].sbdf == sbdf ? &g->taints[i] : NULL;
+}
+
+int pgd_grants_clear_taint(struct pgd_grants *g, uint32_t sbdf)
+{
+        size_t i = taint_lower_bound(g->taints, g->n_taints, sbdf);
+
+        if (i >= g->n_taints || g->taints[i].sbdf != sbdf)
+                return -ENOENT;
+        memmove(g->taints + i, g->taints + i + 1, (g->n_taints - i - 1) * sizeof(*g->taints));
+        g->n_taints--;
+        return 0;
+}
+
+size_t pgd_grants_n_taints(const struct pgd_grants *g)
+{
+        return g->n_taints;
+}
+
+const struct pgd_taint *pgd_grants_taint(const struct pgd_grants *g, size_t i)
+{
+        return i < g->n_taints ? &g->taints[i] : NULL;
+}
+
+json_t *pgd_grants_identity_json(const struct pgd_identity *id)
+{
+        return pgd_grants_identity_to_json(id);
 }
 
 int pgd_grants_clear_prepared(struct pgd_grants *g, uint32_t sbdf)
@@ -302,14 +401,29 @@ static int intent_open(struct pgd_grants *g, const struct pgd_record *r)
         k = grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
         if (k < 0)
                 return k;
-        g->intents[g->n_intents++] = (struct pgd_intent){
+        struct pgd_intent *in = &g->intents[g->n_intents++];
+        *in = (struct pgd_intent){
                 .seq = r->seq,
                 .op = r->op,
                 .sbdf = r->sbdf,
                 .grant = r->grant,
+                .identity = r->identity,
+                .n_grants = r->n_grants,
         };
-        memcpy(g->intents[g->n_intents - 1].driver, r->driver, sizeof(r->driver));
+        memcpy(in->driver, r->driver, sizeof(r->driver));
+        memcpy(in->grants, r->grants, r->n_grants * sizeof(*r->grants));
         return 0;
+}
+
+const struct pgd_grant *pgd_intent_assigns(const struct pgd_intent *in, uint32_t sbdf)
+{
+        if (in->op == PGD_RECORD_INTENT_ASSIGN)
+                return in->sbdf == sbdf ? &in->grant : NULL;
+        if (in->op == PGD_RECORD_INTENT_ASSIGN_GROUP)
+                for (size_t i = 0; i < in->n_grants; i++)
+                        if (in->grants[i].sbdf == sbdf)
+                                return &in->grants[i];
+        return NULL;
 }
 
 /*
@@ -323,7 +437,23 @@ int pgd_grants_apply(struct pgd_grants *g, const struct pgd_record *r)
         switch (r->op) {
         case PGD_RECORD_INTENT_ASSIGN:
         case PGD_RECORD_INTENT_PREPARE:
+        case PGD_RECORD_INTENT_ASSIGN_GROUP:
                 return intent_open(g, r);
+        case PGD_RECORD_GRANT_GROUP:
+                if (intent_index(g, r->intent) < 0)
+                        return -ENOENT;
+                for (size_t i = 0; i < r->n_grants; i++) {
+                        (void)pgd_grants_remove(g, r->grants[i].sbdf);
+                        k = pgd_grants_add(g, &r->grants[i]);
+                        if (k < 0)
+                                return k;
+                }
+                return pgd_grants_drop_intent(g, r->intent);
+        case PGD_RECORD_TAINT:
+                return pgd_grants_set_taint(g, &r->taint);
+        case PGD_RECORD_UNTAINT:
+                (void)pgd_grants_clear_taint(g, r->sbdf);
+                return 0;
         case PGD_RECORD_GRANT:
                 if (r->intent && intent_index(g, r->intent) < 0)
                         return -ENOENT;
@@ -345,6 +475,7 @@ int pgd_grants_apply(struct pgd_grants *g, const struct pgd_record *r)
                 k = pgd_grants_set_prepared(g, r->sbdf, r->driver);
                 if (k < 0)
                         return k;
+                (void)pgd_grants_set_prepared_identity(g, r->sbdf, &r->identity);
                 if (r->intent)
                         (void)pgd_grants_drop_intent(g, r->intent);
                 return 0;
