@@ -26,6 +26,8 @@
 
 static void dev_matcher_done(struct dev_matcher *m)
 {
+        free(m->serial);
+        free(m->path);
         free(m->text);
 }
 
@@ -60,6 +62,7 @@ struct pg_policy *pg_policy_free(struct pg_policy *p)
         }
         free(p->clients);
         free(p->admins);
+        free(p->watchers);
         for (size_t i = 0; i < p->n_protected; i++)
                 dev_matcher_done(&p->protected[i]);
         free(p->protected);
@@ -112,6 +115,11 @@ int pg_policy_rule_reset(const struct pg_policy *p, const char *name, enum pg_po
 bool pg_policy_require_interrupt_remapping(const struct pg_policy *p)
 {
         return p ? p->require_interrupt_remapping : true;
+}
+
+bool pg_policy_protect_root_device(const struct pg_policy *p)
+{
+        return p ? p->protect_root_device : true;
 }
 
 const char *pg_policy_reset_name(enum pg_policy_reset r)

@@ -122,6 +122,16 @@ bool pg_policy_is_admin(const struct pg_policy *p, const struct pg_policy_identi
         return false;
 }
 
+bool pg_policy_is_watcher(const struct pg_policy *p, const struct pg_policy_identity *id)
+{
+        if (!p || !id)
+                return false;
+        for (size_t i = 0; i < p->n_watchers; i++)
+                if (client_matches(&p->clients[p->watchers[i]], id))
+                        return true;
+        return pg_policy_is_admin(p, id);
+}
+
 static bool rule_client_matches(const struct pg_policy *p, const struct rule *r,
                                 const struct pg_policy_identity *id, char *buf, size_t size)
 {
@@ -199,6 +209,30 @@ static bool dev_matches(const struct dev_matcher *m, const struct pg_policy_devi
             !id_matches("subsystem_device", m->subsystem_device, dev->subsystem_device,
                         unknown_matches, buf, size))
                 return false;
+        if (m->keys & DEV_SERIAL) {
+                /* "" is a device without a serial number: known, and matched by no glob. */
+                if (!dev->serial) {
+                        if (!unknown_matches)
+                                why(buf, size, "serial unknown");
+                        if (!unknown_matches)
+                                return false;
+                } else if (!dev->serial[0] || !pg_policy_glob_match(m->serial, dev->serial)) {
+                        why(buf, size, "serial %s does not match %s",
+                            dev->serial[0] ? dev->serial : "(none)", m->serial);
+                        return false;
+                }
+        }
+        if (m->keys & DEV_PATH) {
+                if (!dev->path) {
+                        if (!unknown_matches)
+                                why(buf, size, "path unknown");
+                        if (!unknown_matches)
+                                return false;
+                } else if (!pg_policy_glob_match(m->path, dev->path)) {
+                        why(buf, size, "path %s does not match %s", dev->path, m->path);
+                        return false;
+                }
+        }
         if (m->keys & DEV_CLASS) {
                 if (dev->class < 0) {
                         if (!unknown_matches)

@@ -22,6 +22,8 @@ enum {
         DEV_SUBSYS_VENDOR = 1u << 3,
         DEV_SUBSYS_DEVICE = 1u << 4,
         DEV_CLASS = 1u << 5,
+        DEV_SERIAL = 1u << 6,
+        DEV_PATH = 1u << 7,
 };
 
 #define BDF_ANY (-1)
@@ -35,6 +37,8 @@ struct dev_matcher {
         int32_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class_value; /* the class_digits hex digits as written */
         int class_digits;     /* 2, 4 or 6 */
+        char *serial;         /* glob, lowercase */
+        char *path;           /* glob */
         char *text;           /* human form, "vendor 0x10de, class 0x03" */
 };
 
@@ -100,10 +104,13 @@ struct rule_index {
 struct pg_policy {
         char *path;
         bool require_interrupt_remapping;
+        bool protect_root_device;
         struct client *clients;
         size_t n_clients;
         size_t *admins;
         size_t n_admins;
+        size_t *watchers; /* clients that may watch the event stream, besides admins */
+        size_t n_watchers;
         struct dev_matcher *protected;
         size_t n_protected;
         struct rule *rules;

@@ -53,6 +53,8 @@ const char *pg_policy_path(const struct pg_policy *p);
 size_t pg_policy_n_rules(const struct pg_policy *p);
 const char *pg_policy_rule_name(const struct pg_policy *p, size_t i);
 bool pg_policy_require_interrupt_remapping(const struct pg_policy *p);
+/* protect_root_device (default true): the daemon protects the root file system's devices. */
+bool pg_policy_protect_root_device(const struct pg_policy *p);
 
 /* ---- evaluation ---- */
 
@@ -65,12 +67,14 @@ struct pg_policy_identity {
         const char *unit;           /* systemd unit, or NULL */
 };
 
-/* Facts about the device; a field that is unknown is -1. */
+/* Facts about the device; a field that is unknown is -1 (a string: NULL). */
 struct pg_policy_device {
         uint32_t sbdf;
         int32_t vendor, device;
         int32_t subsystem_vendor, subsystem_device;
         int32_t class;              /* 24 bits */
+        const char *serial;         /* "xx-xx-...", "" when it has none, NULL unknown */
+        const char *path;           /* "pci0000:00/0000:00:01.0", NULL unknown */
 };
 
 struct pg_policy_domain {
@@ -120,6 +124,8 @@ size_t pg_policy_clients(const struct pg_policy *p, const struct pg_policy_ident
                          const char **ret, size_t max);
 bool pg_policy_is_client(const struct pg_policy *p, const struct pg_policy_identity *id);
 bool pg_policy_is_admin(const struct pg_policy *p, const struct pg_policy_identity *id);
+/* Whether the client may watch the event stream: an admin, or a client named in watchers. */
+bool pg_policy_is_watcher(const struct pg_policy *p, const struct pg_policy_identity *id);
 
 /* Whether a protected entry matches; *ret_why names it (pointer into a static or the policy). */
 bool pg_policy_is_protected(const struct pg_policy *p, const struct pg_policy_device *dev,

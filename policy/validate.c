@@ -359,6 +359,10 @@ static char *dev_matcher_text(const struct dev_matcher *m)
                 APPEND("%ssubsystem_device 0x%04x", n ? ", " : "", (unsigned)m->subsystem_device);
         if (m->keys & DEV_CLASS)
                 APPEND("%sclass 0x%0*x", n ? ", " : "", m->class_digits, m->class_value);
+        if (m->keys & DEV_SERIAL)
+                APPEND("%sserial %s", n ? ", " : "", m->serial);
+        if (m->keys & DEV_PATH)
+                APPEND("%spath %s", n ? ", " : "", m->path);
 #undef APPEND
         return strdup(buf);
 }
@@ -367,7 +371,8 @@ static void parse_dev_matcher(struct loader *l, const config_setting_t *g, const
                               struct dev_matcher *m)
 {
         static const char *const keys[] = {
-                "bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", NULL};
+                "bdf",    "vendor", "device", "class", "subsystem_vendor", "subsystem_device",
+                "serial", "path",   NULL};
         static const struct {
                 const char *key;
                 unsigned bit;
@@ -428,6 +433,36 @@ static void parse_dev_matcher(struct loader *l, const config_setting_t *g, const
                                                str);
                         else
                                 m->keys |= DEV_CLASS;
+                }
+        }
+        s = config_setting_get_member(g, "serial");
+        if (s && pg_policy_get_string(l, s, &str)) {
+                /* A glob over "xx-xx-xx-xx-xx-xx-xx-xx": hex digits, '-', '*' and '?'. */
+                bool ok = str[0] != '\0';
+                for (const char *c = str; *c && ok; c++)
+                        ok = isxdigit((unsigned char)*c) || *c == '-' || *c == '*' || *c == '?';
+                if (!ok)
+                        pg_policy_diag(l, pg_policy_line_of(s),
+                                       "invalid serial '%s' (expected a glob of the PCIe device "
+                                       "serial number, e.g. \"00-1b-21-*\")",
+                                       str);
+                else {
+                        m->serial = pg_policy_strdup(l, str);
+                        for (char *c = m->serial; c && *c; c++)
+                                *c = (char)tolower((unsigned char)*c);
+                        m->keys |= DEV_SERIAL;
+                }
+        }
+        s = config_setting_get_member(g, "path");
+        if (s && pg_policy_get_string(l, s, &str)) {
+                if (!str[0] || strchr(str, ' '))
+                        pg_policy_diag(l, pg_policy_line_of(s),
+                                       "invalid path '%s' (expected a glob of the chain of bridges, "
+                                       "e.g. \"pci0000:00/0000:00:1c.*\")",
+                                       str);
+                else {
+                        m->path = pg_policy_strdup(l, str);
+                        m->keys |= DEV_PATH;
                 }
         }
         m->text = dev_matcher_text(m);
@@ -672,8 +707,8 @@ static void parse_rule(struct loader *l, const config_setting_t *g, struct rule 
 void pg_policy_validate(struct loader *l, const config_setting_t *root)
 {
         static const char *const keys[] = {
-                "version", "require_interrupt_remapping", "clients", "admins", "protected", "rules",
-                NULL};
+                "version",   "require_interrupt_remapping", "clients", "admins", "protected", "rules",
+                "watchers",  "protect_root_device",        NULL};
         struct pg_policy *p = l->p;
         const config_setting_t *s;
         int64_t v;
@@ -696,6 +731,11 @@ void pg_policy_validate(struct loader *l, const config_setting_t *root)
         if (s)
                 pg_policy_get_bool(l, s, &p->require_interrupt_remapping);
 
+        p->protect_root_device = true;
+        s = config_setting_get_member(root, "protect_root_device");
+        if (s)
+                pg_policy_get_bool(l, s, &p->protect_root_device);
+
         s = config_setting_get_member(root, "clients");
         if (s && pg_policy_is_group_list(l, s)) {
                 int n = config_setting_length(s);
@@ -716,6 +756,12 @@ void pg_policy_validate(struct loader *l, const config_setting_t *root)
         s = config_setting_get_member(root, "admins");
         if (s)
                 parse_client_refs(l, s, "admins", &p->admins, &p->n_admins);
+        s = config_setting_get_member(root, "watchers");
+        if (s && parse_client_refs(l, s, "watchers", &p->watchers, &p->n_watchers) &&
+            config_setting_length(s) == 0)
+                pg_policy_diag(l, pg_policy_line_of(s),
+                               "empty 'watchers' names no one; leave it out (admins may always "
+                               "watch)");
 
         s = config_setting_get_member(root, "protected");
         if (s && pg_policy_is_group_list(l, s)) {
