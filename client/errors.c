@@ -41,6 +41,8 @@ static const struct {
         [PG_ERR_STATE_ERROR] = { "state-error", EIO, "the grant store could not be written" },
         [PG_ERR_POLICY_INVALID] = { "policy-invalid", EINVAL, "the policy file is invalid" },
         [PG_ERR_INTERNAL] = { "internal", ENOTRECOVERABLE, "internal error" },
+        [PG_ERR_IDENTITY_CHANGED] = { "identity-changed", ESTALE,
+                                      "the device at that address is not the one recorded there" },
 };
 
 const char *pg_error_name(int code)

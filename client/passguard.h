@@ -44,7 +44,8 @@ extern "C" {
 #define PG_ERR_STATE_ERROR 19
 #define PG_ERR_POLICY_INVALID 20
 #define PG_ERR_INTERNAL 21
-#define PG_ERR_MAX 21
+#define PG_ERR_IDENTITY_CHANGED 22 /* the device at the address is not the one recorded there */
+#define PG_ERR_MAX 22
 
 /* Flags for pg_assign() and pg_explain(). */
 #define PG_ASSIGN_RDM_RELAXED (1u << 0) /* ask for rdm_policy "relaxed" */

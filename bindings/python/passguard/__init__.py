@@ -24,7 +24,8 @@ request/reply clients and their id matching stay as they are.
 from .aio import AsyncClient
 from .client import Client
 from .errors import (ERROR_CODES, BadRequest, Busy, Denied, DomainDying, DomainNoIommu,
-                     GroupConflict, HypervisorError, Internal, LimitReached, NoInterruptRemapping,
+                     GroupConflict, HypervisorError, IdentityChanged, Internal, LimitReached,
+                     NoInterruptRemapping,
                      NoIommu, NoSuchDevice, NoSuchDomain, NotAssignable, NotAssigned,
                      NotAuthorized, PassguardError, PolicyInvalid, ProtectedDevice, ProtocolError,
                      ReplyTimeout, ResetFailed, StateError, TransportError, UnsupportedVersion,
@@ -50,4 +51,5 @@ __all__ = [
     "NoSuchDomain", "DomainDying", "NoSuchDevice", "ProtectedDevice", "NotAssignable",
     "GroupConflict", "Busy", "DomainNoIommu", "Denied", "LimitReached", "ResetFailed",
     "NotAssigned", "HypervisorError", "StateError", "PolicyInvalid", "Internal",
+    "IdentityChanged",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "NoSuchDomain", "DomainDying", "NoSuchDevice", "ProtectedDevice", "NotAssignable",
     "GroupConflict", "Busy", "DomainNoIommu", "Denied", "LimitReached", "ResetFailed",
     "NotAssigned", "HypervisorError", "StateError", "PolicyInvalid", "Internal",
+    "IdentityChanged",
 ]
 
 
@@ -231,13 +232,23 @@ class Internal(PassguardError):
     code, number, description = "internal", 21, "internal error"
 
 
+class IdentityChanged(PassguardError):
+    """``identity-changed``: the device at that address is not the one recorded there.
+
+    Its ids, class, serial number or PCI path differ from what passguard
+    recorded when it prepared the device (the message says what changed).
+    """
+    code, number, description = ("identity-changed", 22,
+                                 "the device at that address is not the one recorded there")
+
+
 #: Wire name -> exception class, in PG_ERR_* order.
 ERROR_CODES: Dict[str, Type[PassguardError]] = {
     cls.code: cls for cls in (
         BadRequest, UnsupportedVersion, NotAuthorized, NoIommu, NoInterruptRemapping,
         NoSuchDomain, DomainDying, NoSuchDevice, ProtectedDevice, NotAssignable,
         GroupConflict, Busy, DomainNoIommu, Denied, LimitReached, ResetFailed,
-        NotAssigned, HypervisorError, StateError, PolicyInvalid, Internal)
+        NotAssigned, HypervisorError, StateError, PolicyInvalid, Internal, IdentityChanged)
 }
 
 

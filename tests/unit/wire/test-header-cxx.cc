@@ -15,7 +15,9 @@ int main()
                          struct pg_grant **) = pg_assign;
         if (!connect_fn || !close_fn || !assign_fn)
                 return 1;
-        static_assert(PG_ERR_MAX == 21, "error codes are append-only");
+        static_assert(PG_ERR_INTERNAL == 21, "error codes are append-only");
+        static_assert(PG_ERR_IDENTITY_CHANGED == 22 && PG_ERR_MAX == 22,
+                      "error codes are append-only");
         static_assert(PG_PROTOCOL_VERSION == 1, "protocol version 1");
         return std::strcmp(strerror_fn(PG_ERR_BUSY), "busy") == 0 ? 0 : 1;
 }

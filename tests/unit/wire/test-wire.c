@@ -30,6 +30,7 @@ static const char *const wire_names[PG_ERR_MAX + 1] = {
         [PG_ERR_STATE_ERROR] = "state-error",
         [PG_ERR_POLICY_INVALID] = "policy-invalid",
         [PG_ERR_INTERNAL] = "internal",
+        [PG_ERR_IDENTITY_CHANGED] = "identity-changed",
 };
 
 static void test_error_table(void)
