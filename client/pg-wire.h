@@ -115,6 +115,13 @@ int pg_wire_dump(const json_t *msg, char **ret, size_t *ret_len);
 int pg_wire_check_keys(const json_t *obj, const char *const *allowed, const char **ret_key);
 
 /*
+ * A JSON string for a message, always: text that is not valid UTF-8 (a
+ * client's bytes cut in the middle of a character) has its non-ASCII bytes
+ * replaced by '?'. NULL only on ENOMEM (or for s NULL).
+ */
+json_t *pg_wire_string(const char *s);
+
+/*
  * Build a refusal: {"id": id, "ok": false, "error": NAME, "message": TEXT}
  * plus "errno" (hv_errno > 0: its symbolic name), "rule" and "check" when given.
  */

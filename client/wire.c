@@ -289,7 +289,7 @@ int pg_wire_check_keys(const json_t *obj, const char *const *allowed, const char
  * bytes quoted in a message and cut in the middle of a character) has its
  * non-ASCII bytes replaced by '?', rather than no reply at all.
  */
-static json_t *reply_string(const char *s)
+json_t *pg_wire_string(const char *s)
 {
         json_t *j = json_string(s);
         char *copy;
@@ -312,13 +312,13 @@ json_t *pg_wire_error_reply(json_int_t id, int code, const char *message, int hv
 {
         json_t *r = json_pack("{s:I, s:b, s:s, s:o}", "id", id, "ok", 0, "error",
                               pg_error_name(code) ?: "internal", "message",
-                              reply_string(message ?: pg_error_description(code)));
+                              pg_wire_string(message ?: pg_error_description(code)));
         if (!r)
                 return NULL;
         if (hv_errno > 0 && pg_errno_name(hv_errno))
                 json_object_set_new(r, "errno", json_string(pg_errno_name(hv_errno)));
         if (rule)
-                json_object_set_new(r, "rule", reply_string(rule));
+                json_object_set_new(r, "rule", pg_wire_string(rule));
         if (check)
                 json_object_set_new(r, "check", json_string(check));
         return r;

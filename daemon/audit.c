@@ -19,6 +19,10 @@
  *
  * (one line; every key always present, in this order; "-" for an absent
  * value; message double-quoted with \" \\ \n escaped.)
+ *
+ * The same record is the event every watcher gets (pgd_audit_event(), sent
+ * by the server to each connection that asked to watch): built here, from
+ * the record itself, so that the stream and the journal never disagree.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +32,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <syslog.h>
+#include <time.h>
 
 #include <systemd/sd-journal.h>
 
@@ -51,6 +56,8 @@ static const struct kind_info kinds[_PGD_AUDIT_MAX] = {
         [PGD_AUDIT_RECONCILE] = {"reconcile", "43f889141f8742138c44b30f2189ec76", LOG_NOTICE},
         [PGD_AUDIT_PREPARE] = {"prepare", "991ec23ed2314a49a82b9699eaf5e2b9", LOG_INFO},
         [PGD_AUDIT_RELOAD] = {"reload", "aff96d8140e04f76be2d42288b660ceb", LOG_INFO},
+        [PGD_AUDIT_IDENTITY] = {"identity", "dc0231f36b3641968588e16be6128aad", LOG_WARNING},
+        [PGD_AUDIT_TAINT] = {"taint", "ed5f8139b0844ea7845be7f447c5cd62", LOG_WARNING},
 };
 
 static const struct kind_info *kind_info(enum pgd_audit_kind kind)
@@ -163,6 +170,72 @@ static void debug_line(const struct kind_info *k, const struct pgd_audit_record 
         free(buf);
 }
 
+/* Add key to obj when value is set; takes value. */
+static int event_set(json_t *obj, const char *key, json_t *value)
+{
+        if (!value)
+                return -ENOMEM;
+        return json_object_set_new(obj, key, value) < 0 ? -ENOMEM : 0;
+}
+
+json_t *pgd_audit_event(const struct pgd_audit_record *r, int64_t time)
+{
+        const struct kind_info *k = kind_info(r->kind);
+        _cleanup_(json_decrefp) json_t *e = NULL;
+        const char *unit = r->peer ? nonempty(r->peer->unit) : NULL;
+        char bdf[PG_BDF_MAX];
+        int err = 0;
+
+        if (!k)
+                return NULL;
+        e = json_pack("{s:s, s:I}", "event", k->name, "time", (json_int_t)time);
+        if (!e)
+                return NULL;
+        if (nonempty(r->op))
+                err |= event_set(e, "op", json_string(r->op));
+        if (r->sbdf != UINT32_MAX)
+                err |= event_set(e, "device", json_string(pg_bdf_format(r->sbdf, bdf)));
+        if (r->domid >= 0)
+                err |= event_set(e, "domid", json_integer(r->domid));
+        /* A client's strings may not be UTF-8: replaced, as a reply's are. */
+        if (nonempty(r->domain_name))
+                err |= event_set(e, "domain", pg_wire_string(r->domain_name));
+        if (nonempty(r->domain_uuid))
+                err |= event_set(e, "uuid", json_string(r->domain_uuid));
+        if (r->peer) {
+                err |= event_set(e, "client_uid", json_integer((json_int_t)r->peer->uid));
+                err |= event_set(e, "client_pid", json_integer((json_int_t)r->peer->pid));
+        }
+        if (unit)
+                err |= event_set(e, "client_unit", pg_wire_string(unit));
+        if (nonempty(r->rule))
+                err |= event_set(e, "rule", pg_wire_string(r->rule));
+        if (nonempty(r->decision))
+                err |= event_set(e, "decision", json_string(r->decision));
+        if (r->error != 0 && pg_error_name(r->error))
+                err |= event_set(e, "error", json_string(pg_error_name(r->error)));
+        if (nonempty(r->message))
+                err |= event_set(e, "message", pg_wire_string(r->message));
+        return err ? NULL : TAKE_PTR(e);
+}
+
+/* The record to every watcher, if there is one: one line each. */
+static void broadcast(const struct pgd_daemon *d, const struct pgd_audit_record *r)
+{
+        _cleanup_(json_decrefp) json_t *e = NULL;
+        _cleanup_(freep) char *line = NULL;
+        size_t len;
+
+        if (!pgd_server_has_watchers(d))
+                return;
+        e = pgd_audit_event(r, (int64_t)time(NULL));
+        if (!e || pg_wire_dump(e, &line, &len) < 0) {
+                log_warning("Failed to build the event of an audit record: out of memory");
+                return;
+        }
+        pgd_server_broadcast(d, line, len);
+}
+
 void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
 {
         static bool journal_warned;
@@ -181,6 +254,8 @@ void pgd_audit(const struct pgd_daemon *d, const struct pgd_audit_record *r)
 
         if (d && d->cfg.debug)
                 debug_line(k, r, device, error);
+        if (d)
+                broadcast(d, r);
 
         /* MESSAGE: passguard: <decision> <op> <device> → d<domid> (<rule>): <message> */
         len = (size_t)snprintf(msg, sizeof(msg), "passguard: %s %s",
@@ -245,7 +320,9 @@ void pgd_audit_refusal(const struct pgd_daemon *d, const struct pgd_peer *peer,
         pgd_audit(d, &(struct pgd_audit_record){
                              .kind = PGD_AUDIT_REFUSE,
                              .op = req->op,
-                             .sbdf = req->has_device ? req->sbdf : UINT32_MAX,
+                             .sbdf = err->has_device ? err->device
+                                     : req->has_device ? req->sbdf
+                                                       : UINT32_MAX,
                              .domid = dom              ? (int64_t)dom->domid
                                       : req->has_domid ? (int64_t)req->domid
                                                        : -1,

@@ -19,6 +19,8 @@ enum pgd_audit_kind {
         PGD_AUDIT_RECONCILE,      /* other start-up reconciliation changes */
         PGD_AUDIT_PREPARE,        /* prepare / unprepare */
         PGD_AUDIT_RELOAD,         /* policy reload, ok or not */
+        PGD_AUDIT_IDENTITY,       /* a device is not the one recorded at its address */
+        PGD_AUDIT_TAINT,          /* a device tainted (its reset failed) or untainted */
         _PGD_AUDIT_MAX,
 };
 
@@ -52,3 +54,11 @@ void pgd_audit_grant(const struct pgd_daemon *d, enum pgd_audit_kind kind, const
                      int error, const char *message);
 /* The MESSAGE_ID of a kind, as 32 hex digits. */
 const char *pgd_audit_message_id(enum pgd_audit_kind kind);
+
+/*
+ * The event a watcher gets for a record (the same record, so that the two
+ * never disagree): {"event": KIND, "time": unix seconds, "op", "device",
+ * "domid", "domain", "uuid", "client_uid", "client_pid", "client_unit",
+ * "rule", "decision", "error", "message"}, those that apply. NULL on ENOMEM.
+ */
+json_t *pgd_audit_event(const struct pgd_audit_record *r, int64_t time);

@@ -161,7 +161,59 @@ void pgd_checks_policy_device(const struct hv_pci_info *pci, struct pg_policy_de
                 .subsystem_vendor = pci->subsystem_vendor,
                 .subsystem_device = pci->subsystem_device,
                 .class = (int32_t)pci->class,
+                .serial = pci->serial_unknown ? NULL : pci->serial,
+                .path = pci->path[0] ? pci->path : NULL,
         };
+}
+
+bool pgd_checks_protected(const struct pgd_daemon *d, const struct hv_pci_info *pci,
+                          const char **ret_why)
+{
+        struct pg_policy_device dev;
+
+        pgd_checks_policy_device(pci, &dev);
+        if (pg_policy_is_protected(d->policy, &dev, ret_why))
+                return true;
+        if (!pg_policy_protect_root_device(d->policy))
+                return false;
+        for (size_t i = 0; i < d->n_root_devices; i++)
+                if (d->root_devices[i] == pci->sbdf) {
+                        *ret_why = "it holds dom0's root file system, protected at start-up; "
+                                   "protect_root_device = false in the policy allows it";
+                        return true;
+                }
+        return false;
+}
+
+void pgd_checks_reset_why(struct pgd_daemon *d, const struct hv_pci_info *pci, char *buf,
+                          size_t size)
+{
+        _cleanup_(freep) uint32_t *all = NULL;
+        size_t n_all = 0, len, shown = 0;
+
+        if (pci->reset_methods[0])
+                len = (size_t)snprintf(buf, size, "reset methods: %s", pci->reset_methods);
+        else
+                len = (size_t)snprintf(buf, size, "%s",
+                                       pci->has_reset ? "reset methods: unknown" : "no reset method");
+        if (len >= size || d->hv_ops->pci_list(d->hv, &all, &n_all) < 0)
+                return;
+        /* Linux resets a bus only for a function alone on it (pci_parent_bus_reset()). */
+        for (size_t i = 0; i < n_all && len < size; i++) {
+                char bdf[PG_BDF_MAX];
+                if (all[i] == pci->sbdf || (all[i] >> 8) != (pci->sbdf >> 8))
+                        continue;
+                if (shown == 8) {
+                        len += (size_t)snprintf(buf + len, size - len, ", ...");
+                        break;
+                }
+                len += (size_t)snprintf(buf + len, size - len, "%s%s",
+                                        shown ? ", " : "; a bus reset is blocked by ",
+                                        pg_bdf_format(all[i], bdf));
+                shown++;
+        }
+        if (shown && len < size)
+                snprintf(buf + len, size - len, " (on the same bus)");
 }
 
 static int check_client(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
@@ -255,57 +307,82 @@ static int check_domain(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
 
 static int check_device(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        const struct pgd_request *req = &ctx->req;
+        const struct pgd_device_at *at = &ctx->at;
         const struct hv_pci_info *pci;
-        struct pg_policy_device dev;
         const char *why = NULL;
         int r;
 
-        r = pgd_host_pci(ctx, req->sbdf, &pci);
+        r = pgd_host_pci(ctx, at->sbdf, &pci);
         if (r == -ENODEV)
                 return fail(c, err, "device", PG_ERR_NO_SUCH_DEVICE, 0, "no PCI device %s",
-                            req->bdf);
+                            at->bdf);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 return fail(c, err, "device", PG_ERR_HYPERVISOR_ERROR, -r,
-                            "cannot read PCI device %s: %s", req->bdf, strerror(-r));
+                            "cannot read PCI device %s: %s", at->bdf, strerror(-r));
         c->pci = *pci;
         c->have_pci = true;
-        pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", req->bdf, c->pci.vendor,
+        pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", at->bdf, c->pci.vendor,
              c->pci.device, c->pci.class);
 
-        pgd_checks_policy_device(&c->pci, &dev);
-        if (pg_policy_is_protected(ctx->d->policy, &dev, &why))
+        if (pgd_checks_protected(ctx->d, &c->pci, &why))
                 return fail(c, err, "protected", PG_ERR_PROTECTED_DEVICE, 0,
-                            "%s is protected by policy (%s)", req->bdf, why ?: "protected");
-        pass(c, "protected", "no protected entry matches %s", req->bdf);
+                            "%s is protected by policy (%s)", at->bdf, why ?: "protected");
+        pass(c, "protected", "no protected entry matches %s", at->bdf);
+        return 0;
+}
+
+/*
+ * The device at the address is the one passguard prepared there: its ids,
+ * class, serial number and path are those recorded then. A device passguard
+ * did not prepare has no recorded identity.
+ */
+static int check_identity(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
+{
+        const struct pgd_device_at *at = &ctx->at;
+        const struct pgd_identity *was = pgd_grants_prepared_identity(ctx->d->grants, at->sbdf);
+        struct pgd_identity now;
+        char what[200];
+
+        if (!was) {
+                pass(c, "identity", "no identity recorded for %s (passguard did not prepare it)",
+                     at->bdf);
+                return 0;
+        }
+        pgd_identity_from_pci(&c->pci, &now);
+        if (pgd_identity_diff(was, &now, what, sizeof(what)) > 0)
+                return fail(c, err, "identity", PG_ERR_IDENTITY_CHANGED, 0,
+                            "%s is not the device that was prepared there: %s", at->bdf, what);
+        pass(c, "identity", "%s is the device prepared there (%04x:%04x, serial %s)", at->bdf,
+             now.vendor, now.device,
+             now.serial_unknown ? "unknown" : now.serial[0] ? now.serial : "none");
         return 0;
 }
 
 static int check_assignable(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        const struct pgd_request *req = &ctx->req;
+        const struct pgd_device_at *at = &ctx->at;
         uint32_t owner;
         int r;
 
         if (!streq(c->pci.driver, "pciback"))
                 return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
-                            "%s is %s%s, not pciback: run `passguard prepare %s`", req->bdf,
+                            "%s is %s%s, not pciback: run `passguard prepare %s`", at->bdf,
                             c->pci.driver[0] ? "bound to " : "bound to no driver", c->pci.driver,
-                            req->bdf);
-        r = pgd_host_owner(ctx, req->sbdf, &owner);
+                            at->bdf);
+        r = pgd_host_owner(ctx, at->sbdf, &owner);
         if (r == -ENODEV)
                 return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
-                            "the hypervisor does not know %s", req->bdf);
+                            "the hypervisor does not know %s", at->bdf);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return fail_hv(c, err, "assignable", "device owner", req->sbdf, r);
+                return fail_hv(c, err, "assignable", "device owner", at->sbdf, r);
         if (owner == HV_DOMID_DOM0)
                 return fail(c, err, "assignable", PG_ERR_NOT_ASSIGNABLE, 0,
                             "%s is owned by dom0, not quarantined: run `passguard prepare %s`",
-                            req->bdf, req->bdf);
+                            at->bdf, at->bdf);
         if (owner == HV_DOMID_IO)
                 pass(c, "assignable", "bound to pciback, quarantined");
         else
@@ -313,22 +390,79 @@ static int check_assignable(struct pgd_ctx *ctx, struct pgd_checks *c, struct pg
         return 0;
 }
 
+static bool named_in_request(const struct pgd_request *req, uint32_t sbdf)
+{
+        for (size_t i = 0; i < req->n_devices; i++)
+                if (req->devices[i] == sbdf)
+                        return true;
+        return false;
+}
+
+/*
+ * A multi-device request takes whole groups: every other member of a
+ * device's group (and slot) must be named in it too, unless the domain has it
+ * already. All the missing members are named.
+ */
+static int check_group_whole(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err,
+                             const uint32_t *members, size_t n)
+{
+        const struct pgd_device_at *at = &ctx->at;
+        char missing[200] = "";
+        size_t len = 0, n_missing = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                char bdf[PG_BDF_MAX];
+                uint32_t owner;
+
+                if (named_in_request(&ctx->req, members[i]))
+                        continue;
+                r = pgd_host_owner(ctx, members[i], &owner);
+                if (r == -ENODEV)
+                        continue; /* not known to the hypervisor: it cannot be anyone's */
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return fail_hv(c, err, "group", "device owner", members[i], r);
+                if (owner == c->domain.domid)
+                        continue;
+                if (len < sizeof(missing))
+                        len += (size_t)snprintf(missing + len, sizeof(missing) - len, "%s%s",
+                                                n_missing ? ", " : "",
+                                                pg_bdf_format(members[i], bdf));
+                n_missing++;
+        }
+        if (n_missing > 0)
+                return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
+                            "%s shares its group with %s, not named in the request: a "
+                            "multi-device assign takes whole groups",
+                            at->bdf, missing);
+        if (n == 0)
+                pass(c, "group", "%s is alone in its group", at->bdf);
+        else
+                pass(c, "group", "%zu other member%s in the request or already domid %u's", n,
+                     n == 1 ? "" : "s", c->domain.domid);
+        return 0;
+}
+
 static int check_group(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        const struct pgd_request *req = &ctx->req;
+        const struct pgd_device_at *at = &ctx->at;
         const uint32_t *members = NULL;
         size_t n = 0;
         bool hv = false;
         int r;
 
-        r = pgd_host_group(ctx, &members, &n, &hv);
+        r = pgd_host_group(ctx, at->sbdf, &members, &n, &hv);
         if (r == -ENOMEM)
                 return r;
         if (r < 0 && hv)
-                return fail_hv(c, err, "group", "get device group", req->sbdf, r);
+                return fail_hv(c, err, "group", "get device group", at->sbdf, r);
         if (r < 0)
                 return fail(c, err, "group", PG_ERR_HYPERVISOR_ERROR, 0,
                             "cannot list PCI devices: %s", strerror(-r));
+        if (ctx->req.n_devices > 0)
+                return check_group_whole(ctx, c, err, members, n);
 
         for (size_t i = 0; i < n; i++) {
                 const struct hv_pci_info *info;
@@ -348,7 +482,7 @@ static int check_group(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_err
                 if (owner != HV_DOMID_DOM0)
                         return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
                                     "%s shares the group of %s and belongs to domid %u", bdf,
-                                    req->bdf, owner);
+                                    at->bdf, owner);
                 r = pgd_host_pci(ctx, members[i], &info);
                 if (r == -ENODEV)
                         continue;
@@ -360,10 +494,10 @@ static int check_group(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_err
                 if (!streq(info->driver, "pciback"))
                         return fail(c, err, "group", PG_ERR_GROUP_CONFLICT, 0,
                                     "%s shares the group of %s and belongs to dom0 (driver %s)",
-                                    bdf, req->bdf, info->driver[0] ? info->driver : "none");
+                                    bdf, at->bdf, info->driver[0] ? info->driver : "none");
         }
         if (n == 0)
-                pass(c, "group", "%s is alone in its group", req->bdf);
+                pass(c, "group", "%s is alone in its group", at->bdf);
         else
                 pass(c, "group", "%zu other member%s free or already domid %u's", n,
                      n == 1 ? "" : "s", c->domain.domid);
@@ -380,48 +514,49 @@ static int check_group(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_err
  */
 static int check_free(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
 {
-        const struct pgd_request *req = &ctx->req;
+        const struct pgd_device_at *at = &ctx->at;
         const struct pgd_grant *g;
         uint32_t owner;
         int r;
 
-        g = pgd_grants_find(ctx->d->grants, req->sbdf);
+        g = pgd_grants_find(ctx->d->grants, at->sbdf);
         if (g && streq(g->domain_uuid, c->domain.uuid))
                 return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is already granted to this domain",
-                            req->bdf);
+                            at->bdf);
         if (g)
                 return fail(c, err, "free", PG_ERR_BUSY, 0, "%s is granted to domid %u (%s)",
-                            req->bdf, g->domid, g->domain_name);
+                            at->bdf, g->domid, g->domain_name);
         /* An assign of the device waiting for its sync, or its hypervisor call, holds it too. */
         for (size_t i = 0; i < pgd_grants_n_intents(ctx->d->grants); i++) {
-                const struct pgd_intent *in = pgd_grants_intent(ctx->d->grants, i);
+                const struct pgd_grant *in =
+                        pgd_intent_assigns(pgd_grants_intent(ctx->d->grants, i), at->sbdf);
 
-                if (in->op == PGD_RECORD_INTENT_ASSIGN && in->sbdf == req->sbdf)
+                if (in)
                         return fail(c, err, "free", PG_ERR_BUSY, 0,
-                                    "%s is being assigned to domid %u (%s)", req->bdf,
-                                    in->grant.domid, in->grant.domain_name);
+                                    "%s is being assigned to domid %u (%s)", at->bdf, in->domid,
+                                    in->domain_name);
         }
 
-        r = pgd_host_owner(ctx, req->sbdf, &owner);
+        r = pgd_host_owner(ctx, at->sbdf, &owner);
         if (r == -ENOMEM)
                 return r;
         if (r < 0 && r != -ENODEV)
-                return fail_hv(c, err, "free", "device owner", req->sbdf, r);
+                return fail_hv(c, err, "free", "device owner", at->sbdf, r);
         if (r >= 0 && owner != HV_DOMID_IO && owner != HV_DOMID_DOM0)
                 return fail(c, err, "free", PG_ERR_BUSY, 0,
-                            "the hypervisor has %s assigned to domid %u", req->bdf, owner);
+                            "the hypervisor has %s assigned to domid %u", at->bdf, owner);
 
-        r = pgd_host_test_assign(ctx, c->domain.domid);
+        r = pgd_host_test_assign(ctx, at->sbdf, c->domain.domid);
         if (is_no_iommu(r)) {
                 /* The domain's, or the whole host's? */
-                int any = ctx->d->hv_ops->test_assign(ctx->d->hv, HV_DOMID_INVALID, req->sbdf);
+                int any = ctx->d->hv_ops->test_assign(ctx->d->hv, HV_DOMID_INVALID, at->sbdf);
                 if (any < 0)
-                        return fail_hv(c, err, "free", "test-assign", req->sbdf, any);
+                        return fail_hv(c, err, "free", "test-assign", at->sbdf, any);
                 r = 0; /* this domain has no IOMMU context: check_domain_iommu() says so */
         }
         /* ESRCH: the domain went away since the domain check; check_domain_iommu() says so. */
         if (r < 0 && r != -ESRCH)
-                return fail_hv(c, err, "free", "test-assign", req->sbdf, r);
+                return fail_hv(c, err, "free", "test-assign", at->sbdf, r);
         pass(c, "free", "not granted, not assigned to any guest");
         return 0;
 }
@@ -431,9 +566,9 @@ static int check_domain_iommu(struct pgd_ctx *ctx, struct pgd_checks *c, struct 
         int r;
 
         /* EOPNOTSUPP here: this domain has no IOMMU context; ESRCH: it is gone. */
-        r = pgd_host_test_assign(ctx, c->domain.domid);
+        r = pgd_host_test_assign(ctx, ctx->at.sbdf, c->domain.domid);
         if (r < 0)
-                return fail_hv(c, err, "domain-iommu", "test-assign", ctx->req.sbdf, r);
+                return fail_hv(c, err, "domain-iommu", "test-assign", ctx->at.sbdf, r);
         pass(c, "domain-iommu", "test-assign to domid %u succeeded", c->domain.domid);
         return 0;
 }
@@ -513,7 +648,8 @@ static int check_limit(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_err
                 skip(c, "limit", "rule %s sets no limit", c->rule);
                 return 0;
         }
-        have = pgd_grants_count_domain(ctx->d->grants, c->domain.uuid);
+        /* The devices of this request before this one count too. */
+        have = pgd_grants_count_domain(ctx->d->grants, c->domain.uuid) + ctx->at.index;
         if (have >= c->max_devices_per_domain)
                 return fail(c, err, "limit", PG_ERR_LIMIT_REACHED, 0,
                             "domid %u has %zu device%s, rule %s allows %u", c->domain.domid, have,
@@ -523,39 +659,91 @@ static int check_limit(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_err
         return 0;
 }
 
-static int check_reset(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *c,
-                       struct pgd_error *err)
+/*
+ * A tainted device goes to no other domain: its reset failed, so the data of
+ * the domain that had it may still be in it. It may go back to that domain.
+ */
+static int check_taint(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err,
+                       bool *ret_same)
 {
-        const struct pgd_request *req = &ctx->req;
+        const struct pgd_device_at *at = &ctx->at;
+        const struct pgd_taint *t = pgd_grants_find_taint(ctx->d->grants, at->sbdf);
+
+        *ret_same = false;
+        if (!t)
+                return 0;
+        if (t->domain_uuid[0] && streq(t->domain_uuid, c->domain.uuid)) {
+                *ret_same = true;
+                return 0;
+        }
+        return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0,
+                    "%s is tainted: %s; it goes to no other domain until an admin clears it "
+                    "(`passguard untaint %s`)",
+                    at->bdf, t->reason, at->bdf);
+}
+
+/* The reset, once every check passed (assign mode): the entry "would reset" becomes its result. */
+static int reset_now(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_error *err)
+{
+        const struct pgd_device_at *at = &ctx->at;
         const char *method = c->pci.reset_method[0] ? c->pci.reset_method : "unknown method";
+        char why[200];
         int r;
 
-        if (c->reset == PG_POLICY_RESET_NEVER) {
-                skip(c, "reset", "rule %s: reset never", c->rule);
-                return 0;
-        }
-        if (!c->pci.has_reset) {
-                if (c->reset == PG_POLICY_RESET_REQUIRED)
-                        return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0,
-                                    "rule %s requires a reset and %s has none", c->rule, req->bdf);
-                skip(c, "reset", "%s has no reset", req->bdf);
-                return 0;
-        }
-        if (mode == PGD_CHECKS_EXPLAIN) {
-                pass(c, "reset", "would reset (%s)", method);
-                return 0;
-        }
-        r = ctx->d->hv_ops->pci_reset(ctx->d->hv, req->sbdf);
+        if (c->n == 0 || !streq(c->v[c->n - 1].name, "reset") ||
+            c->v[c->n - 1].result != PGD_CHECK_PASS)
+                return 0; /* skipped: nothing to do */
+        c->n--;
+        r = ctx->d->hv_ops->pci_reset(ctx->d->hv, at->sbdf);
         /* Also under "if-available": the device offered a reset and it failed. Fail closed. */
-        if (r < 0)
-                return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0, "reset of %s (%s) failed: %s",
-                            req->bdf, method, strerror(-r));
+        if (r < 0) {
+                pgd_checks_reset_why(ctx->d, &c->pci, why, sizeof(why));
+                c->reset_failed = true;
+                snprintf(c->taint_reason, sizeof(c->taint_reason),
+                         "the reset before an assign failed: %s", strerror(-r));
+                return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0,
+                            "reset of %s (%s) failed: %s (%s); %s is tainted until an admin "
+                            "clears it",
+                            at->bdf, method, strerror(-r), why, at->bdf);
+        }
         c->reset_done = true;
         pass(c, "reset", "reset (%s)", method);
         return 0;
 }
 
-int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret)
+static int check_reset(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *c,
+                       struct pgd_error *err)
+{
+        const struct pgd_device_at *at = &ctx->at;
+        const char *method = c->pci.reset_method[0] ? c->pci.reset_method : "unknown method";
+        char why[200];
+        bool same;
+        int r;
+
+        r = check_taint(ctx, c, err, &same);
+        if (r != 0)
+                return r;
+        if (c->reset == PG_POLICY_RESET_NEVER) {
+                skip(c, "reset", "rule %s: reset never%s", c->rule,
+                     same ? " (tainted; it goes back to the domain that had it)" : "");
+                return 0;
+        }
+        if (!c->pci.has_reset) {
+                if (c->reset == PG_POLICY_RESET_REQUIRED) {
+                        pgd_checks_reset_why(ctx->d, &c->pci, why, sizeof(why));
+                        return fail(c, err, "reset", PG_ERR_RESET_FAILED, 0,
+                                    "rule %s requires a reset and %s has none (%s)", c->rule,
+                                    at->bdf, why);
+                }
+                skip(c, "reset", "%s has no reset", at->bdf);
+                return 0;
+        }
+        pass(c, "reset", "would reset (%s)", method);
+        return mode == PGD_CHECKS_ASSIGN ? reset_now(ctx, c, err) : 0;
+}
+
+/* The checks of ctx->at, in order, stopping at the first failure; the reset only in assign mode. */
+static int run_checks(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret)
 {
         struct pgd_error *err = &ctx->err;
         char label[32];
@@ -568,8 +756,13 @@ int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_ch
         err->rule[0] = '\0';
         err->message[0] = '\0';
 
-        pass(ret, "request", "assign %s to %s", ctx->req.bdf,
-             domain_label(&ctx->req, label, sizeof(label)));
+        if (ctx->req.n_devices > 0)
+                pass(ret, "request", "assign %s (%zu of %zu) to %s", ctx->at.bdf,
+                     ctx->at.index + 1, ctx->req.n_devices,
+                     domain_label(&ctx->req, label, sizeof(label)));
+        else
+                pass(ret, "request", "assign %s to %s", ctx->at.bdf,
+                     domain_label(&ctx->req, label, sizeof(label)));
 
         r = check_client(ctx, ret, err);
         if (r != 0)
@@ -581,6 +774,9 @@ int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_ch
         if (r != 0)
                 return r;
         r = check_device(ctx, ret, err);
+        if (r != 0)
+                return r;
+        r = check_identity(ctx, ret, err);
         if (r != 0)
                 return r;
         r = check_assignable(ctx, ret, err);
@@ -607,6 +803,53 @@ int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_ch
 
         ret->allow = true;
         ret->code = 0;
+        return 0;
+}
+
+static void at_device(struct pgd_ctx *ctx, uint32_t sbdf, size_t index)
+{
+        ctx->at = (struct pgd_device_at){.sbdf = sbdf, .index = index};
+        pg_bdf_format(sbdf, ctx->at.bdf);
+}
+
+int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret)
+{
+        at_device(ctx, ctx->req.sbdf, 0);
+        return run_checks(ctx, mode, ret);
+}
+
+int pgd_checks_run_many(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *c,
+                        size_t *ret_n)
+{
+        const struct pgd_request *req = &ctx->req;
+        int r;
+
+        *ret_n = 0;
+        /* Every check for every device first: nothing is reset before all of them passed. */
+        for (size_t i = 0; i < req->n_devices; i++) {
+                at_device(ctx, req->devices[i], i);
+                *ret_n = i + 1;
+                r = run_checks(ctx, PGD_CHECKS_EXPLAIN, &c[i]);
+                if (r > 0) {
+                        ctx->err.has_device = true;
+                        ctx->err.device = req->devices[i];
+                }
+                if (r != 0)
+                        return r;
+        }
+        if (mode != PGD_CHECKS_ASSIGN)
+                return 0;
+        for (size_t i = 0; i < req->n_devices; i++) {
+                at_device(ctx, req->devices[i], i);
+                r = reset_now(ctx, &c[i], &ctx->err);
+                if (r > 0) {
+                        ctx->err.has_device = true;
+                        ctx->err.device = req->devices[i];
+                        *ret_n = i + 1;
+                }
+                if (r != 0)
+                        return r;
+        }
         return 0;
 }
 

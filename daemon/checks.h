@@ -53,6 +53,9 @@ struct pgd_checks {
         enum pg_policy_reset reset;
         unsigned max_devices_per_domain;
         bool reset_done; /* assign mode: the device was reset */
+        /* assign mode: the reset failed; the device is to be tainted for this reason */
+        bool reset_failed;
+        char taint_reason[200];
 };
 
 /*
@@ -65,11 +68,38 @@ struct pgd_checks {
  */
 int pgd_checks_run(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *ret);
 
+/*
+ * The checks of a multi-device request ("devices"): every check for every
+ * device, in the request's order, stopping at the first failure (err.device
+ * names the device); then, in assign mode and only when every device passed,
+ * each device's reset. c[i] is devices[i]'s (an array of req.n_devices);
+ * *ret_n how many devices the checks reached. Returns as pgd_checks_run().
+ */
+int pgd_checks_run_many(struct pgd_ctx *ctx, enum pgd_checks_mode mode, struct pgd_checks *c,
+                        size_t *ret_n);
+
 /* {"check", "result", "detail"} objects in the order they ran. NULL on ENOMEM. */
 json_t *pgd_checks_to_json(const struct pgd_checks *c);
 
 /* The policy's view of a device's sysfs facts. */
 void pgd_checks_policy_device(const struct hv_pci_info *pci, struct pg_policy_device *ret);
+
+/*
+ * Whether a device is protected: by a protected entry of the policy, or
+ * because it holds dom0's root file system (unless protect_root_device =
+ * false). *ret_why says which (pointing into the policy or a static).
+ */
+bool pgd_checks_protected(const struct pgd_daemon *d, const struct hv_pci_info *pci,
+                          const char **ret_why);
+
+/*
+ * The reset methods of a device as a refusal names them, and the other
+ * functions on its bus, which keep the kernel from resetting the bus for
+ * it: "methods flr bus" or "no reset method", then "; a bus reset is
+ * blocked by 0000:07:00.1 (on the same bus)" when there are such. Into buf.
+ */
+void pgd_checks_reset_why(struct pgd_daemon *d, const struct hv_pci_info *pci, char *buf,
+                          size_t size);
 
 const char *pgd_check_result_name(enum pgd_check_result r);
 

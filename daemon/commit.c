@@ -38,6 +38,7 @@
 enum stage {
         STAGE_CALL,
         STAGE_OUTCOME,
+        STAGE_TAINTED, /* a release whose reset failed: the taint's record waits for its sync */
 };
 
 struct pgd_change {
@@ -51,6 +52,11 @@ struct pgd_change {
         struct pgd_intent intent_copy;
         const char *message; /* of the audit record */
         bool undo_pending;   /* the rollback failed: retried later */
+        size_t n_assigned;   /* ASSIGN_GROUP: how many of its grants the hypervisor holds */
+        size_t failed;       /* ASSIGN_GROUP: the grant whose assign the hypervisor refused */
+        const char *reset_done; /* RELEASE, DOMAIN_GONE: "reset", "not reset", ... once tried */
+        struct pgd_taint taint; /* RELEASE, DOMAIN_GONE: the reset after it failed */
+        bool tainted;
         struct pgd_change *next;
 };
 
@@ -70,6 +76,10 @@ static const struct kind kinds[] = {
                                 "prepared", "prepare"},
         [PGD_CHANGE_UNPREPARE] = {NULL, false, 0, PGD_RECORD_UNPREPARED, "unprepared", "unprepare"},
         [PGD_CHANGE_DOMAIN_GONE] = {NULL, false, 0, PGD_RECORD_RELEASE, "released", "release"},
+        [PGD_CHANGE_ASSIGN_GROUP] = {"assign-group", true, PGD_RECORD_INTENT_ASSIGN_GROUP,
+                                     PGD_RECORD_GRANT_GROUP, "granted", "grants"},
+        [PGD_CHANGE_TAINT] = {NULL, false, 0, PGD_RECORD_TAINT, "tainted", "taint"},
+        [PGD_CHANGE_UNTAINT] = {NULL, false, 0, PGD_RECORD_UNTAINT, "untainted", "untaint"},
 };
 
 static const struct kind *kind_of(const struct pgd_change *c)
@@ -82,6 +92,8 @@ static uint32_t change_sbdf(const struct pgd_change *c)
         bool grant = c->a.kind == PGD_CHANGE_ASSIGN || c->a.kind == PGD_CHANGE_RELEASE ||
                      c->a.kind == PGD_CHANGE_DOMAIN_GONE;
 
+        if (c->a.kind == PGD_CHANGE_ASSIGN_GROUP)
+                return c->a.grants[0].sbdf;
         return grant ? c->a.grant.sbdf : c->a.sbdf;
 }
 
@@ -149,11 +161,22 @@ static int record(struct pgd_change *c, enum pgd_record_op op, uint64_t intent)
 
         if (op == PGD_RECORD_INTENT_ASSIGN || op == PGD_RECORD_GRANT)
                 rec.grant = c->a.grant;
+        if (op == PGD_RECORD_INTENT_ASSIGN_GROUP || op == PGD_RECORD_GRANT_GROUP) {
+                rec.n_grants = c->a.n_grants;
+                memcpy(rec.grants, c->a.grants, c->a.n_grants * sizeof(*rec.grants));
+        }
+        if (op == PGD_RECORD_TAINT) {
+                rec.taint = c->tainted ? c->taint : c->a.taint;
+                rec.sbdf = rec.taint.sbdf;
+        }
+        if (op == PGD_RECORD_INTENT_PREPARE || op == PGD_RECORD_PREPARED)
+                rec.identity = c->a.identity;
         memcpy(rec.driver, c->a.driver, sizeof(rec.driver));
         r = pgd_grants_record(c->d->grants, &rec);
         if (r < 0)
                 return pgd_commit_store_result(c->d, r, "append to the journal of");
-        if (op == PGD_RECORD_INTENT_ASSIGN || op == PGD_RECORD_INTENT_PREPARE) {
+        if (op == PGD_RECORD_INTENT_ASSIGN || op == PGD_RECORD_INTENT_PREPARE ||
+            op == PGD_RECORD_INTENT_ASSIGN_GROUP) {
                 c->intent = rec.seq;
                 c->intent_copy = *pgd_grants_find_intent(c->d->grants, rec.seq);
         }
@@ -206,6 +229,22 @@ static int hv_call(struct pgd_change *c)
                 return d->hv_ops->pci_unprepare(d->hv, c->a.sbdf, c->a.driver);
         case PGD_CHANGE_DOMAIN_GONE:
                 return 0; /* Xen moved the device into quarantine itself */
+        case PGD_CHANGE_ASSIGN_GROUP:
+                /* In the request's order; the first refusal stops it, and undo() takes back the rest. */
+                for (c->n_assigned = 0; c->n_assigned < c->a.n_grants; c->n_assigned++) {
+                        g = &c->a.grants[c->n_assigned];
+                        if (c->n_assigned == 1)
+                                crash_point(c, "between-hv");
+                        r = d->hv_ops->assign(d->hv, g->domid, g->sbdf, c->a.rdm_relaxed);
+                        if (r < 0) {
+                                c->failed = c->n_assigned;
+                                return r;
+                        }
+                }
+                return 0;
+        case PGD_CHANGE_TAINT:
+        case PGD_CHANGE_UNTAINT:
+                return 0; /* the store's alone */
         }
         return -EINVAL;
 }
@@ -232,7 +271,19 @@ static int hv_undo(struct pgd_change *c)
         case PGD_CHANGE_UNPREPARE:
                 return d->hv_ops->pci_prepare(d->hv, c->a.sbdf, again);
         case PGD_CHANGE_DOMAIN_GONE:
+        case PGD_CHANGE_TAINT:
+        case PGD_CHANGE_UNTAINT:
                 return 0;
+        case PGD_CHANGE_ASSIGN_GROUP:
+                /* Every one the hypervisor holds goes back into quarantine; all are tried. */
+                r = 0;
+                for (size_t i = 0; i < c->n_assigned; i++) {
+                        int k = d->hv_ops->deassign(d->hv, c->a.grants[i].domid,
+                                                    c->a.grants[i].sbdf);
+                        if (k < 0 && k != -ENODEV && k != -ESRCH && r == 0)
+                                r = k;
+                }
+                return r;
         }
         return -EINVAL;
 }
@@ -257,6 +308,15 @@ static void memory_undo(struct pgd_change *c)
                 break;
         case PGD_CHANGE_DOMAIN_GONE:
                 break; /* the grant is gone, whatever the disk says */
+        case PGD_CHANGE_ASSIGN_GROUP:
+                for (size_t i = 0; i < c->a.n_grants; i++)
+                        (void)pgd_grants_remove(g, c->a.grants[i].sbdf);
+                break;
+        case PGD_CHANGE_TAINT:
+                break; /* fail closed: the taint stays in memory */
+        case PGD_CHANGE_UNTAINT:
+                (void)pgd_grants_set_taint(g, &c->a.taint);
+                break;
         }
 }
 
@@ -318,9 +378,10 @@ static bool refuse_state(struct pgd_change *c, int r, const char *undone)
                 c->code = PG_ERR_STATE_ERROR;
                 return false;
         }
-        if (c->a.kind == PGD_CHANGE_ASSIGN)
+        if (c->a.kind == PGD_CHANGE_ASSIGN || c->a.kind == PGD_CHANGE_ASSIGN_GROUP)
                 pgd_error_set(&c->ctx->err, PG_ERR_STATE_ERROR,
-                              "cannot record the grant of %s: %s; the assignment was %s", bdf,
+                              "cannot record the grant of %s%s: %s; the assignment was %s", bdf,
+                              c->a.kind == PGD_CHANGE_ASSIGN_GROUP ? " and its group" : "",
                               strerror(-r), undone);
         else
                 pgd_error_set(&c->ctx->err, PG_ERR_STATE_ERROR, "cannot record the %s of %s: %s",
@@ -339,10 +400,23 @@ static bool refuse_hv(struct pgd_change *c, int r)
 
         pg_bdf_format(change_sbdf(c), bdf);
         switch (c->a.kind) {
+        case PGD_CHANGE_ASSIGN_GROUP:
+                g = &c->a.grants[c->failed];
+                pg_bdf_format(g->sbdf, bdf);
+                err->has_device = true;
+                err->device = g->sbdf;
+                _fallthrough_;
         case PGD_CHANGE_ASSIGN:
+                /* Xen says EPERM for a device whose reserved region another device shares. */
                 pgd_error_set(err, pgd_checks_hv_code("assign", r),
-                              "the hypervisor refused to assign %s to domid %u: %s", bdf, g->domid,
-                              en);
+                              "the hypervisor refused to assign %s to domid %u: %s%s%s", bdf,
+                              g->domid, en,
+                              r == -EPERM ? ": reserved memory region shared with another "
+                                            "device; see rdm_policy"
+                                          : "",
+                              c->a.kind == PGD_CHANGE_ASSIGN_GROUP && c->failed > 0
+                                      ? "; the devices assigned before it are back in quarantine"
+                                      : "");
                 break;
         case PGD_CHANGE_RELEASE:
                 pgd_error_set(err, pgd_checks_hv_code("deassign", r),
@@ -384,12 +458,14 @@ static enum pg_policy_reset rule_reset(const struct pgd_daemon *d, const char *r
  * the release is done either way. Returns "reset", "not reset" or
  * "reset failed".
  */
-static const char *reset_after_release(struct pgd_daemon *d, const struct pgd_grant *g,
-                                       bool quarantined)
+static const char *reset_after_release(struct pgd_change *c)
 {
+        struct pgd_daemon *d = c->d;
+        const struct pgd_grant *g = &c->a.grant;
+        bool quarantined = c->a.kind == PGD_CHANGE_DOMAIN_GONE ? c->a.quarantined : true;
         enum pg_policy_reset reset = rule_reset(d, g->rule);
-        struct hv_pci_info info;
-        char bdf[PG_BDF_MAX];
+        struct hv_pci_info info = {.sbdf = g->sbdf};
+        char bdf[PG_BDF_MAX], why[160];
         bool has_reset;
         int r;
 
@@ -402,31 +478,77 @@ static const char *reset_after_release(struct pgd_daemon *d, const struct pgd_gr
         if (r < 0) {
                 log_warning_errno(r, "Failed to reset %s after its grant to d%" PRIu32 " ended: %m",
                                   pg_bdf_format(g->sbdf, bdf), g->domid);
+                /* Its data may still be in it: it goes to no other domain (commit.c's step()). */
+                pgd_checks_reset_why(d, &info, why, sizeof(why));
+                c->taint = (struct pgd_taint){.sbdf = g->sbdf, .time = (int64_t)time(NULL)};
+                snprintf(c->taint.domain_uuid, sizeof(c->taint.domain_uuid), "%s",
+                         g->domain_uuid);
+                snprintf(c->taint.reason, sizeof(c->taint.reason),
+                         "its reset after domid %" PRIu32 "'s grant ended failed: %.48s (%.150s)",
+                         g->domid, strerror(-r), why);
+                c->tainted = true;
                 return "reset failed";
         }
         return "reset";
 }
 
 /* The grant ended: the reset, and, for a grant the hypervisor ended, its audit record. */
-static void after_release(struct pgd_change *c)
+static void after_release(struct pgd_change *c, const char *done)
 {
         struct pgd_daemon *d = c->d;
         const struct pgd_grant *g = &c->a.grant;
         bool gone = c->a.kind == PGD_CHANGE_DOMAIN_GONE;
-        const char *done = reset_after_release(d, g, gone ? c->a.quarantined : true);
         char msg[320];
 
         if (!gone) {
-                if (streq(done, "reset failed"))
+                if (c->tainted)
                         c->message = "released; the reset failed";
                 return;
         }
-        snprintf(msg, sizeof(msg), "%s, %s", c->a.why, done);
+        snprintf(msg, sizeof(msg), "%s, %s", c->a.why, done ?: "not reset");
         /* The hypervisor ended it: the grant is gone whatever the disk says. */
         pgd_audit_grant(d, c->a.dropped ? PGD_AUDIT_RECONCILE : PGD_AUDIT_DOMAIN_GONE,
                         c->a.audit_op ?: "domain-death", NULL, g,
                         c->a.dropped ? "dropped" : "released",
                         c->sync_r < 0 ? PG_ERR_STATE_ERROR : 0, msg);
+}
+
+static bool releases(const struct pgd_change *c)
+{
+        return c->a.kind == PGD_CHANGE_RELEASE || c->a.kind == PGD_CHANGE_DOMAIN_GONE;
+}
+
+/*
+ * The reset after a release, once. A failure taints the device: its record
+ * is appended (true: it waits for a sync), or, when the store takes no
+ * record, the taint is kept in memory.
+ */
+static bool release_reset(struct pgd_change *c)
+{
+        if (c->reset_done)
+                return false;
+        c->reset_done = reset_after_release(c);
+        if (!c->tainted)
+                return false;
+        if (record(c, PGD_RECORD_TAINT, 0) >= 0)
+                return true;
+        (void)pgd_grants_set_taint(c->d->grants, &c->taint);
+        return false;
+}
+
+/* A taint made durable: its audit record (a taint is a decision of its own). */
+static void audit_taint(struct pgd_change *c, const struct pgd_taint *t)
+{
+        pgd_audit(c->d, &(struct pgd_audit_record){
+                                .kind = PGD_AUDIT_TAINT,
+                                .op = "taint",
+                                .sbdf = t->sbdf,
+                                .domid = -1,
+                                .domain_uuid = t->domain_uuid,
+                                .decision = "tainted",
+                                .error = c->sync_r < 0 ? PG_ERR_STATE_ERROR : 0,
+                                .message = t->reason,
+                        });
 }
 
 /* The outcome is durable: the aftermath, what the audit record says, the reply. */
@@ -435,15 +557,35 @@ static bool succeed(struct pgd_change *c)
         struct pgd_ctx *ctx = c->ctx;
         int r;
 
-        if (c->a.kind == PGD_CHANGE_RELEASE || c->a.kind == PGD_CHANGE_DOMAIN_GONE)
-                after_release(c);
+        if (releases(c)) {
+                (void)release_reset(c);
+                after_release(c, c->reset_done);
+        }
+        if (c->tainted)
+                audit_taint(c, &c->taint);
         c->code = 0;
+        if (c->a.kind == PGD_CHANGE_TAINT) {
+                /* The assign is refused, as its checks said; the taint is on disk first. */
+                audit_taint(c, &c->a.taint);
+                c->code = c->a.refuse;
+                return false;
+        }
         if (!ctx)
                 return false;
         /* What the request's audit record says (request.c writes it). */
         ctx->outcome.decision = kind_of(c)->decision;
         ctx->outcome.message = c->message;
-        if (c->a.kind != PGD_CHANGE_PREPARE && c->a.kind != PGD_CHANGE_UNPREPARE) {
+        if (c->a.kind == PGD_CHANGE_ASSIGN_GROUP) {
+                ctx->outcome.grants = calloc(c->a.n_grants, sizeof(*ctx->outcome.grants));
+                if (!ctx->outcome.grants) {
+                        c->code = -ENOMEM;
+                        return false;
+                }
+                memcpy(ctx->outcome.grants, c->a.grants, c->a.n_grants * sizeof(*c->a.grants));
+                ctx->outcome.n_grants = c->a.n_grants;
+        } else if (c->a.kind == PGD_CHANGE_UNTAINT) {
+                ctx->outcome.have_grant = false;
+        } else if (c->a.kind != PGD_CHANGE_PREPARE && c->a.kind != PGD_CHANGE_UNPREPARE) {
                 ctx->outcome.have_grant = true;
                 ctx->outcome.grant = c->a.grant;
         }
@@ -475,7 +617,11 @@ static bool step(struct pgd_change *c)
                 crash_point(c, "before-hv");
                 r = hv_call(c);
                 if (r < 0) {
-                        intent_close(c);
+                        /* A group's devices assigned before the refusal go back into quarantine. */
+                        if (c->a.kind == PGD_CHANGE_ASSIGN_GROUP && c->n_assigned > 0)
+                                (void)undo(c);
+                        else
+                                intent_close(c);
                         return refuse_hv(c, r);
                 }
                 crash_point(c, "after-hv");
@@ -497,6 +643,18 @@ static bool step(struct pgd_change *c)
                                             undo(c) ? "rolled back" : "NOT rolled back");
                 }
                 crash_point(c, "after-commit");
+                /* A release's reset: when it fails, the device's taint is durable before the reply. */
+                if (releases(c) && release_reset(c)) {
+                        c->stage = STAGE_TAINTED;
+                        if (wait_for_sync(c))
+                                return true;
+                }
+                return succeed(c);
+        case STAGE_TAINTED:
+                if (c->sync_r < 0)
+                        log_error_errno(c->sync_r, "Failed to make the taint of %s durable (kept "
+                                                   "in memory): %m",
+                                        pg_bdf_format(c->taint.sbdf, (char[PG_BDF_MAX]){0}));
                 return succeed(c);
         }
         return false;
@@ -626,6 +784,12 @@ int pgd_commit_rollback_later(struct pgd_daemon *d, const struct pgd_intent *in)
         c->d = d;
         c->a.kind = PGD_CHANGE_ASSIGN;
         c->a.grant = in->grant;
+        if (in->op == PGD_RECORD_INTENT_ASSIGN_GROUP) {
+                c->a.kind = PGD_CHANGE_ASSIGN_GROUP;
+                c->a.n_grants = in->n_grants;
+                memcpy(c->a.grants, in->grants, in->n_grants * sizeof(*in->grants));
+                c->n_assigned = in->n_grants; /* the undo tries them all */
+        }
         c->intent = in->seq;
         c->intent_copy = *in;
         c->undo_pending = true;

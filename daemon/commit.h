@@ -24,14 +24,23 @@ enum pgd_change_kind {
         PGD_CHANGE_PREPARE,     /* intent, prepare, prepared */
         PGD_CHANGE_UNPREPARE,   /* unprepare, unprepared */
         PGD_CHANGE_DOMAIN_GONE, /* release: the hypervisor ended the grant already */
+        PGD_CHANGE_ASSIGN_GROUP, /* intent, assign each (rollback of all on a failure), grants */
+        PGD_CHANGE_TAINT,        /* taint: a reset before an assign failed (the assign is refused) */
+        PGD_CHANGE_UNTAINT,      /* untaint */
 };
 
 /* What an op asks for, and, once it is done, what happened. */
 struct pgd_change_args {
         enum pgd_change_kind kind;
         struct pgd_grant grant; /* ASSIGN: to make; RELEASE, DOMAIN_GONE: to end */
-        bool rdm_relaxed;       /* ASSIGN */
-        uint32_t sbdf;          /* PREPARE, UNPREPARE */
+        bool rdm_relaxed;       /* ASSIGN, ASSIGN_GROUP (each grant says it too) */
+        uint32_t sbdf;          /* PREPARE, UNPREPARE, TAINT, UNTAINT */
+        /* ASSIGN_GROUP: the grants to make, in the request's order (all or none) */
+        size_t n_grants;
+        struct pgd_grant grants[PGD_GROUP_MAX];
+        struct pgd_identity identity; /* PREPARE: the device's, recorded with it */
+        struct pgd_taint taint;       /* TAINT */
+        int refuse;                   /* TAINT: the refusal (ctx->err) the request ends with */
         /* PREPARE: the driver bound now, then the one unbound; UNPREPARE: to rebind */
         char driver[HV_DRIVER_MAX];
         const char *message; /* the audit message when it succeeds (static) */

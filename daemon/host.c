@@ -13,7 +13,11 @@
 
 void pgd_host_clear(struct pgd_host *h)
 {
-        free(h->group);
+        for (size_t i = 0; i < h->n_groups; i++)
+                free(h->groups[i].members);
+        free(h->groups);
+        free(h->tests);
+        free(h->list);
         free(h->pci);
         free(h->owners);
         *h = (struct pgd_host){};
@@ -109,12 +113,28 @@ static bool contains(const uint32_t *v, size_t n, uint32_t x)
         return false;
 }
 
+int pgd_host_pci_list(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n)
+{
+        struct pgd_host *h = &ctx->host;
+
+        if (!h->have_list) {
+                h->list_r = ctx->d->hv_ops->pci_list(ctx->d->hv, &h->list, &h->n_list);
+                h->have_list = true;
+        }
+        if (h->list_r < 0)
+                return h->list_r;
+        *ret = h->list;
+        *ret_n = h->n_list;
+        return 0;
+}
+
 /* The IOMMU group's other members and the other functions of the same slot. */
 static int group_members(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t **ret, size_t *ret_n,
                          bool *ret_hv)
 {
-        _cleanup_(freep) uint32_t *group = NULL, *all = NULL, *v = NULL;
+        _cleanup_(freep) uint32_t *group = NULL, *v = NULL;
         struct pgd_daemon *d = ctx->d;
+        const uint32_t *all = NULL;
         size_t n_group = 0, n_all = 0, n = 0;
         int r;
 
@@ -123,7 +143,7 @@ static int group_members(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t **ret, siz
                 *ret_hv = true;
                 return r;
         }
-        r = d->hv_ops->pci_list(d->hv, &all, &n_all);
+        r = pgd_host_pci_list(ctx, &all, &n_all);
         if (r < 0) {
                 *ret_hv = false;
                 return r;
@@ -142,31 +162,46 @@ static int group_members(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t **ret, siz
         return 0;
 }
 
-int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, bool *ret_hv)
+int pgd_host_group(struct pgd_ctx *ctx, uint32_t sbdf, const uint32_t **ret, size_t *ret_n,
+                   bool *ret_hv)
 {
         struct pgd_host *h = &ctx->host;
+        struct pgd_host_group *g = NULL;
 
-        if (!h->have_group) {
-                h->group_r =
-                        group_members(ctx, ctx->req.sbdf, &h->group, &h->n_group, &h->group_hv);
-                h->have_group = true;
+        for (size_t i = 0; i < h->n_groups && !g; i++)
+                if (h->groups[i].sbdf == sbdf)
+                        g = &h->groups[i];
+        if (!g) {
+                g = reallocarray(h->groups, h->n_groups + 1, sizeof(*g));
+                if (!g)
+                        return -ENOMEM;
+                h->groups = g;
+                g = &h->groups[h->n_groups++];
+                *g = (struct pgd_host_group){.sbdf = sbdf};
+                g->r = group_members(ctx, sbdf, &g->members, &g->n, &g->hv);
         }
-        *ret_hv = h->group_hv;
-        if (h->group_r < 0)
-                return h->group_r;
-        *ret = h->group;
-        *ret_n = h->n_group;
+        *ret_hv = g->hv;
+        if (g->r < 0)
+                return g->r;
+        *ret = g->members;
+        *ret_n = g->n;
         return 0;
 }
 
-int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid)
+int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t domid)
 {
         struct pgd_host *h = &ctx->host;
+        struct pgd_host_test *t;
 
-        if (!h->have_test || h->test_domid != domid) {
-                h->test_r = ctx->d->hv_ops->test_assign(ctx->d->hv, domid, ctx->req.sbdf);
-                h->test_domid = domid;
-                h->have_test = true;
-        }
-        return h->test_r;
+        for (size_t i = 0; i < h->n_tests; i++)
+                if (h->tests[i].sbdf == sbdf && h->tests[i].domid == domid)
+                        return h->tests[i].r;
+        t = reallocarray(h->tests, h->n_tests + 1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        h->tests = t;
+        t = &h->tests[h->n_tests++];
+        *t = (struct pgd_host_test){.sbdf = sbdf, .domid = domid};
+        t->r = ctx->d->hv_ops->test_assign(ctx->d->hv, domid, sbdf);
+        return t->r;
 }

@@ -23,5 +23,6 @@ _printf_(3, 4) int pgd_log_full(int priority, int error, const char *fmt, ...);
 #define log_warning(...) pgd_log_full(LOG_WARNING, 0, __VA_ARGS__)
 #define log_error(...) pgd_log_full(LOG_ERR, 0, __VA_ARGS__)
 #define log_debug_errno(e, ...) pgd_log_full(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_notice_errno(e, ...) pgd_log_full(LOG_NOTICE, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) pgd_log_full(LOG_WARNING, (e), __VA_ARGS__)
 #define log_error_errno(e, ...) pgd_log_full(LOG_ERR, (e), __VA_ARGS__)

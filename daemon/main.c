@@ -28,6 +28,8 @@ static void daemon_done(struct pgd_daemon *d)
         if (d->hv)
                 d->hv = d->hv_ops->close(d->hv);
         d->policy = pg_policy_free(d->policy);
+        d->root_devices = pg_free(d->root_devices);
+        d->unmanaged = pg_free(d->unmanaged);
         pgd_config_clear(&d->cfg);
 }
 
@@ -75,6 +77,22 @@ static int open_backend(struct pgd_daemon *d)
                 return log_error_errno(r, "Failed to open the %s backend%s%s: %m", d->cfg.backend,
                                        d->cfg.sim_host ? " on " : "", d->cfg.sim_host ?: "");
         log_info("Using the %s backend", d->hv_ops->name);
+
+        /* What holds dom0's root file system is protected (unless the policy says otherwise). */
+        if (d->hv_ops->root_devices) {
+                r = d->hv_ops->root_devices(d->hv, &d->root_devices, &d->n_root_devices);
+                if (r < 0)
+                        log_notice_errno(r, "Cannot tell which PCI device holds the root file "
+                                            "system (%m): none is protected for it");
+                for (size_t i = 0; i < d->n_root_devices; i++) {
+                        char bdf[PG_BDF_MAX];
+                        log_info("%s holds the root file system: protected%s",
+                                 pg_bdf_format(d->root_devices[i], bdf),
+                                 pg_policy_protect_root_device(d->policy)
+                                         ? ""
+                                         : " only if the policy sets protect_root_device = true");
+                }
+        }
         return 0;
 }
 

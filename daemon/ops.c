@@ -121,15 +121,22 @@ static uint32_t owner_in(const struct hv_assignment *asg, size_t n_asg, uint32_t
 static bool is_assignable(struct pgd_daemon *d, uint32_t sbdf, const struct hv_pci_info *info,
                           uint32_t owner)
 {
-        struct pg_policy_device dev;
         const char *why = NULL;
 
         if (!streq(info->driver, "pciback") || owner != HV_DOMID_IO)
                 return false;
-        if (pgd_grants_find(d->grants, sbdf))
+        if (pgd_grants_find(d->grants, sbdf) || pgd_grants_find_taint(d->grants, sbdf))
                 return false;
-        pgd_checks_policy_device(info, &dev);
-        return !pg_policy_is_protected(d->policy, &dev, &why);
+        return !pgd_checks_protected(d, info, &why);
+}
+
+static json_t *taint_to_json(const struct pgd_taint *t)
+{
+        char bdf[PG_BDF_MAX];
+
+        return json_pack("{s:s, s:s?, s:s, s:I}", "device", pg_bdf_format(t->sbdf, bdf),
+                         "domain_uuid", empty_to_null(t->domain_uuid), "reason", t->reason, "time",
+                         (json_int_t)t->time);
 }
 
 /*
@@ -233,10 +240,19 @@ int pgd_op_list(struct pgd_ctx *ctx)
         bool truncated = false;
         int r;
 
-        if (!grants || !assignable)
+        _cleanup_(json_decrefp) json_t *tainted = json_array();
+
+        if (!grants || !assignable || !tainted)
                 return -ENOMEM;
         for (size_t i = 0; i < n_grants && !truncated; i++) {
                 r = append_fitting(grants, grant_to_json(pgd_grants_get(d->grants, i)), &budget,
+                                   &truncated);
+                if (r < 0)
+                        return r;
+        }
+        /* The few devices whose reset failed: before the assignable ones, which they are not. */
+        for (size_t i = 0; i < pgd_grants_n_taints(d->grants) && !truncated; i++) {
+                r = append_fitting(tainted, taint_to_json(pgd_grants_taint(d->grants, i)), &budget,
                                    &truncated);
                 if (r < 0)
                         return r;
@@ -252,6 +268,7 @@ int pgd_op_list(struct pgd_ctx *ctx)
 
         if (set_new(ctx->reply, "grants", TAKE_PTR(grants)) < 0 ||
             set_new(ctx->reply, "assignable", TAKE_PTR(assignable)) < 0 ||
+            set_new(ctx->reply, "tainted", TAKE_PTR(tainted)) < 0 ||
             set_new(ctx->reply, "grant_count", json_integer((json_int_t)n_grants)) < 0 ||
             set_new(ctx->reply, "assignable_count", json_integer((json_int_t)n_assignable)) < 0 ||
             set_new(ctx->reply, "truncated", json_boolean(truncated)) < 0)
@@ -302,10 +319,90 @@ int pgd_op_owner(struct pgd_ctx *ctx)
         }
         if (g && set_new(reply, "grant", grant_to_json(g)) < 0)
                 return -ENOMEM;
+        /* What passguard recorded the device to be, and whether its reset failed. */
+        const struct pgd_identity *id =
+                g && g->identity.known ? &g->identity
+                                       : pgd_grants_prepared_identity(d->grants, req->sbdf);
+        const struct pgd_taint *t = pgd_grants_find_taint(d->grants, req->sbdf);
+        if (id && set_new(reply, "identity", pgd_grants_identity_json(id)) < 0)
+                return -ENOMEM;
+        if (set_new(reply, "tainted", json_boolean(t != NULL)) < 0 ||
+            (t && set_new(reply, "taint", taint_to_json(t)) < 0))
+                return -ENOMEM;
         return 0;
 }
 
 /* ---- assign and explain ---- */
+
+/* A refusal's fields, as explain reports a deny, into obj. */
+static int explain_refusal(json_t *obj, const struct pgd_error *refusal)
+{
+        if (set_new(obj, "error", json_string(pg_error_name(refusal->code))) < 0 ||
+            set_new(obj, "check", json_string(refusal->check ?: "")) < 0 ||
+            set_new(obj, "message", json_string(refusal->message)) < 0)
+                return -ENOMEM;
+        if (refusal->hv_errno > 0 && pg_errno_name(refusal->hv_errno) &&
+            set_new(obj, "errno", json_string(pg_errno_name(refusal->hv_errno))) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static const char *grant_rdm(const struct pgd_request *req, const struct pgd_checks *c)
+{
+        bool relaxed = c->rdm_policy == PG_POLICY_RDM_RELAXED && req->rdm_relaxed != 0;
+
+        return pg_policy_rdm_name(relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT);
+}
+
+/*
+ * explain with "devices": every device's checks in order, as far as they
+ * went ("devices": [{"device", "decision", "checks", "rule", ...}]), and, for
+ * a deny, the device that failed with its error, check and message.
+ */
+static int explain_many(struct pgd_ctx *ctx)
+{
+        const struct pgd_request *req = &ctx->req;
+        _cleanup_(freep) struct pgd_checks *c = calloc(req->n_devices, sizeof(*c));
+        _cleanup_(json_decrefp) json_t *devices = json_array();
+        json_t *reply = ctx->reply;
+        char message[256], bdf[PG_BDF_MAX];
+        size_t n = 0;
+        int r;
+
+        if (!c || !devices)
+                return -ENOMEM;
+        r = pgd_checks_run_many(ctx, PGD_CHECKS_EXPLAIN, c, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                json_t *o = json_pack("{s:s, s:s}", "device", pg_bdf_format(req->devices[i], bdf),
+                                      "decision", c[i].allow ? "allow" : "deny");
+                if (set_new(o, "checks", pgd_checks_to_json(&c[i])) < 0 ||
+                    json_array_append_new(devices, o) < 0)
+                        return -ENOMEM;
+                if (c[i].policy_ran && set_new(o, "rule", json_string(c[i].rule)) < 0)
+                        return -ENOMEM;
+                if (c[i].allow &&
+                    set_new(o, "rdm_policy", json_string(grant_rdm(req, &c[i]))) < 0)
+                        return -ENOMEM;
+                if (!c[i].allow && explain_refusal(o, &ctx->err) < 0)
+                        return -ENOMEM;
+        }
+        if (set_new(reply, "decision", json_string(r == 0 ? "allow" : "deny")) < 0 ||
+            set_new(reply, "devices", TAKE_PTR(devices)) < 0)
+                return -ENOMEM;
+        if (r == 0) {
+                snprintf(message, sizeof(message), "assign %zu devices to domid %u: allowed",
+                         req->n_devices, c[0].domain.domid);
+                return set_new(reply, "message", json_string(message));
+        }
+        if (set_new(reply, "device", json_string(pg_bdf_format(ctx->err.device, bdf))) < 0 ||
+            (c[n - 1].policy_ran && set_new(reply, "rule", json_string(c[n - 1].rule)) < 0) ||
+            explain_refusal(reply, &ctx->err) < 0)
+                return -ENOMEM;
+        ctx->err = (struct pgd_error){}; /* explain answers; it refuses nothing */
+        return 0;
+}
 
 int pgd_op_explain(struct pgd_ctx *ctx)
 {
@@ -316,6 +413,8 @@ int pgd_op_explain(struct pgd_ctx *ctx)
         char message[256];
         int r;
 
+        if (req->n_devices > 0)
+                return explain_many(ctx);
         r = pgd_checks_run(ctx, PGD_CHECKS_EXPLAIN, &c);
         if (r < 0)
                 return r;
@@ -326,23 +425,14 @@ int pgd_op_explain(struct pgd_ctx *ctx)
         if (c.policy_ran && set_new(reply, "rule", json_string(c.rule)) < 0)
                 return -ENOMEM;
         if (c.allow) {
-                bool relaxed = c.rdm_policy == PG_POLICY_RDM_RELAXED && req->rdm_relaxed != 0;
-
                 snprintf(message, sizeof(message), "assign %s to domid %u: allowed by rule %s",
                          req->bdf, c.domain.domid, c.rule);
                 if (set_new(reply, "message", json_string(message)) < 0 ||
-                    set_new(reply, "rdm_policy",
-                            json_string(pg_policy_rdm_name(relaxed ? PG_POLICY_RDM_RELAXED
-                                                                   : PG_POLICY_RDM_STRICT))) < 0)
+                    set_new(reply, "rdm_policy", json_string(grant_rdm(req, &c))) < 0)
                         return -ENOMEM;
                 return 0;
         }
-        if (set_new(reply, "error", json_string(pg_error_name(refusal->code))) < 0 ||
-            set_new(reply, "check", json_string(refusal->check ?: "")) < 0 ||
-            set_new(reply, "message", json_string(refusal->message)) < 0)
-                return -ENOMEM;
-        if (refusal->hv_errno > 0 && pg_errno_name(refusal->hv_errno) &&
-            set_new(reply, "errno", json_string(pg_errno_name(refusal->hv_errno))) < 0)
+        if (explain_refusal(reply, refusal) < 0)
                 return -ENOMEM;
         *refusal = (struct pgd_error){}; /* explain answers; it refuses nothing */
         return 0;
@@ -353,17 +443,102 @@ static int assign_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
         return set_new(ctx->reply, "grant", grant_to_json(&done->grant));
 }
 
+static int assign_many_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
+{
+        json_t *grants = json_array();
+
+        if (set_new(ctx->reply, "grants", grants) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < done->n_grants; i++)
+                if (json_array_append_new(grants, grant_to_json(&done->grants[i])) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/*
+ * A reset before the assign failed: the request is refused (ctx->err says
+ * why), and the device is tainted first, durably, so that it goes to no
+ * other domain until an admin clears it.
+ */
+static int refuse_tainted(struct pgd_ctx *ctx, const struct pgd_checks *c, uint32_t sbdf, int code)
+{
+        struct pgd_change_args a = {.kind = PGD_CHANGE_TAINT, .sbdf = sbdf, .refuse = code};
+
+        a.taint = (struct pgd_taint){.sbdf = sbdf, .time = (int64_t)time(NULL)};
+        snprintf(a.taint.reason, sizeof(a.taint.reason), "%s", c->taint_reason);
+        return pgd_commit_change(ctx->d, ctx, &a);
+}
+
+/* The grant the checks allowed: for this device, this domain, this client, by this rule. */
+static void grant_fill(struct pgd_ctx *ctx, const struct pgd_checks *c, uint32_t sbdf,
+                       bool rdm_relaxed, struct pgd_grant *g)
+{
+        *g = (struct pgd_grant){.sbdf = sbdf, .domid = c->domain.domid};
+        snprintf(g->domain_uuid, sizeof(g->domain_uuid), "%s", c->domain.uuid);
+        snprintf(g->domain_name, sizeof(g->domain_name), "%s", c->domain.name);
+        g->client_uid = ctx->peer.uid;
+        g->client_pid = ctx->peer.pid;
+        snprintf(g->client_unit, sizeof(g->client_unit), "%s", ctx->peer.unit ?: "");
+        snprintf(g->rule, sizeof(g->rule), "%s", c->rule);
+        g->rdm_policy = rdm_relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT;
+        g->time = (int64_t)time(NULL);
+        pgd_identity_from_pci(&c->pci, &g->identity);
+}
+
+/*
+ * assign with "devices": every check for every device first, then each
+ * device's reset, then the group's one change (commit.c): an intent naming
+ * every grant, the assign calls in order, and one outcome record. A refusal
+ * of any assign call rolls back the ones before it, into quarantine.
+ */
+static int assign_many(struct pgd_ctx *ctx)
+{
+        const struct pgd_request *req = &ctx->req;
+        _cleanup_(freep) struct pgd_checks *c = calloc(req->n_devices, sizeof(*c));
+        _cleanup_(freep) struct pgd_change_args *a = calloc(1, sizeof(*a));
+        bool relaxed = req->rdm_relaxed != 0;
+        size_t n = 0;
+        int r;
+
+        if (!c || !a)
+                return -ENOMEM;
+        r = pgd_checks_run_many(ctx, PGD_CHECKS_ASSIGN, c, &n);
+        if (n > 0 && c[n - 1].have_domain)
+                outcome_domain(ctx, &c[n - 1].domain);
+        if (r > 0 && c[n - 1].reset_failed)
+                return refuse_tainted(ctx, &c[n - 1], req->devices[n - 1], r);
+        if (r != 0)
+                return r;
+
+        /* As for one device: the request's "relaxed" only where every rule allows it. */
+        for (size_t i = 0; i < req->n_devices; i++)
+                relaxed = relaxed && c[i].rdm_policy == PG_POLICY_RDM_RELAXED;
+        *a = (struct pgd_change_args){
+                .kind = PGD_CHANGE_ASSIGN_GROUP,
+                .rdm_relaxed = relaxed,
+                .n_grants = req->n_devices,
+                .message = "granted with its group",
+                .reply = assign_many_reply,
+        };
+        for (size_t i = 0; i < req->n_devices; i++)
+                grant_fill(ctx, &c[i], req->devices[i], relaxed, &a->grants[i]);
+        return pgd_commit_change(ctx->d, ctx, a);
+}
+
 int pgd_op_assign(struct pgd_ctx *ctx)
 {
         const struct pgd_request *req = &ctx->req;
         struct pgd_change_args a = {.kind = PGD_CHANGE_ASSIGN, .reply = assign_reply};
-        struct pgd_grant *g = &a.grant;
         struct pgd_checks c;
         int r;
 
+        if (req->n_devices > 0)
+                return assign_many(ctx);
         r = pgd_checks_run(ctx, PGD_CHECKS_ASSIGN, &c);
         if (c.have_domain)
                 outcome_domain(ctx, &c.domain);
+        if (r > 0 && c.reset_failed)
+                return refuse_tainted(ctx, &c, req->sbdf, r);
         if (r != 0)
                 return r;
 
@@ -373,16 +548,7 @@ int pgd_op_assign(struct pgd_ctx *ctx)
          * and the grant says so.
          */
         a.rdm_relaxed = c.rdm_policy == PG_POLICY_RDM_RELAXED && req->rdm_relaxed != 0;
-        g->sbdf = req->sbdf;
-        g->domid = c.domain.domid;
-        snprintf(g->domain_uuid, sizeof(g->domain_uuid), "%s", c.domain.uuid);
-        snprintf(g->domain_name, sizeof(g->domain_name), "%s", c.domain.name);
-        g->client_uid = ctx->peer.uid;
-        g->client_pid = ctx->peer.pid;
-        snprintf(g->client_unit, sizeof(g->client_unit), "%s", ctx->peer.unit ?: "");
-        snprintf(g->rule, sizeof(g->rule), "%s", c.rule);
-        g->rdm_policy = a.rdm_relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT;
-        g->time = (int64_t)time(NULL);
+        grant_fill(ctx, &c, req->sbdf, a.rdm_relaxed, &a.grant);
         a.message = c.reset_done ? "granted after reset" : "granted";
         return pgd_commit_change(ctx->d, ctx, &a);
 }
@@ -551,7 +717,7 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
                               req->bdf);
                 return err->code;
         }
-        if (pg_policy_is_protected(d->policy, &dev, &why)) {
+        if (pgd_checks_protected(d, info, &why)) {
                 pgd_error_set(err, PG_ERR_PROTECTED_DEVICE, "%s is protected by policy (%s)",
                               req->bdf, why ?: "protected");
                 return err->code;
@@ -576,6 +742,8 @@ int pgd_op_prepare(struct pgd_ctx *ctx)
                 /* The intent names the driver bound now: a crash cannot lose it. */
                 snprintf(a.driver, sizeof(a.driver), "%s",
                          streq(info->driver, "pciback") ? "" : info->driver);
+                /* And what the device is: an assign refuses another one at its address. */
+                pgd_identity_from_pci(info, &a.identity);
                 return pgd_commit_change(d, ctx, &a);
         }
 
@@ -643,4 +811,50 @@ int pgd_op_unprepare(struct pgd_ctx *ctx)
         ctx->outcome.decision = "unprepared";
         ctx->outcome.message = a.message;
         return unprepare_reply(ctx, &a);
+}
+
+/* ---- untaint, watch ---- */
+
+static int untaint_reply(struct pgd_ctx *ctx, const struct pgd_change_args *done)
+{
+        if (set_new(ctx->reply, "device", json_string(ctx->req.bdf)) < 0 ||
+            set_new(ctx->reply, "was_tainted", json_true()) < 0 ||
+            set_new(ctx->reply, "reason", json_string(done->taint.reason)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int pgd_op_untaint(struct pgd_ctx *ctx)
+{
+        const struct pgd_request *req = &ctx->req;
+        const struct pgd_taint *t = pgd_grants_find_taint(ctx->d->grants, req->sbdf);
+        struct pgd_change_args a = {
+                .kind = PGD_CHANGE_UNTAINT,
+                .sbdf = req->sbdf,
+                .message = "an admin cleared the taint; the device may go to any domain again",
+                .reply = untaint_reply,
+        };
+
+        if (!t) {
+                /* Nothing to clear: nothing recorded, nothing audited. */
+                if (set_new(ctx->reply, "device", json_string(req->bdf)) < 0 ||
+                    set_new(ctx->reply, "was_tainted", json_false()) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        a.taint = *t;
+        return pgd_commit_change(ctx->d, ctx, &a);
+}
+
+int pgd_op_watch(struct pgd_ctx *ctx)
+{
+        if (!ctx->admin && !pg_policy_is_watcher(ctx->d->policy, &ctx->id)) {
+                ctx->err.check = "client";
+                return pgd_error_set(&ctx->err, PG_ERR_NOT_AUTHORIZED,
+                                     "uid %u may not watch: only admins and the policy's "
+                                     "watchers may",
+                                     (unsigned)ctx->peer.uid);
+        }
+        ctx->watch = true;
+        return set_new(ctx->reply, "watching", json_true());
 }

@@ -81,6 +81,16 @@ struct pgd_daemon {
         /* Changes whose rollback failed: retried until it succeeds (commit.c). */
         struct pgd_change *rollbacks;
         size_t n_rollbacks;
+        /*
+         * The PCI devices holding dom0's root file system, found at start-up
+         * (hv_ops.root_devices): protected unless the policy says
+         * protect_root_device = false (checks.c).
+         */
+        uint32_t *root_devices;
+        size_t n_root_devices;
+        /* Assignments without a grant already reported, so that each is audited once (reconcile.c). */
+        struct hv_assignment *unmanaged;
+        size_t n_unmanaged;
 };
 
 /* Who is on the other end of a connection, as the kernel says. */
@@ -98,8 +108,11 @@ struct pgd_request {
         const char *op;
         json_int_t id;
         bool has_device;
-        uint32_t sbdf;                 /* normalised */
+        uint32_t sbdf;                 /* normalised; of "devices", the first */
         char bdf[PG_BDF_MAX];          /* "ssss:bb:dd.f" */
+        /* "devices" (assign, explain): a multi-device request, its devices in order; 0: "device" */
+        size_t n_devices;
+        uint32_t devices[PGD_GROUP_MAX];
         const char *domain;            /* by name, or NULL */
         bool has_domid;
         uint32_t domid;
@@ -115,6 +128,8 @@ struct pgd_error {
         const char *check;             /* the explain check that failed, or NULL */
         char rule[128];                /* the rule involved, or "" */
         char message[512];
+        bool has_device;               /* a multi-device request: the device refused */
+        uint32_t device;
 };
 
 _printf_(3, 4) int pgd_error_set(struct pgd_error *e, int code, const char *fmt, ...);
@@ -134,15 +149,31 @@ struct pgd_host_owner {
         uint32_t domid;
 };
 
+/* The other members of a device's IOMMU group and slot, as the request asked. */
+struct pgd_host_group {
+        uint32_t sbdf;
+        int r;
+        bool hv; /* r is the hypervisor's answer (device_group), not the PCI listing's */
+        uint32_t *members;
+        size_t n;
+};
+
+struct pgd_host_test {
+        uint32_t sbdf, domid;
+        int r;
+};
+
 struct pgd_host {
-        bool have_caps, have_domain, have_group, have_test;
-        int caps_r, domain_r, group_r, test_r;
-        bool group_hv; /* group_r is the hypervisor's answer */
+        bool have_caps, have_domain, have_list;
+        int caps_r, domain_r, list_r;
         struct hv_caps caps;
         struct hv_domain domain; /* the domain the request names */
-        uint32_t *group;         /* the other members of the device's group and slot */
-        size_t n_group;
-        uint32_t test_domid;
+        uint32_t *list;          /* every PCI function of the host, when asked (pci_list) */
+        size_t n_list;
+        struct pgd_host_group *groups;
+        size_t n_groups;
+        struct pgd_host_test *tests;
+        size_t n_tests;
         struct pgd_host_pci *pci;
         size_t n_pci;
         struct pgd_host_owner *owners;
@@ -163,6 +194,16 @@ struct pgd_outcome {
         const char *message;  /* (static) */
         bool have_grant;      /* assign, release: the grant made or ended */
         struct pgd_grant grant;
+        /* a multi-device assign: every grant it made (one audit record each), heap */
+        struct pgd_grant *grants;
+        size_t n_grants;
+};
+
+/* The device the checks are at: the request's, or each of its "devices" in turn. */
+struct pgd_device_at {
+        uint32_t sbdf;
+        char bdf[PG_BDF_MAX];
+        size_t index; /* in "devices"; 0 for a single device */
 };
 
 /*
@@ -182,10 +223,12 @@ struct pgd_ctx {
         size_t n_clients;
         bool admin;
         struct pgd_host host;
+        struct pgd_device_at at;
         json_t *reply; /* "id", "ok": true and the handler's fields */
         struct pgd_error err;
         struct pgd_outcome outcome;
         bool waiting; /* a change holds it until the journal is synced */
+        bool watch;   /* watch: after its reply, the connection carries the event stream */
         pgd_reply_fn done;
         void *userdata;
 };
@@ -208,6 +251,8 @@ int pgd_op_owner(struct pgd_ctx *ctx);
 int pgd_op_prepare(struct pgd_ctx *ctx);
 int pgd_op_unprepare(struct pgd_ctx *ctx);
 int pgd_op_reload(struct pgd_ctx *ctx);
+int pgd_op_untaint(struct pgd_ctx *ctx);
+int pgd_op_watch(struct pgd_ctx *ctx);
 
 /* ---- the host, as this request sees it (host.c) ---- */
 /* The snapshot's memory freed, and emptied. */
@@ -218,13 +263,16 @@ int pgd_host_domain(struct pgd_ctx *ctx, const struct hv_domain **ret);
 int pgd_host_pci(struct pgd_ctx *ctx, uint32_t sbdf, const struct hv_pci_info **ret);
 int pgd_host_owner(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t *ret_domid);
 /*
- * The other members of the request's device's IOMMU group and the other
- * functions of its slot. On failure *ret_hv says whether the hypervisor
- * answered (device_group) or the PCI listing failed.
+ * The other members of sbdf's IOMMU group and the other functions of its
+ * slot. On failure *ret_hv says whether the hypervisor answered
+ * (device_group) or the PCI listing failed.
  */
-int pgd_host_group(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n, bool *ret_hv);
-/* The hypervisor's test-assign of the request's device to domid. */
-int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t domid);
+int pgd_host_group(struct pgd_ctx *ctx, uint32_t sbdf, const uint32_t **ret, size_t *ret_n,
+                   bool *ret_hv);
+/* The hypervisor's test-assign of sbdf to domid. */
+int pgd_host_test_assign(struct pgd_ctx *ctx, uint32_t sbdf, uint32_t domid);
+/* Every PCI function of the host (pci_list), sorted. */
+int pgd_host_pci_list(struct pgd_ctx *ctx, const uint32_t **ret, size_t *ret_n);
 
 /*
  * Finish a request that waited (ctx->waiting): build its reply from code (0,
@@ -256,3 +304,13 @@ void pgd_server_hold_host(struct pgd_daemon *d);
 void pgd_server_commit_soon(struct pgd_daemon *d);
 /* A rollback failed: try again later (server.c). */
 void pgd_server_retry_later(struct pgd_daemon *d);
+/* Whether a connection carries the event stream (audit.c builds events only then). */
+bool pgd_server_has_watchers(const struct pgd_daemon *d);
+/*
+ * One event line (its '\n' included) to every watcher, queued without
+ * blocking: a watcher whose queue is full gets a last "dropped" event and is
+ * closed (server/connection.c).
+ */
+void pgd_server_broadcast(const struct pgd_daemon *d, const char *line, size_t len);
+/* The policy changed: watchers it no longer allows are closed. */
+void pgd_server_recheck_watchers(const struct pgd_daemon *d);

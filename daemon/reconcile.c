@@ -38,6 +38,11 @@
  *     hypervisor and every hypervisor assignment of a prepared device has a
  *     grant;
  *   - otherwise it is only reported, unless --enforce asks to deassign it.
+ * Then every grant's and prepared device's recorded identity is compared
+ * with the device at its address now: a device that is not the one recorded
+ * (or is gone) is reported (audit "identity"); its grant is kept (the
+ * hypervisor's assignment is the truth), and an assign of a prepared device
+ * that changed is refused identity-changed (checks.c).
  * The store is then compacted (snapshot written, journal emptied) once, when
  * anything changed or the journal held records; a journal that takes no
  * records (not the snapshot's) is compacted before the first change.
@@ -46,7 +51,10 @@
  * are gone or dying, or whose domid now names another UUID, are released: Xen has
  * already moved their devices into quarantine. Each release is a change
  * (commit.c): recorded, then, once durable, the device is reset by the
- * grant's rule (best effort) and the release audited.
+ * grant's rule (best effort) and the release audited. Then the hypervisor's
+ * assignments are read again: an assignment to a live guest that no grant
+ * and no change in flight accounts for is unmanaged, reported once (audit
+ * "unmanaged"), and under --enforce deassigned, into quarantine.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -148,6 +156,79 @@ static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const c
                      });
 }
 
+/* ---- unmanaged assignments ---- */
+
+/* Whether an open intent (an assign in flight, or one whose rollback is pending) covers sbdf. */
+static bool in_flight(const struct pgd_grants *g, uint32_t sbdf)
+{
+        for (size_t i = 0; i < pgd_grants_n_intents(g); i++)
+                if (pgd_intent_assigns(pgd_grants_intent(g, i), sbdf))
+                        return true;
+        return false;
+}
+
+static bool was_reported(const struct pgd_daemon *d, const struct hv_assignment *a)
+{
+        for (size_t i = 0; i < d->n_unmanaged; i++)
+                if (d->unmanaged[i].sbdf == a->sbdf && d->unmanaged[i].domid == a->domid)
+                        return true;
+        return false;
+}
+
+/*
+ * Every assignment to a live guest that no grant accounts for: reported
+ * once each (d->unmanaged remembers which), deassigned into quarantine under
+ * --enforce. Returns how many were deassigned, or -ENOMEM.
+ */
+static int unmanaged_scan(struct pgd_daemon *d, struct host_view *v)
+{
+        _cleanup_(freep) struct hv_assignment *now = calloc(v->n_asg + 1, sizeof(*now));
+        size_t n_now = 0;
+        int deassigned = 0;
+
+        if (!now)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n_asg; i++) {
+                const struct hv_assignment *a = &v->asg[i];
+                const struct pgd_grant *gr = pgd_grants_find(d->grants, a->sbdf);
+                const struct hv_domain *dom = find_domain(v, a->domid);
+                char bdf[PG_BDF_MAX], msg[256];
+                int r;
+
+                if (!pg_domid_is_guest(a->domid) || (gr && gr->domid == a->domid) ||
+                    in_flight(d->grants, a->sbdf) || !dom || dom->dying)
+                        continue; /* granted, in flight, or Xen takes it back from a dead domain */
+                pg_bdf_format(a->sbdf, bdf);
+                if (d->cfg.enforce) {
+                        r = d->hv_ops->deassign(d->hv, a->domid, a->sbdf);
+                        if (r >= 0 || r == -ENODEV || r == -ESRCH) {
+                                deassigned++;
+                                snprintf(msg, sizeof(msg),
+                                         "assigned without a grant; deassigned into quarantine "
+                                         "(enforce)");
+                                log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf,
+                                            a->domid, msg);
+                                audit_device(d, PGD_AUDIT_UNMANAGED, "domain-event", a->sbdf,
+                                             a->domid, dom, "deassigned", 0, msg);
+                                continue;
+                        }
+                        snprintf(msg, sizeof(msg), "assigned without a grant; deassign failed: %s",
+                                 strerror(-r));
+                } else
+                        snprintf(msg, sizeof(msg), "assigned without a grant");
+                now[n_now++] = *a;
+                if (was_reported(d, a))
+                        continue;
+                log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf, a->domid, msg);
+                audit_device(d, PGD_AUDIT_UNMANAGED, "domain-event", a->sbdf, a->domid, dom,
+                             "unmanaged", d->cfg.enforce ? PG_ERR_HYPERVISOR_ERROR : 0, msg);
+        }
+        free(d->unmanaged);
+        d->unmanaged = TAKE_PTR(now);
+        d->n_unmanaged = n_now;
+        return deassigned;
+}
+
 /* ---- domain events ---- */
 
 int pgd_reconcile_domains(struct pgd_daemon *d)
@@ -155,15 +236,12 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         _cleanup_(freep) struct pgd_grant *gone = NULL;
         struct host_view v = {};
         size_t n_gone = 0, n = pgd_grants_count(d->grants);
-        int r, failed = 0;
+        int r, failed = 0, deassigned;
 
-        if (n == 0)
-                return 0; /* nothing to release: no hypervisor call at all */
-
-        r = host_view_load(d, false, &v);
+        r = host_view_load(d, true, &v);
         if (r < 0)
                 return r;
-        gone = calloc(n, sizeof(*gone));
+        gone = calloc(n + 1, sizeof(*gone));
         if (!gone) {
                 host_view_clear(&v);
                 return -ENOMEM;
@@ -178,9 +256,6 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
                 if (!dom || dom->dying || !streq(dom->uuid, gr->domain_uuid))
                         gone[n_gone++] = *gr;
         }
-        host_view_clear(&v);
-        if (n_gone == 0)
-                return 0;
 
         /*
          * Xen already moved these devices into quarantine: the grants are gone
@@ -200,12 +275,17 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
                 if (r != 0)
                         failed = r;
         }
-        log_info("released %zu grant(s) of domains that are gone", n_gone);
-        if (failed == -ENOMEM)
+        if (n_gone > 0)
+                log_info("released %zu grant(s) of domains that are gone", n_gone);
+
+        /* An assignment made behind passguard's back shows now, not only at the next start. */
+        deassigned = unmanaged_scan(d, &v);
+        host_view_clear(&v);
+        if (failed == -ENOMEM || deassigned == -ENOMEM)
                 return -ENOMEM;
         if (failed > 0)
                 return d->state_error < 0 ? d->state_error : -EIO;
-        return (int)n_gone;
+        return (int)n_gone + deassigned;
 }
 
 /* ---- start-up ---- */
@@ -220,6 +300,51 @@ static int deassign(struct pgd_daemon *d, struct host_view *v, uint32_t domid, u
         if (a)
                 a->domid = HV_DOMID_IO;
         return 0;
+}
+
+/*
+ * A multi-device assign's intent left open: its outcome never made it to the
+ * journal, so no client was told it was granted, and the group is all or
+ * nothing: every device of it the hypervisor shows assigned to its domain is
+ * rolled back into quarantine. Returns 1 when any was, 0, or -errno.
+ */
+static int resolve_group(struct pgd_daemon *d, struct host_view *v, const struct pgd_intent *in)
+{
+        size_t rolled = 0;
+        bool later = false;
+        char bdf[PG_BDF_MAX], msg[256];
+        int r;
+
+        for (size_t i = 0; i < in->n_grants; i++) {
+                const struct pgd_grant *want = &in->grants[i];
+                const struct pgd_grant *gr = pgd_grants_find(d->grants, want->sbdf);
+
+                if ((gr && gr->domid == want->domid) || owner_of(v, want->sbdf) != want->domid)
+                        continue;
+                pg_bdf_format(want->sbdf, bdf);
+                r = deassign(d, v, want->domid, want->sbdf);
+                if (r < 0 && r != -ENODEV && r != -ESRCH) {
+                        log_error_errno(r,
+                                        "Failed to roll back the interrupted group assign of %s "
+                                        "to d%" PRIu32 " (retried until it succeeds): %m",
+                                        bdf, want->domid);
+                        later = true;
+                        continue;
+                }
+                snprintf(msg, sizeof(msg),
+                         "assigned by an interrupted multi-device assign (intent %" PRIu64
+                         ", %zu devices, never acknowledged); rolled back into quarantine",
+                         in->seq, in->n_grants);
+                log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf, want->domid,
+                            msg);
+                audit_device(d, PGD_AUDIT_UNMANAGED, "reconcile", want->sbdf, want->domid,
+                             find_domain(v, want->domid), "rolled-back", 0, msg);
+                rolled++;
+        }
+        if (later)
+                return pgd_commit_rollback_later(d, in);
+        r = pgd_grants_drop_intent(d->grants, in->seq);
+        return r < 0 ? r : rolled > 0;
 }
 
 /*
@@ -256,6 +381,9 @@ static int resolve_intent(struct pgd_daemon *d, struct host_view *v, const struc
                 return pgd_grants_drop_intent(g, in->seq);
         }
 
+        if (in->op == PGD_RECORD_INTENT_ASSIGN_GROUP)
+                return resolve_group(d, v, in);
+
         /* An assign: done and recorded, never done, or done and never acknowledged. */
         if ((gr && gr->domid == in->grant.domid) || owner != in->grant.domid)
                 return pgd_grants_drop_intent(g, in->seq);
@@ -279,11 +407,66 @@ static int resolve_intent(struct pgd_daemon *d, struct host_view *v, const struc
         return r < 0 ? r : 1;
 }
 
+/* What a recorded identity says of the device at its address now: reported when it differs. */
+static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pgd_identity *was,
+                            const struct pgd_grant *gr)
+{
+        struct hv_pci_info info;
+        struct pgd_identity now;
+        char bdf[PG_BDF_MAX], what[200], msg[300];
+        int r;
+
+        pg_bdf_format(sbdf, bdf);
+        r = d->hv_ops->pci_info(d->hv, sbdf, &info);
+        if (r == -ENODEV)
+                snprintf(what, sizeof(what), "the device is gone");
+        else if (r < 0)
+                return false; /* cannot tell: the next assign's identity check will */
+        else {
+                pgd_identity_from_pci(&info, &now);
+                if (pgd_identity_diff(was, &now, what, sizeof(what)) == 0)
+                        return false;
+        }
+        snprintf(msg, sizeof(msg), "%s is not the device %s: %s", bdf,
+                 gr ? "that was granted" : "that was prepared there", what);
+        log_warning("%s", msg);
+        if (gr)
+                pgd_audit_grant(d, PGD_AUDIT_IDENTITY, "reconcile", NULL, gr, "changed", 0, msg);
+        else
+                audit_device(d, PGD_AUDIT_IDENTITY, "reconcile", sbdf, HV_DOMID_IO, NULL, "changed",
+                             0, msg);
+        return true;
+}
+
+/* Every recorded identity against the device at its address: how many differ. */
+static size_t identities_check(struct pgd_daemon *d)
+{
+        struct pgd_grants *g = d->grants;
+        size_t changed = 0;
+
+        for (size_t i = 0; i < pgd_grants_count(g); i++) {
+                const struct pgd_grant *gr = pgd_grants_get(g, i);
+                if (gr->identity.known)
+                        changed += identity_report(d, gr->sbdf, &gr->identity, gr);
+        }
+        for (size_t i = 0; i < pgd_grants_n_prepared(g); i++) {
+                const struct pgd_identity *id;
+                uint32_t sbdf;
+                if (pgd_grants_prepared(g, i, &sbdf, &id) < 0 || !id)
+                        continue;
+                const struct pgd_grant *gr = pgd_grants_find(g, sbdf);
+                if (gr && gr->identity.known)
+                        continue; /* said for its grant */
+                changed += identity_report(d, sbdf, id, NULL);
+        }
+        return changed;
+}
+
 int pgd_reconcile_startup(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;
         struct host_view v = {};
-        size_t kept = 0, released = 0, unmanaged = 0, deassigned = 0;
+        size_t kept = 0, released = 0, unmanaged = 0, deassigned = 0, changed;
         bool store_changed = false;
         char bdf[PG_BDF_MAX], obuf[16], msg[256];
         int r;
@@ -418,14 +601,25 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
                 log_warning("Unmanaged assignment of %s to d%" PRIu32 ": %s", bdf, a.domid, msg);
                 audit_device(d, PGD_AUDIT_UNMANAGED, "reconcile", a.sbdf, a.domid, dom, decision,
                              error, msg);
+                /* Said once: a domain event does not report it again while it stays. */
+                if (alive && !streq(decision, "rolled-back") && !streq(decision, "deassigned")) {
+                        struct hv_assignment *p =
+                                reallocarray(d->unmanaged, d->n_unmanaged + 1, sizeof(*p));
+                        if (p) {
+                                d->unmanaged = p;
+                                d->unmanaged[d->n_unmanaged++] = a;
+                        }
+                }
         }
         host_view_clear(&v);
+
+        changed = identities_check(d);
 
         /* Start from a snapshot that says it all, and an empty journal (or a broken store). */
         if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g))
                 (void)pgd_commit_store_result(d, pgd_grants_commit(g), "write");
-        log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged", kept, released,
-                 unmanaged);
+        log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged, %zu identity change(s)",
+                 kept, released, unmanaged, changed);
         return (int)(released + deassigned);
 }
 
@@ -488,6 +682,7 @@ static int refuse_valid_store(struct pgd_daemon *d)
  */
 static int rebuild_prepared(struct pgd_daemon *d, uint32_t sbdf, bool *ret_added)
 {
+        struct pgd_identity id;
         struct hv_pci_info info;
         char bdf[PG_BDF_MAX];
         int r;
@@ -507,6 +702,8 @@ static int rebuild_prepared(struct pgd_daemon *d, uint32_t sbdf, bool *ret_added
         r = pgd_grants_set_prepared(d->grants, sbdf, "");
         if (r < 0)
                 return log_error_errno(r, "Failed to record %s as prepared: %m", bdf);
+        pgd_identity_from_pci(&info, &id);
+        (void)pgd_grants_set_prepared_identity(d->grants, sbdf, &id);
         printf("prepared: %s (quarantined, pciback; original driver unknown)\n", bdf);
         audit_device(d, PGD_AUDIT_RECONCILE, "rebuild", sbdf, HV_DOMID_IO, NULL, "prepared", 0,
                      "recorded as prepared from the hypervisor's quarantine");

@@ -101,6 +101,8 @@ int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err)
                              .decision = "reloaded",
                              .message = d->cfg.policy_path,
                      });
+        /* After the reload's event: a watcher the new policy does not allow is closed. */
+        pgd_server_recheck_watchers(d);
         pgd_daemon_notify_ready(d);
         return 0;
 }

@@ -59,6 +59,7 @@ enum {
         ARG_TARGET = 1 << 1,  /* exactly one of "domain" (name) and "domid" */
         ARG_RDM = 1 << 2,     /* "rdm_policy": "strict" | "relaxed" */
         ARG_VERSION = 1 << 3, /* "version": integer */
+        ARG_DEVICES = 1 << 4, /* exactly one of "device" and "devices" (an array of BDFs) */
 };
 
 /*
@@ -84,16 +85,19 @@ static const struct pgd_op op_table[] = {
         {"hello", PGD_PERM_ANYONE, pgd_op_hello, ARG_VERSION, 0},
         {"status", PGD_PERM_CLIENT, pgd_op_status, 0, 0},
         {"list", PGD_PERM_CLIENT, pgd_op_list, 0, 0},
-        {"assign", PGD_PERM_CLIENT, pgd_op_assign, ARG_DEVICE | ARG_TARGET, ARG_RDM, C, A,
+        {"assign", PGD_PERM_CLIENT, pgd_op_assign, ARG_DEVICES | ARG_TARGET, ARG_RDM, C, A,
          PGD_AUDIT_GRANT},
         {"release", PGD_PERM_CLIENT, pgd_op_release, ARG_DEVICE | ARG_TARGET, 0, C, A,
          PGD_AUDIT_RELEASE},
-        {"explain", PGD_PERM_CLIENT, pgd_op_explain, ARG_DEVICE | ARG_TARGET, ARG_RDM},
+        {"explain", PGD_PERM_CLIENT, pgd_op_explain, ARG_DEVICES | ARG_TARGET, ARG_RDM},
         {"owner", PGD_PERM_CLIENT, pgd_op_owner, ARG_DEVICE, 0},
         /* prepare also lets a managed rule's clients in: its handler checks. */
         {"prepare", PGD_PERM_CLIENT, pgd_op_prepare, ARG_DEVICE, 0, C, A, PGD_AUDIT_PREPARE},
         {"unprepare", PGD_PERM_ADMIN, pgd_op_unprepare, ARG_DEVICE, 0, C, A, PGD_AUDIT_PREPARE},
         {"reload", PGD_PERM_ADMIN, pgd_op_reload, 0, 0},
+        {"untaint", PGD_PERM_ADMIN, pgd_op_untaint, ARG_DEVICE, 0, C, A, PGD_AUDIT_TAINT},
+        /* watch also lets the policy's watchers in: its handler checks. */
+        {"watch", PGD_PERM_CLIENT, pgd_op_watch, 0, 0},
 };
 #undef C
 #undef A
@@ -107,15 +111,17 @@ static const struct pgd_op *op_lookup(const char *name)
 }
 
 /* The keys of an op, "id" and "op" included, NULL-terminated. */
-static void op_keys(const struct pgd_op *op, const char *keys[static 8])
+static void op_keys(const struct pgd_op *op, const char *keys[static 10])
 {
         unsigned args = op->required | op->optional;
         size_t n = 0;
 
         keys[n++] = "id";
         keys[n++] = "op";
-        if (args & ARG_DEVICE)
+        if (args & (ARG_DEVICE | ARG_DEVICES))
                 keys[n++] = "device";
+        if (args & ARG_DEVICES)
+                keys[n++] = "devices";
         if (args & ARG_TARGET) {
                 keys[n++] = "domain";
                 keys[n++] = "domid";
@@ -166,16 +172,58 @@ static bool valid_domain_name(const char *s)
         return true;
 }
 
+/* "devices": 1 to PGD_GROUP_MAX BDFs, none twice. */
+static int parse_devices(const struct pgd_op *op, const json_t *v, struct pgd_request *req,
+                         struct pgd_error *err)
+{
+        const json_t *e;
+        size_t i;
+
+        if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > PGD_GROUP_MAX)
+                return bad_request(err, "'devices' must be an array of 1 to %d PCI addresses",
+                                   PGD_GROUP_MAX);
+        json_array_foreach(v, i, e)
+        {
+                if (!json_is_string(e))
+                        return bad_request(err, "'devices' must hold strings");
+                if (pg_bdf_parse(json_string_value(e), &req->devices[i]) < 0)
+                        return bad_request(err, "invalid device '%.*s': expected SSSS:BB:DD.F",
+                                           QUOTE_MAX, json_string_value(e));
+                for (size_t j = 0; j < i; j++)
+                        if (req->devices[j] == req->devices[i])
+                                return bad_request(err, "'devices' names %s twice",
+                                                   pg_bdf_format(req->devices[i], req->bdf));
+        }
+        req->n_devices = json_array_size(v);
+        req->sbdf = req->devices[0];
+        pg_bdf_format(req->sbdf, req->bdf);
+        req->has_device = true;
+        (void)op;
+        return 0;
+}
+
 static int parse_args(const struct pgd_op *op, const json_t *msg, struct pgd_request *req,
                       struct pgd_error *err)
 {
         unsigned args = op->required | op->optional;
         const json_t *v;
+        int r;
 
-        if (args & ARG_DEVICE) {
+        if (args & ARG_DEVICES) {
+                v = json_object_get(msg, "devices");
+                if (v && json_object_get(msg, "device"))
+                        return bad_request(err, "give either 'device' or 'devices', not both");
+                if (v) {
+                        r = parse_devices(op, v, req, err);
+                        if (r != 0)
+                                return r;
+                }
+        }
+        if ((args & ARG_DEVICE) || ((args & ARG_DEVICES) && req->n_devices == 0)) {
                 v = json_object_get(msg, "device");
                 if (!v)
-                        return bad_request(err, "op '%s' needs 'device'", op->name);
+                        return bad_request(err, "op '%s' needs 'device'%s", op->name,
+                                           args & ARG_DEVICES ? " or 'devices'" : "");
                 if (!json_is_string(v))
                         return bad_request(err, "'device' must be a string");
                 if (pg_bdf_parse(json_string_value(v), &req->sbdf) < 0)
@@ -245,7 +293,7 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
                       bool *ret_has_id, struct pgd_error *err)
 {
         struct pgd_request req = {.id = -1, .rdm_relaxed = -1};
-        const char *keys[8], *bad_key = NULL;
+        const char *keys[10], *bad_key = NULL;
         const json_t *id, *opname;
         const struct pgd_op *op;
         int r;
@@ -315,6 +363,7 @@ static struct pgd_ctx *ctx_free(struct pgd_ctx *ctx)
                 return NULL;
         json_decref(ctx->msg);
         json_decref(ctx->reply);
+        free(ctx->outcome.grants);
         pgd_peer_clear(&ctx->peer);
         pgd_host_clear(&ctx->host);
         free(ctx);
@@ -385,8 +434,19 @@ json_t *pgd_request_error_reply(bool has_id, json_int_t id, int code, const char
 
 static json_t *refusal(json_int_t id, int code, const struct pgd_error *err)
 {
-        return pg_wire_error_reply(id, code, err->message[0] ? err->message : NULL, err->hv_errno,
-                                   err->rule[0] ? err->rule : NULL, err->check);
+        json_t *reply = pg_wire_error_reply(id, code, err->message[0] ? err->message : NULL,
+                                            err->hv_errno, err->rule[0] ? err->rule : NULL,
+                                            err->check);
+        char bdf[PG_BDF_MAX];
+
+        /* A multi-device request: the device that was refused. */
+        if (reply && err->has_device &&
+            json_object_set_new(reply, "device", json_string(pg_bdf_format(err->device, bdf))) <
+                    0) {
+                json_decref(reply);
+                return NULL;
+        }
+        return reply;
 }
 
 /*
@@ -407,6 +467,11 @@ static void audit_outcome(const struct pgd_ctx *ctx, int code, bool at_door)
         }
         if (!o->decision)
                 return; /* nothing changed: nothing to record */
+        for (size_t i = 0; i < o->n_grants; i++)
+                pgd_audit_grant(ctx->d, ctx->op->audit, ctx->req.op, &ctx->peer, &o->grants[i],
+                                o->decision, 0, o->message);
+        if (o->n_grants > 0)
+                return;
         if (o->have_grant)
                 pgd_audit_grant(ctx->d, ctx->op->audit, ctx->req.op, &ctx->peer, &o->grant,
                                 o->decision, 0, o->message);
@@ -464,7 +529,7 @@ void pgd_request_detach(struct pgd_ctx *ctx)
  */
 int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
                        size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
-                       json_t **ret_reply)
+                       json_t **ret_reply, bool *ret_watch)
 {
         _cleanup_(ctx_freep) struct pgd_ctx *ctx = NULL;
         json_t *reply = NULL;
@@ -475,6 +540,8 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
 
         if (ret_ctx)
                 *ret_ctx = NULL;
+        if (ret_watch)
+                *ret_watch = false;
         r = ctx_new(d, peer, &ctx);
         if (r < 0)
                 return r;
@@ -526,6 +593,8 @@ int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const 
                 *ret_reply = NULL;
                 return 0;
         }
+        if (ret_watch)
+                *ret_watch = r == 0 && ctx->watch;
         reply = request_end(ctx, r);
 
 done:

@@ -41,11 +41,13 @@ int pgd_request_parse(const json_t *msg, struct pgd_request *ret, enum pgd_perm 
  * send now, or NULL when a change waits for the grant journal (only with an
  * event loop); its reply then goes to done(userdata, reply) (NULL on
  * ENOMEM), and *ret_ctx can be detached when the connection goes first.
- * Without a loop done, userdata and ret_ctx may be NULL. Returns 0, or -ENOMEM.
+ * Without a loop done, userdata and ret_ctx may be NULL. *ret_watch (may be
+ * NULL) says that the request was a watch that succeeded: after its reply
+ * the connection carries the event stream. Returns 0, or -ENOMEM.
  */
 int pgd_request_handle(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line,
                        size_t len, pgd_reply_fn done, void *userdata, struct pgd_ctx **ret_ctx,
-                       json_t **ret_reply);
+                       json_t **ret_reply, bool *ret_watch);
 
 /*
  * Serialise a reply for the wire, '\n' included. A reply over

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
 #include "request.h"
@@ -37,6 +38,8 @@
  */
 #define IN_MIN 4096U
 #define OUT_KEEP (16U * 1024)
+/* Room kept in a watcher's queue for its last line, the "dropped" event. */
+#define WATCH_DROP_RESERVE 512U
 
 /* A connection only moves forward in its life (enum client_state). */
 static void client_enter(struct client *c, enum client_state state)
@@ -63,6 +66,8 @@ struct client *pgd_client_free(struct client *c)
                         c->server->n_known--;
                 else
                         c->server->n_unknown--;
+                if (c->watching)
+                        c->server->n_watchers--;
         }
         if (c->pending)
                 pgd_request_detach(c->pending); /* its change goes on; the reply goes nowhere */
@@ -122,13 +127,14 @@ static void client_update(struct client *c)
                         return;
         }
 
-        queue = c->state < CLIENT_CLOSING && !output_pending(c) && !c->pending && has_line(c);
+        queue = c->state < CLIENT_CLOSING && !c->watching && !output_pending(c) && !c->pending &&
+                has_line(c);
         c->queued = queue;
         if (queue && sd_event_source_set_enabled(s->work, SD_EVENT_ONESHOT) < 0)
                 client_enter(c, CLIENT_DEAD);
 
-        if (c->state == CLIENT_DRAINING)
-                events |= EPOLLIN;
+        if (c->state == CLIENT_DRAINING || (c->watching && c->state == CLIENT_OPEN))
+                events |= EPOLLIN; /* a watcher's input is read and dropped: EOF ends it */
         else if (c->state == CLIENT_OPEN && !queue && !output_pending(c) &&
                  c->in_len < PG_WIRE_MAX_MESSAGE)
                 events |= EPOLLIN; /* also while a request waits: its next lines only queue */
@@ -221,8 +227,21 @@ static void client_send(struct client *c, json_t *reply)
 
 static void client_process(struct client *c, unsigned budget);
 
+/*
+ * From its watch's reply on, a connection carries events (pgd_clients_broadcast())
+ * and takes no more requests: what it sends is read and dropped, and its
+ * end of the connection ends the stream. It is never idle.
+ */
+static void client_start_watching(struct client *c)
+{
+        c->watching = true;
+        c->server->n_watchers++;
+        c->in_len = 0;
+        (void)sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
+}
+
 /* A reply is out: the idle clock starts again, or a stranger's refusal ends its connection. */
-static void client_replied(struct client *c, json_t *reply)
+static void client_replied(struct client *c, json_t *reply, bool watch)
 {
         const struct pgd_config *cfg = &c->server->d->cfg;
         bool refused = !json_is_true(json_object_get(reply, "ok"));
@@ -230,6 +249,10 @@ static void client_replied(struct client *c, json_t *reply)
         client_send(c, reply);
         if (c->state == CLIENT_DEAD)
                 return;
+        if (watch && !refused) {
+                client_start_watching(c);
+                return;
+        }
         if (pgd_peer_is_client(c->server->d, &c->peer)) {
                 /* A complete request: the idle clock starts again. */
                 uint64_t now = 0;
@@ -257,7 +280,7 @@ static void client_on_reply(void *userdata, json_t *reply)
         if (!reply)
                 client_enter(c, CLIENT_DEAD);
         else
-                client_replied(c, reply);
+                client_replied(c, reply, false);
         client_process(c, REQUESTS_PER_TURN);
         client_update(c);
         if (c->state == CLIENT_DEAD)
@@ -274,7 +297,9 @@ static void client_process(struct client *c, unsigned budget)
         size_t start = 0;
 
         for (unsigned i = 0; i < budget; i++) {
-                if (c->state >= CLIENT_CLOSING || c->pending || output_pending(c))
+                bool watch = false;
+
+                if (c->state >= CLIENT_CLOSING || c->pending || output_pending(c) || c->watching)
                         break;
                 char *nl = memchr(c->in + start, '\n', c->in_len - start);
                 if (!nl)
@@ -285,7 +310,7 @@ static void client_process(struct client *c, unsigned budget)
 
                 pgd_server_hold_host(c->server->d);
                 r = pgd_request_handle(c->server->d, &c->peer, c->in + start, len, client_on_reply,
-                                       c, &c->pending, &reply);
+                                       c, &c->pending, &reply, &watch);
                 start += len + 1;
                 if (r < 0) {
                         log_error_errno(r, "Failed to handle a request: %m");
@@ -293,7 +318,9 @@ static void client_process(struct client *c, unsigned budget)
                         break;
                 }
                 if (reply)
-                        client_replied(c, reply);
+                        client_replied(c, reply, watch);
+                if (c->watching)
+                        return; /* what follows the watch is dropped (client_start_watching()) */
                 /* else: the reply comes with client_on_reply() once the change is durable */
         }
         if (c->state == CLIENT_DEAD)
@@ -386,7 +413,7 @@ static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void 
         struct client *c = userdata;
 
         if (revents & EPOLLIN) {
-                if (c->state == CLIENT_DRAINING)
+                if (c->state == CLIENT_DRAINING || (c->watching && c->state == CLIENT_OPEN))
                         client_drain(c);
                 else if (c->state == CLIENT_OPEN) {
                         client_read(c, revents & EPOLLRDHUP);
@@ -444,6 +471,97 @@ static int on_client_idle(sd_event_source *source, uint64_t usec, void *userdata
                           (int)c->peer.pid);
         pgd_client_free(c);
         return 0;
+}
+
+/* ---- watchers ---- */
+
+/* A connection the broadcast ended is freed from the loop, never while a caller may hold it. */
+static void client_end_soon(struct client *c, uint64_t usec)
+{
+        client_set_timer(c, usec);
+}
+
+/* Append to the output queue: 0, or -ENOMEM. */
+static int out_append(struct client *c, const char *data, size_t len)
+{
+        if (c->out_len + len > c->out_alloc) {
+                char *p = realloc(c->out, c->out_len + len);
+                if (!p)
+                        return -ENOMEM;
+                c->out = p;
+                c->out_alloc = c->out_len + len;
+        }
+        memcpy(c->out + c->out_len, data, len);
+        c->out_len += len;
+        return 0;
+}
+
+/* Too slow: a last line if it fits, then closed within the linger time, read or not. */
+static void watcher_drop(struct client *c, size_t queued)
+{
+        _cleanup_(json_decrefp) json_t *e = NULL;
+        _cleanup_(freep) char *line = NULL;
+        size_t len;
+
+        log_warning("uid %u pid %d does not read its events (%zu bytes queued); dropping it",
+                    (unsigned)c->peer.uid, (int)c->peer.pid, queued);
+        e = json_pack("{s:s, s:I, s:s}", "event", "dropped", "time", (json_int_t)time(NULL),
+                      "message",
+                      "this watcher read its events too slowly and was dropped; watch again to "
+                      "go on");
+        if (e && pg_wire_dump(e, &line, &len) >= 0 && queued + len <= PGD_WATCH_QUEUE_MAX &&
+            out_append(c, line, len) >= 0)
+                client_flush(c);
+        client_enter(c, CLIENT_CLOSING);
+        client_update(c);
+        client_end_soon(c, LINGER_USEC);
+}
+
+/* Queue line on one watcher without waiting for it. */
+static void watcher_send(struct client *c, const char *line, size_t len)
+{
+        size_t queued;
+
+        client_flush(c); /* what the kernel takes now is no longer ours to hold */
+        if (c->state == CLIENT_DEAD) {
+                client_end_soon(c, 1);
+                return;
+        }
+        queued = c->out_len - c->out_off;
+        if (queued + len > PGD_WATCH_QUEUE_MAX - WATCH_DROP_RESERVE ||
+            out_append(c, line, len) < 0) {
+                watcher_drop(c, queued);
+                return;
+        }
+        client_flush(c);
+        client_update(c);
+        if (c->state == CLIENT_DEAD)
+                client_end_soon(c, 1);
+}
+
+void pgd_clients_broadcast(struct pgd_server *s, const char *line, size_t len)
+{
+        for (struct client *c = s->clients; c; c = c->next)
+                if (c->watching && c->state < CLIENT_CLOSING)
+                        watcher_send(c, line, len);
+}
+
+void pgd_clients_recheck_watchers(struct pgd_server *s)
+{
+        struct pg_policy_identity id;
+
+        for (struct client *c = s->clients; c; c = c->next) {
+                if (!c->watching || c->state >= CLIENT_CLOSING)
+                        continue;
+                pgd_peer_identity(&c->peer, &id);
+                if (pg_policy_is_watcher(s->d->policy, &id))
+                        continue;
+                log_info("uid %u pid %d may no longer watch: closing its event stream",
+                         (unsigned)c->peer.uid, (int)c->peer.pid);
+                client_enter(c, CLIENT_CLOSING);
+                client_update(c);
+                client_end_soon(c, LINGER_USEC);
+        }
 }
 
 /* Takes ownership of fd. */

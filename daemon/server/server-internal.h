@@ -41,6 +41,7 @@ struct client {
         struct pgd_peer peer;
         enum client_state state;
         bool known; /* a client of the policy at accept: counts against max_connections */
+        bool watching; /* after its watch: the connection carries events, and takes no request */
         /* Unhandled input: IN_MIN bytes, grown to PG_WIRE_MAX_MESSAGE for a line that needs it. */
         char *in;
         size_t in_len, in_cap;
@@ -76,6 +77,7 @@ struct pgd_server {
         struct client *clients;
         unsigned n_clients;
         unsigned n_known, n_unknown; /* by their class at accept */
+        unsigned n_watchers;
 };
 
 /* ---- connection.c ---- */
@@ -86,6 +88,10 @@ struct client *pgd_client_free(struct client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct client *, pgd_client_free);
 /* The server's work source: a turn for every client with requests waiting. */
 int pgd_clients_work(sd_event_source *source, void *userdata);
+/* An event line to every watcher (pgd_server_broadcast()). */
+void pgd_clients_broadcast(struct pgd_server *s, const char *line, size_t len);
+/* Watchers the policy in force no longer allows are closed. */
+void pgd_clients_recheck_watchers(struct pgd_server *s);
 
 /* ---- peer.c ---- */
 

@@ -190,6 +190,25 @@ void pgd_server_retry_later(struct pgd_daemon *d)
                 log_warning("Failed to arm the rollback retry timer");
 }
 
+/* ---- watchers ---- */
+
+bool pgd_server_has_watchers(const struct pgd_daemon *d)
+{
+        return d->server && d->server->n_watchers > 0;
+}
+
+void pgd_server_broadcast(const struct pgd_daemon *d, const char *line, size_t len)
+{
+        if (d->server)
+                pgd_clients_broadcast(d->server, line, len);
+}
+
+void pgd_server_recheck_watchers(const struct pgd_daemon *d)
+{
+        if (d->server && d->server->n_watchers > 0)
+                pgd_clients_recheck_watchers(d->server);
+}
+
 /* ---- signals and the loop ---- */
 
 static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)

@@ -15,6 +15,12 @@
 /* A client whose unread replies exceed this is disconnected. */
 #define PGD_OUTPUT_MAX (256 * 1024)
 /*
+ * A watcher's events not yet taken by the kernel: past this, the watcher is
+ * too slow; it gets a last "dropped" event and is closed. The daemon never
+ * waits for a watcher.
+ */
+#define PGD_WATCH_QUEUE_MAX (64 * 1024)
+/*
  * A peer the policy does not know keeps its connection at most this long
  * (or idle_timeout, when shorter), whatever it sends: only hello is answered,
  * and its first refusal closes the connection.

@@ -21,7 +21,7 @@ import re
 import socket
 import sys
 import time
-from typing import Any, Callable, Optional, Set, Type
+from typing import Any, Callable, Dict, Optional, Set, Type
 
 import passguard
 from passguard import Client
@@ -199,6 +199,22 @@ def errors(d: pgitest.Daemon) -> None:
         refused(d, pg, passguard.NoIommu, lambda: pg.assign("net-pv", DEV_SPARE), "iommu")
         refused(d, pg, passguard.NoIommu, lambda: pg.assign("render-1", DEV_GPU), "iommu")
     check(d.alive())
+
+    # identity-changed: the device passguard prepared at an address is not the one there now
+    d.set_bool("iommu", True)
+    d.set_bool("interrupt_remapping", True)
+    d.restart()
+    with Client(d.sock) as pg:
+        pg.prepare(DEV_E1000)
+
+        def new_device_id(h: Dict[str, Any]) -> None:
+            d.device(h, DEV_E1000)["device"] = "0x1533"
+        d.host_edit(new_device_id)
+        e = refused(d, pg, passguard.IdentityChanged, lambda: pg.assign("net-pv", DEV_E1000),
+                    "identity")
+        if e:
+            check("device id 0x15b8 became 0x1533" in e.message, e.message)
+            check_eq(e.number, 22)
 
     every = set(passguard.ERROR_CODES) - {"internal"}
     check_eq(sorted(every - reached), [], "error codes not reached from Python")

@@ -46,7 +46,7 @@ static void write_policy(const char *text)
 static json_t *ask(struct pgd_daemon *d, const struct pgd_peer *peer, const char *line, size_t len)
 {
         json_t *reply = NULL;
-        int r = pgd_request_handle(d, peer, line, len, NULL, NULL, NULL, &reply);
+        int r = pgd_request_handle(d, peer, line, len, NULL, NULL, NULL, &reply, NULL);
         CHECK_INTEQ(r, 0);
         return reply;
 }

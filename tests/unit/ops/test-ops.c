@@ -366,8 +366,9 @@ static int explain_code(const json_t *reply, const char **ret_check)
 }
 
 static const char *const check_order[] = {
-        "request",    "client", "iommu", "interrupt-remapping", "domain", "device", "protected",
-        "assignable", "group",  "free",  "domain-iommu",        "policy", "limit",  "reset",
+        "request",    "client",     "iommu", "interrupt-remapping", "domain",
+        "device",     "protected",  "identity", "assignable",       "group",
+        "free",       "domain-iommu", "policy", "limit",            "reset",
 };
 
 /* The checks ran in DESIGN order, every one but the last passed or skipped. */
