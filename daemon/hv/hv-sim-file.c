@@ -100,6 +100,13 @@ int pgd_sim_host_refresh(struct hv *hv, struct sim_host **ret)
         r = pgd_sim_host_parse(text, len, &h);
         if (r < 0)
                 return r;
+        /*
+         * Someone else's file: the one this backend wrote last is gone, and
+         * its inode number may come back with someone else's next write,
+         * which the watch must not take for this backend's own.
+         */
+        if (st.st_ino != hv->written_ino)
+                hv->written_ino = 0;
         hv->host = h;
         hv->host_fd = TAKE_FD(fd);
         hv->host_fd_writable = false;
