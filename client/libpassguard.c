@@ -5,6 +5,7 @@
  * that echoes its id.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +26,9 @@ struct pg {
         char *message;      /* last error, or NULL for "" */
         char *check;
         char *rule;
+        char *device;       /* a multi-device refusal's device, or NULL */
         char *reply;        /* the last reply line as received, or NULL */
+        bool watching;      /* pg_watch() succeeded: the stream carries events */
 };
 
 struct pg_grant {
@@ -44,6 +47,7 @@ static void clear_last(struct pg *pg)
         pg->message = pg_free(pg->message);
         pg->check = pg_free(pg->check);
         pg->rule = pg_free(pg->rule);
+        pg->device = pg_free(pg->device);
 }
 
 /* Record a message for pg_last_message() and return r. */
@@ -177,6 +181,9 @@ static int call(struct pg *pg, json_t *request, bool keep_refusal, json_t **ret_
                 return fail(pg, -ENOMEM, "out of memory");
         if (pg->fd < 0)
                 return fail(pg, -ENOTCONN, "the connection is closed after an earlier error");
+        if (pg->watching)
+                return fail(pg, -EBUSY,
+                            "the handle watches events: open another one for requests");
 
         json_int_t id = pg->next_id++;
         if (json_object_set_new(req, "id", json_integer(id)) < 0)
@@ -231,7 +238,10 @@ static int call(struct pg *pg, json_t *request, bool keep_refusal, json_t **ret_
         pg->message = strdup(rep.message ?: pg_error_description(rep.code));
         pg->check = rep.check ? strdup(rep.check) : NULL;
         pg->rule = rep.rule ? strdup(rep.rule) : NULL;
-        if (!pg->message || (rep.check && !pg->check) || (rep.rule && !pg->rule))
+        const char *device = json_string_value(json_object_get(reply, "device"));
+        pg->device = device ? strdup(device) : NULL;
+        if (!pg->message || (rep.check && !pg->check) || (rep.rule && !pg->rule) ||
+            (device && !pg->device))
                 return fail(pg, -ENOMEM, "out of memory");
         if (keep_refusal && ret_reply)
                 *ret_reply = TAKE_PTR(reply);
@@ -343,6 +353,11 @@ PUBLIC const char *pg_last_reply(const struct pg *pg)
         return pg ? pg->reply : NULL;
 }
 
+PUBLIC const char *pg_last_device(const struct pg *pg)
+{
+        return pg ? pg->device : NULL;
+}
+
 PUBLIC const char *pg_strerror(int code)
 {
         if (code < 0)
@@ -377,6 +392,24 @@ PUBLIC struct pg_grant *pg_grant_free(struct pg_grant *g)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg_grant *, pg_grant_free);
 
+/* A grant object of a reply into a struct pg_grant (domid when it names none). */
+static int grant_from_json(struct pg *pg, const json_t *grant, uint32_t domid,
+                           struct pg_grant **ret)
+{
+        _cleanup_(pg_grant_freep) struct pg_grant *g = calloc(1, sizeof(*g));
+        if (!g)
+                return fail(pg, -ENOMEM, "out of memory");
+        g->device = dup_member(grant, "device");
+        g->domain_name = dup_member(grant, "domain");
+        g->domain_uuid = dup_member(grant, "domain_uuid");
+        g->rule = dup_member(grant, "rule");
+        g->rdm_policy = dup_member(grant, "rdm_policy");
+        json_t *d = json_object_get(grant, "domid");
+        g->domid = json_is_integer(d) ? (uint32_t)json_integer_value(d) : domid;
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
 PUBLIC int pg_assign(struct pg *pg, const char *domain, uint32_t domid, const char *bdf,
                      unsigned flags, struct pg_grant **ret)
 {
@@ -398,18 +431,7 @@ PUBLIC int pg_assign(struct pg *pg, const char *domain, uint32_t domid, const ch
         json_t *grant = json_object_get(reply, "grant");
         if (!json_is_object(grant))
                 return fail(pg, -EPROTO, "assign reply has no \"grant\" object");
-        _cleanup_(pg_grant_freep) struct pg_grant *g = calloc(1, sizeof(*g));
-        if (!g)
-                return fail(pg, -ENOMEM, "out of memory");
-        g->device = dup_member(grant, "device");
-        g->domain_name = dup_member(grant, "domain");
-        g->domain_uuid = dup_member(grant, "domain_uuid");
-        g->rule = dup_member(grant, "rule");
-        g->rdm_policy = dup_member(grant, "rdm_policy");
-        json_t *d = json_object_get(grant, "domid");
-        g->domid = json_is_integer(d) ? (uint32_t)json_integer_value(d) : domid;
-        *ret = TAKE_PTR(g);
-        return 0;
+        return grant_from_json(pg, grant, domid, ret);
 }
 
 PUBLIC int pg_release(struct pg *pg, const char *domain, uint32_t domid, const char *bdf)
@@ -595,4 +617,201 @@ PUBLIC int pg_call_json(struct pg *pg, const char *request_json, char **ret_repl
                         return k;
         }
         return r;
+}
+
+/* ---- LIBPASSGUARD_2: several devices at once, untaint, the event stream ---- */
+
+/* {"op", "devices": [...], "domain" or "domid", "rdm_policy"?} */
+static int many_request(struct pg *pg, const char *op, const char *domain, uint32_t domid,
+                        const char *const *bdfs, size_t n, unsigned flags, json_t **ret)
+{
+        _cleanup_(json_decrefp) json_t *req = NULL, *devices = json_array();
+
+        if (!bdfs || n == 0)
+                return fail(pg, -EINVAL, "no device given");
+        if (!devices)
+                return fail(pg, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_t *s = bdfs[i] ? json_string(bdfs[i]) : NULL;
+                if (!s || json_array_append_new(devices, s) < 0)
+                        return fail(pg, -EINVAL, "device %zu is missing or not valid UTF-8", i);
+        }
+        if (domain)
+                req = json_pack("{s:s, s:O, s:s}", "op", op, "devices", devices, "domain", domain);
+        else
+                req = json_pack("{s:s, s:O, s:I}", "op", op, "devices", devices, "domid",
+                                (json_int_t)domid);
+        if (!req)
+                return fail(pg, -EINVAL, "the domain is not valid UTF-8");
+        if ((flags & PG_ASSIGN_RDM_RELAXED) &&
+            json_object_set_new(req, "rdm_policy", json_string("relaxed")) < 0)
+                return fail(pg, -ENOMEM, "out of memory");
+        *ret = TAKE_PTR(req);
+        return 0;
+}
+
+PUBLIC struct pg_grant **pg_grants_free(struct pg_grant **grants)
+{
+        if (!grants)
+                return NULL;
+        for (struct pg_grant **g = grants; *g; g++)
+                pg_grant_free(*g);
+        free(grants);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pg_grant **, pg_grants_free);
+
+PUBLIC int pg_assign_many(struct pg *pg, const char *domain, uint32_t domid,
+                          const char *const *bdfs, size_t n, unsigned flags,
+                          struct pg_grant ***ret_grants)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        _cleanup_(pg_grants_freep) struct pg_grant **grants = NULL;
+        const json_t *list;
+        json_t *req = NULL;
+        int r;
+
+        if (!pg)
+                return -EINVAL;
+        r = many_request(pg, "assign", domain, domid, bdfs, n, flags, &req);
+        if (r < 0)
+                return r;
+        r = call(pg, req, false, &reply);
+        if (r != 0)
+                return r;
+        list = json_object_get(reply, "grants");
+        if (!json_is_array(list) || json_array_size(list) != n)
+                return fail(pg, -EPROTO, "assign reply has no \"grants\" array of %zu", n);
+        if (!ret_grants)
+                return 0;
+        grants = calloc(n + 1, sizeof(*grants));
+        if (!grants)
+                return fail(pg, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const json_t *g = json_array_get(list, i);
+                if (!json_is_object(g))
+                        return fail(pg, -EPROTO, "assign reply has a grant that is no object");
+                r = grant_from_json(pg, g, domid, &grants[i]);
+                if (r < 0)
+                        return r;
+        }
+        *ret_grants = TAKE_PTR(grants);
+        return 0;
+}
+
+PUBLIC int pg_explain_many(struct pg *pg, const char *domain, uint32_t domid,
+                           const char *const *bdfs, size_t n, unsigned flags, int *ret_allow,
+                           char **ret_json)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        _cleanup_(freep) char *text = NULL;
+        json_t *req = NULL;
+        int r;
+
+        if (!pg)
+                return -EINVAL;
+        r = many_request(pg, "explain", domain, domid, bdfs, n, flags, &req);
+        if (r < 0)
+                return r;
+        r = call(pg, req, false, &reply);
+        if (r != 0)
+                return r;
+        const char *decision = json_string_value(json_object_get(reply, "decision"));
+        if (!decision || (!streq(decision, "allow") && !streq(decision, "deny")))
+                return fail(pg, -EPROTO, "explain reply has no valid \"decision\"");
+        if (ret_json) {
+                r = reply_to_string(pg, reply, &text);
+                if (r < 0)
+                        return r;
+                *ret_json = TAKE_PTR(text);
+        }
+        if (ret_allow)
+                *ret_allow = streq(decision, "allow");
+        return 0;
+}
+
+PUBLIC int pg_untaint(struct pg *pg, const char *bdf)
+{
+        return call_device(pg, "untaint", bdf);
+}
+
+PUBLIC int pg_watch(struct pg *pg)
+{
+        int r, flags;
+
+        if (!pg)
+                return -EINVAL;
+        r = call(pg, request_new("watch"), false, NULL);
+        if (r != 0)
+                return r;
+        /* From here on the socket is read without waiting (pg_watch_next()). */
+        flags = fcntl(pg->fd, F_GETFL);
+        if (flags < 0 || fcntl(pg->fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return fail_transport(pg, -errno, "cannot watch: %s", strerror(errno));
+        pg->watching = true;
+        return 0;
+}
+
+PUBLIC int pg_watch_fd(const struct pg *pg)
+{
+        if (!pg)
+                return -EINVAL;
+        if (!pg->watching || pg->fd < 0)
+                return -ENOTCONN;
+        return pg->fd;
+}
+
+PUBLIC int pg_watch_next(struct pg *pg, char **ret_json)
+{
+        _cleanup_(json_decrefp) json_t *event = NULL;
+        const char *why;
+        char *nl, *line;
+        size_t len;
+        int r;
+
+        if (!pg || !ret_json)
+                return -EINVAL;
+        if (!pg->watching)
+                return fail(pg, -EINVAL, "the handle does not watch: call pg_watch() first");
+        if (pg->fd < 0)
+                return fail(pg, -ECONNRESET, "the daemon ended the event stream");
+        while (!(nl = memchr(pg->rbuf, '\n', pg->rlen))) {
+                if (pg->rlen >= PG_WIRE_MAX_MESSAGE)
+                        return fail_transport(pg, -EMSGSIZE,
+                                              "event longer than %d bytes from the daemon",
+                                              PG_WIRE_MAX_MESSAGE);
+                ssize_t n = recv(pg->fd, pg->rbuf + pg->rlen, PG_WIRE_MAX_MESSAGE - pg->rlen,
+                                 MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        return -EAGAIN;
+                if (n < 0) {
+                        r = -errno;
+                        return fail_transport(pg, r, "cannot read an event: %s", strerror(-r));
+                }
+                if (n == 0)
+                        return fail_transport(pg, -ECONNRESET, "the daemon ended the event stream");
+                pg->rlen += (size_t)n;
+        }
+        len = (size_t)(nl - pg->rbuf);
+        line = malloc(len + 1);
+        if (!line)
+                return fail(pg, -ENOMEM, "out of memory");
+        memcpy(line, pg->rbuf, len);
+        line[len] = '\0';
+        pg->rlen -= len + 1;
+        memmove(pg->rbuf, nl + 1, pg->rlen);
+        r = pg_wire_parse(line, len, &event, &why);
+        if (r < 0 || !json_is_string(json_object_get(event, "event"))) {
+                free(line);
+                return fail_transport(pg, -EPROTO, "malformed event from the daemon: %s",
+                                      r < 0 ? why : "no string \"event\"");
+        }
+        free(pg->reply);
+        pg->reply = line;
+        *ret_json = strdup(line);
+        if (!*ret_json)
+                return fail(pg, -ENOMEM, "out of memory");
+        return 0;
 }

@@ -13,6 +13,7 @@
 #ifndef PASSGUARD_H
 #define PASSGUARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -109,6 +110,58 @@ int pg_reload(struct pg *pg);
 /* Send any request object (a JSON text without "id") and get the raw reply. A
  * refusal returns its PG_ERR_* code and still sets *ret_reply_json. */
 int pg_call_json(struct pg *pg, const char *request_json, char **ret_reply_json);
+
+/* ---- LIBPASSGUARD_2 ---- */
+
+/*
+ * For a refusal of a multi-device request: the device that was refused
+ * ("SSSS:BB:DD.F"), or NULL. Valid until the next call on the handle.
+ */
+const char *pg_last_device(const struct pg *pg);
+
+/*
+ * Assign n devices to one domain, all or none: every check runs for every
+ * device, then each is assigned; when one is refused, those assigned before
+ * it are released back into quarantine and pg_last_device() names it. Each
+ * device's whole IOMMU group (and slot) must be among them, unless the domain
+ * has the rest already (group-conflict names what is missing). On success
+ * *ret_grants (may be NULL) is a NULL-terminated array of n grants, in the
+ * order of bdfs, freed with pg_grants_free().
+ */
+int pg_assign_many(struct pg *pg, const char *domain, uint32_t domid, const char *const *bdfs,
+                   size_t n, unsigned flags, struct pg_grant ***ret_grants);
+/* Free an array from pg_assign_many() and its grants. Accepts NULL; returns NULL. */
+struct pg_grant **pg_grants_free(struct pg_grant **grants);
+/*
+ * explain for several devices: *ret_allow is 1 when assign would grant them
+ * all; *ret_json holds "decision", "devices" (each device's "checks" as far as
+ * they went) and, for a deny, "device", "error", "check" and "message".
+ */
+int pg_explain_many(struct pg *pg, const char *domain, uint32_t domid, const char *const *bdfs,
+                    size_t n, unsigned flags, int *ret_allow, char **ret_json);
+
+/* Clear the taint of a device whose reset failed (admins). 0 also when it was not tainted. */
+int pg_untaint(struct pg *pg, const char *bdf);
+
+/*
+ * Turn the handle into an event stream: the daemon sends one JSON object per
+ * decision (grant, refuse, release, domain-gone, unmanaged, reconcile,
+ * prepare, reload, identity, taint; see libpassguard(3)). Admins and the
+ * policy's watchers may. Afterwards the handle takes no other request
+ * (-EBUSY); close it to stop.
+ */
+int pg_watch(struct pg *pg);
+/* The descriptor to poll for POLLIN while watching; -ENOTCONN when not watching. */
+int pg_watch_fd(const struct pg *pg);
+/*
+ * The next event, never waiting: 0 and *ret_json (one JSON object, freed with
+ * free()); -EAGAIN when no whole event has arrived (poll pg_watch_fd() and call
+ * again; call until -EAGAIN after each wake-up, since several events may come
+ * at once); -ECONNRESET when the daemon ended the stream (it exits, or it
+ * dropped this watcher after a last "dropped" event); -EPROTO for a line that
+ * is not an event.
+ */
+int pg_watch_next(struct pg *pg, char **ret_json);
 
 #ifdef __cplusplus
 }

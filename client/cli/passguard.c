@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +20,9 @@
 #include "passguard.h"
 #include "pg-util.h"
 #include "pg-wire.h"
+
+/* The most devices one multi-device assign may name (the daemon's PGD_GROUP_MAX). */
+#define PG_DEVICES_MAX 16
 
 struct verb {
         const char *name;
@@ -53,15 +58,22 @@ _printf_(2, 3) static int usage_error(const struct verb *v, const char *fmt, ...
 
 static void print_refusal(const struct pg *pg, int code)
 {
-        const char *check = pg_last_check(pg), *rule = pg_last_rule(pg);
+        const char *fields[][2] = {
+                { "device", pg_last_device(pg) },
+                { "check", pg_last_check(pg) },
+                { "rule", pg_last_rule(pg) },
+        };
+        bool first = true;
 
         fprintf(stderr, "passguard: refused: %s: %s", pg_strerror(code), pg_last_message(pg));
-        if (check && rule)
-                fprintf(stderr, " (check: %s, rule: %s)", check, rule);
-        else if (check)
-                fprintf(stderr, " (check: %s)", check);
-        else if (rule)
-                fprintf(stderr, " (rule: %s)", rule);
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (!fields[i][1])
+                        continue;
+                fprintf(stderr, "%s%s: %s", first ? " (" : ", ", fields[i][0], fields[i][1]);
+                first = false;
+        }
+        if (!first)
+                fputc(')', stderr);
         fputc('\n', stderr);
 }
 
@@ -211,6 +223,14 @@ static void print_list(const json_t *reply)
         if (json_array_size(assignable) == 0 &&
             json_integer_value(json_object_get(reply, "assignable_count")) == 0)
                 printf("(none)\n");
+
+        /* Only when there are: devices whose reset failed, until an admin untaints them. */
+        json_t *tainted = json_object_get(reply, "tainted");
+        if (json_array_size(tainted) > 0) {
+                printf("\ntainted devices (their reset failed; `passguard untaint BDF`):\n");
+                json_array_foreach(tainted, i, v)
+                        printf("%-12s  %s\n", str_or(v, "device", "-"), str_or(v, "reason", "-"));
+        }
 }
 
 static void print_status(const json_t *reply)
@@ -244,20 +264,38 @@ static void print_status(const json_t *reply)
                 printf("pending rollbacks: %" JSON_INTEGER_FORMAT "\n", pending);
 }
 
+static void print_checks(const json_t *checks)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(checks, i, v)
+                printf("  %-4s  %-20s %s\n", str_or(v, "result", "?"), str_or(v, "check", "?"),
+                       str_or(v, "detail", ""));
+}
+
 static void print_explain(const json_t *reply)
 {
-        json_t *checks = json_object_get(reply, "checks");
+        json_t *devices = json_object_get(reply, "devices");
         size_t i;
         json_t *v;
 
         printf("decision: %s\n", str_or(reply, "decision", "unknown"));
+        if (json_object_get(reply, "device"))
+                printf("device: %s\n", str_or(reply, "device", "-"));
         if (json_object_get(reply, "error"))
                 printf("error: %s\n", str_or(reply, "error", "-"));
         if (json_object_get(reply, "rule"))
                 printf("rule: %s\n", str_or(reply, "rule", "-"));
-        json_array_foreach(checks, i, v)
-                printf("  %-4s  %-20s %s\n", str_or(v, "result", "?"), str_or(v, "check", "?"),
-                       str_or(v, "detail", ""));
+        print_checks(json_object_get(reply, "checks"));
+        /* Several devices: each one's checks, as far as they went. */
+        json_array_foreach(devices, i, v) {
+                printf("%s: %s", str_or(v, "device", "-"), str_or(v, "decision", "unknown"));
+                if (json_object_get(v, "rule"))
+                        printf(" (rule %s)", str_or(v, "rule", "-"));
+                printf("\n");
+                print_checks(json_object_get(v, "checks"));
+        }
 }
 
 static void print_owner(const json_t *reply)
@@ -275,6 +313,9 @@ static void print_owner(const json_t *reply)
         printf("granted by passguard: %s\n", yes_no(reply, "granted"));
         printf("quarantined: %s\n", yes_no(reply, "quarantined"));
         printf("driver: %s\n", str_or(reply, "driver", "none"));
+        if (json_is_true(json_object_get(reply, "tainted")))
+                printf("tainted: yes, %s\n",
+                       str_or(json_object_get(reply, "taint"), "reason", "its reset failed"));
 }
 
 /* ---- arguments ---- */
@@ -347,7 +388,46 @@ static int verb_simple(const struct cli *c, int argc, char **argv)
         return EXIT_DONE;
 }
 
-/* assign, release, explain: [--rdm-relaxed] DOMAIN BDF */
+/* assign and explain of several devices: all or none (pg_assign_many). */
+static int target_many(const struct cli *c, const char *op, const char *name, uint32_t domid,
+                       const char *const *bdfs, size_t n, unsigned flags)
+{
+        _cleanup_(pg_closep) struct pg *pg = NULL;
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+        struct pg_grant **grants = NULL;
+        int allow = 0, e, r;
+
+        e = open_daemon(c, &pg);
+        if (e != EXIT_DONE)
+                return e;
+        if (streq(op, "assign"))
+                r = pg_assign_many(pg, name, domid, bdfs, n, flags, &grants);
+        else
+                r = pg_explain_many(pg, name, domid, bdfs, n, flags, &allow, NULL);
+        e = finish(c, pg, r);
+        if (e != EXIT_DONE) {
+                pg_grants_free(grants);
+                return e;
+        }
+        if (streq(op, "explain")) {
+                if (!c->json) {
+                        reply = last_reply(pg);
+                        if (!reply)
+                                return EXIT_UNREACHABLE;
+                        print_explain(reply);
+                }
+                return allow ? EXIT_DONE : EXIT_REFUSED;
+        }
+        for (size_t i = 0; grants && grants[i] && !c->json; i++)
+                printf("granted %s to domain %" PRIu32 " (%s), rule %s, rdm_policy %s\n",
+                       pg_grant_device(grants[i]) ?: bdfs[i], pg_grant_domid(grants[i]),
+                       pg_grant_domain_name(grants[i]) ?: "-", pg_grant_rule(grants[i]) ?: "-",
+                       pg_grant_rdm_policy(grants[i]) ?: "-");
+        pg_grants_free(grants);
+        return EXIT_DONE;
+}
+
+/* assign, explain: [--rdm-relaxed] DOMAIN BDF...; release: DOMAIN BDF */
 static int verb_target(const struct cli *c, int argc, char **argv)
 {
         const struct verb *v = find_verb(argv[0]);
@@ -355,22 +435,33 @@ static int verb_target(const struct cli *c, int argc, char **argv)
         _cleanup_(pg_grant_freep) struct pg_grant *g = NULL;
         _cleanup_(json_decrefp) json_t *reply = NULL;
         const char *op = argv[0], *name = NULL;
-        char bdf[PG_BDF_MAX];
+        char bdf[PG_BDF_MAX], bdfs[PG_DEVICES_MAX][PG_BDF_MAX];
+        const char *list[PG_DEVICES_MAX];
         unsigned flags = 0;
         uint32_t domid = 0;
-        int i = 1, allow = 0, e, r;
+        int i = 1, allow = 0, e, r, n;
 
         if (!streq(op, "release") && i < argc && streq(argv[i], "--rdm-relaxed")) {
                 flags = PG_ASSIGN_RDM_RELAXED;
                 i++;
         }
-        if (argc - i != 2)
+        n = argc - i - 1;
+        if (n < 1 || (streq(op, "release") && n != 1))
                 return usage_error(v, "%s needs DOMAIN and BDF", op);
-        e = parse_bdf_arg(v, argv[i + 1], bdf);
-        if (e == EXIT_DONE)
-                e = parse_domain_arg(v, argv[i], &name, &domid);
-        if (e == EXIT_DONE)
-                e = open_daemon(c, &pg);
+        if (n > PG_DEVICES_MAX)
+                return usage_error(v, "at most %d devices at once", PG_DEVICES_MAX);
+        e = parse_domain_arg(v, argv[i], &name, &domid);
+        for (int k = 0; k < n && e == EXIT_DONE; k++) {
+                e = parse_bdf_arg(v, argv[i + 1 + k], bdfs[k]);
+                list[k] = bdfs[k];
+        }
+        if (e != EXIT_DONE)
+                return e;
+        /* One device: today's request ("device"); several: "devices", all or none. */
+        if (n > 1)
+                return target_many(c, op, name, domid, list, (size_t)n, flags);
+        memcpy(bdf, bdfs[0], sizeof(bdf));
+        e = open_daemon(c, &pg);
         if (e != EXIT_DONE)
                 return e;
 
@@ -423,6 +514,8 @@ static int verb_device(const struct cli *c, int argc, char **argv)
                 r = pg_owner(pg, bdf, NULL, NULL, NULL);
         else if (streq(op, "prepare"))
                 r = pg_prepare(pg, bdf);
+        else if (streq(op, "untaint"))
+                r = pg_untaint(pg, bdf);
         else
                 r = pg_unprepare(pg, bdf);
         e = finish(c, pg, r);
@@ -435,8 +528,106 @@ static int verb_device(const struct cli *c, int argc, char **argv)
                 print_owner(reply);
         } else if (streq(op, "prepare"))
                 printf("%s is bound to pciback and quarantined\n", bdf);
-        else
+        else if (streq(op, "untaint")) {
+                reply = last_reply(pg);
+                if (!reply)
+                        return EXIT_UNREACHABLE;
+                printf(json_is_true(json_object_get(reply, "was_tainted"))
+                               ? "%s is no longer tainted: it may go to any domain again\n"
+                               : "%s was not tainted\n",
+                       bdf);
+        } else
                 printf("%s is given back to its dom0 driver\n", bdf);
+        return EXIT_DONE;
+}
+
+/* ---- monitor: the event stream ---- */
+
+static volatile sig_atomic_t monitor_stop;
+
+static void on_monitor_signal(int sig)
+{
+        monitor_stop = sig;
+}
+
+/* One event as a line for a human: time, kind, decision, op, device, domain, rule, message. */
+static void print_event(const char *line)
+{
+        _cleanup_(json_decrefp) json_t *e = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+        char when[32] = "-", dom[96] = "";
+        const json_t *domid;
+        time_t t;
+        struct tm tm;
+
+        if (!e) {
+                printf("%s\n", line);
+                return;
+        }
+        t = (time_t)json_integer_value(json_object_get(e, "time"));
+        if (localtime_r(&t, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        domid = json_object_get(e, "domid");
+        if (json_is_integer(domid))
+                snprintf(dom, sizeof(dom), " -> d%" JSON_INTEGER_FORMAT "%s%s%s",
+                         json_integer_value(domid), json_object_get(e, "domain") ? " (" : "",
+                         str_or(e, "domain", ""), json_object_get(e, "domain") ? ")" : "");
+        printf("%s %s: %s %s%s%s%s%s%s%s%s%s%s\n", when, str_or(e, "event", "?"),
+               str_or(e, "decision", "-"), str_or(e, "op", "-"),
+               json_object_get(e, "device") ? " " : "", str_or(e, "device", ""), dom,
+               json_object_get(e, "rule") ? " rule " : "", str_or(e, "rule", ""),
+               json_object_get(e, "error") ? " error " : "", str_or(e, "error", ""),
+               json_object_get(e, "message") ? ": " : "", str_or(e, "message", ""));
+        fflush(stdout);
+}
+
+/* monitor [--json]: one line per event until SIGINT/SIGTERM (0) or the daemon goes (3). */
+static int verb_monitor(const struct cli *c, int argc, char **argv)
+{
+        const struct verb *v = find_verb(argv[0]);
+        _cleanup_(pg_closep) struct pg *pg = NULL;
+        struct sigaction sa = { .sa_handler = on_monitor_signal };
+        bool json = c->json;
+        int e, r;
+
+        for (int i = 1; i < argc; i++) {
+                if (!streq(argv[i], "--json"))
+                        return usage_error(v, "unknown option %s", argv[i]);
+                json = true;
+        }
+        e = open_daemon(c, &pg);
+        if (e != EXIT_DONE)
+                return e;
+        r = pg_watch(pg);
+        if (r != 0)
+                return finish(&(struct cli){ .socket = c->socket }, pg, r);
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        if (!json)
+                fprintf(stderr, "passguard: watching passguardd's events (^C to stop)\n");
+        while (!monitor_stop) {
+                char *event = NULL;
+                struct pollfd p = { .fd = pg_watch_fd(pg), .events = POLLIN };
+
+                r = pg_watch_next(pg, &event);
+                if (r == 0) {
+                        if (json)
+                                printf("%s\n", event);
+                        else
+                                print_event(event);
+                        fflush(stdout);
+                        free(event);
+                        continue;
+                }
+                if (r != -EAGAIN) {
+                        fprintf(stderr, "passguard: %s\n", pg_last_message(pg));
+                        return EXIT_UNREACHABLE;
+                }
+                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                        fprintf(stderr, "passguard: poll: %m\n");
+                        return EXIT_UNREACHABLE;
+                }
+        }
         return EXIT_DONE;
 }
 
@@ -448,16 +639,20 @@ static int verb_policy(const struct cli *c, int argc, char **argv)
 static const struct verb verbs[] = {
         { "status", "", "show the daemon's host, policy and grant count", 0, 0, verb_simple },
         { "list", "", "list grants and assignable devices", 0, 0, verb_simple },
-        { "assign", "[--rdm-relaxed] DOMAIN BDF", "assign a device to a domain", 2, 3,
+        { "assign", "[--rdm-relaxed] DOMAIN BDF...",
+          "assign devices to a domain (several: all or none)", 2, 2 + PG_DEVICES_MAX,
           verb_target },
         { "release", "DOMAIN BDF", "release a device from a domain", 2, 2, verb_target },
-        { "explain", "[--rdm-relaxed] DOMAIN BDF", "show what assign would decide, and why", 2,
-          3, verb_target },
+        { "explain", "[--rdm-relaxed] DOMAIN BDF...", "show what assign would decide, and why",
+          2, 2 + PG_DEVICES_MAX, verb_target },
         { "owner", "BDF", "show who owns a device", 1, 1, verb_device },
         { "prepare", "BDF", "bind a device to pciback and quarantine it", 1, 1, verb_device },
         { "unprepare", "BDF", "give a quarantined device back to its dom0 driver", 1, 1,
           verb_device },
         { "reload", "", "make the daemon re-read its policy", 0, 0, verb_simple },
+        { "untaint", "BDF", "let a device whose reset failed go to any domain again (admins)", 1,
+          1, verb_device },
+        { "monitor", "[--json]", "print the daemon's events as they happen", 0, 1, verb_monitor },
         { "policy",
           "check [FILE] | explain OPTIONS [FILE] | edit [--file FILE] | generate [--output FILE]",
           "check, explain, edit or generate a policy file (offline)", 1, -1, verb_policy },
@@ -480,15 +675,17 @@ static void help(void)
                "Verbs:\n"
                "  status                        show the daemon's host, policy and grant count\n"
                "  list                          list grants and assignable devices\n"
-               "  assign [--rdm-relaxed] DOMAIN BDF\n"
-               "                                assign a device to a domain\n"
+               "  assign [--rdm-relaxed] DOMAIN BDF...\n"
+               "                                assign devices to a domain (several: all or none)\n"
                "  release DOMAIN BDF            release a device from a domain\n"
-               "  explain [--rdm-relaxed] DOMAIN BDF\n"
+               "  explain [--rdm-relaxed] DOMAIN BDF...\n"
                "                                show what assign would decide, and why\n"
                "  owner BDF                     show who owns a device\n"
                "  prepare BDF                   bind a device to pciback and quarantine it\n"
                "  unprepare BDF                 give a device back to its dom0 driver\n"
                "  reload                        make the daemon re-read its policy\n"
+               "  untaint BDF                   let a device whose reset failed go to any domain\n"
+               "  monitor [--json]              print the daemon's events as they happen\n"
                "  policy check [FILE]           validate a policy file (offline)\n"
                "  policy explain OPTIONS [FILE] evaluate a policy for a request (offline)\n"
                "  policy edit [--file FILE]     edit, validate and install a policy, then reload\n"
