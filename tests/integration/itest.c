@@ -528,6 +528,7 @@ bool itest_known_code(const char *code)
                 "state-error",
                 "policy-invalid",
                 "internal",
+                "identity-changed",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(codes); i++)
@@ -841,6 +842,33 @@ int itest_set_owner(const struct itest *t, const char *bdf, const char *owner)
         return itest_host_edit(t, set_owner, &o);
 }
 
+struct device_edit {
+        const char *bdf, *key;
+        json_t *value;
+};
+
+static void set_device(json_t *host, void *userdata)
+{
+        const struct device_edit *e = userdata;
+        json_t *d = itest_host_device(host, e->bdf);
+
+        if (!d)
+                return;
+        if (e->value)
+                json_object_set(d, e->key, e->value);
+        else
+                json_object_del(d, e->key);
+}
+
+int itest_set_device(const struct itest *t, const char *bdf, const char *key, json_t *value)
+{
+        struct device_edit e = {bdf, key, value};
+        int r = itest_host_edit(t, set_device, &e);
+
+        json_decref(value);
+        return r;
+}
+
 struct fault_edit {
         const char *op, *bdf, *err;
 };
@@ -1025,6 +1053,25 @@ static void journal_apply(const struct itest *t, json_t *store)
                                                         json_object_get(rec, "driver")));
                 } else if (streq(op, "unprepared") && dev)
                         remove_device(json_object_get(store, "prepared"), dev);
+                else if (streq(op, "grant-group")) {
+                        size_t i;
+                        json_t *g;
+                        json_array_foreach(json_object_get(rec, "grants"), i, g)
+                        {
+                                remove_device(json_object_get(store, "grants"),
+                                              json_string_value(json_object_get(g, "device")));
+                                json_array_append(json_object_get(store, "grants"), g);
+                        }
+                } else if ((streq(op, "taint") || streq(op, "untaint")) && dev) {
+                        if (!json_object_get(store, "tainted"))
+                                json_object_set_new(store, "tainted", json_array());
+                        remove_device(json_object_get(store, "tainted"), dev);
+                        if (streq(op, "taint"))
+                                json_array_append_new(json_object_get(store, "tainted"),
+                                                      json_pack("{s:s, s:O}", "device", dev,
+                                                                "taint",
+                                                                json_object_get(rec, "taint")));
+                }
                 json_decref(rec);
         }
         free(text);

@@ -127,7 +127,7 @@ json_t *itest_target(const struct itest *t, const char *op, const char *name, ui
 /* The error code of a reply, "" when ok, "(none)" when there is no reply. */
 const char *itest_error(const json_t *reply);
 bool itest_ok(const json_t *reply);
-/* Whether code is one of the 21 error codes of the wire protocol. */
+/* Whether code is one of the 22 error codes of the wire protocol. */
 bool itest_known_code(const char *code);
 
 /* ---- the host file ---- */
@@ -150,6 +150,8 @@ int itest_destroy_domain(const struct itest *t, uint32_t domid);
 int itest_set_fault(const struct itest *t, const char *op, const char *bdf, const char *errname);
 /* Set a device's assigned_to: "null", "io" or a domid. */
 int itest_set_owner(const struct itest *t, const char *bdf, const char *owner);
+/* Set a device's key to value (consumed; NULL removes the key), under the lock. */
+int itest_set_device(const struct itest *t, const char *bdf, const char *key, json_t *value);
 int itest_set_bool(const struct itest *t, const char *key, bool value);
 /* The default fixture host. */
 json_t *itest_default_host(void);
