@@ -30,6 +30,7 @@ static void daemon_done(struct pgd_daemon *d)
         d->policy = pg_policy_free(d->policy);
         d->root_devices = pg_free(d->root_devices);
         d->unmanaged = pg_free(d->unmanaged);
+        d->changed = pg_free(d->changed);
         pgd_config_clear(&d->cfg);
 }
 

@@ -91,6 +91,9 @@ struct pgd_daemon {
         /* Assignments without a grant already reported, so that each is audited once (reconcile.c). */
         struct hv_assignment *unmanaged;
         size_t n_unmanaged;
+        /* Devices whose identity change was reported, likewise, while it lasts (reconcile.c). */
+        uint32_t *changed;
+        size_t n_changed;
 };
 
 /* Who is on the other end of a connection, as the kernel says. */

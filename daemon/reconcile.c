@@ -54,7 +54,8 @@
  * grant's rule (best effort) and the release audited. Then the hypervisor's
  * assignments are read again: an assignment to a live guest that no grant
  * and no change in flight accounts for is unmanaged, reported once (audit
- * "unmanaged"), and under --enforce deassigned, into quarantine.
+ * "unmanaged"), and under --enforce deassigned, into quarantine. And the
+ * recorded identities are compared again, each change reported once.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -155,6 +156,8 @@ static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const c
                              .message = msg,
                      });
 }
+
+static int identities_check(struct pgd_daemon *d);
 
 /* ---- unmanaged assignments ---- */
 
@@ -281,7 +284,9 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         /* An assignment made behind passguard's back shows now, not only at the next start. */
         deassigned = unmanaged_scan(d, &v);
         host_view_clear(&v);
-        if (failed == -ENOMEM || deassigned == -ENOMEM)
+        /* And a device that is not the one recorded at its address (sysfs only: no hypercall). */
+        r = identities_check(d);
+        if (failed == -ENOMEM || deassigned == -ENOMEM || r == -ENOMEM)
                 return -ENOMEM;
         if (failed > 0)
                 return d->state_error < 0 ? d->state_error : -EIO;
@@ -407,7 +412,18 @@ static int resolve_intent(struct pgd_daemon *d, struct host_view *v, const struc
         return r < 0 ? r : 1;
 }
 
-/* What a recorded identity says of the device at its address now: reported when it differs. */
+static bool changed_before(const struct pgd_daemon *d, uint32_t sbdf)
+{
+        for (size_t i = 0; i < d->n_changed; i++)
+                if (d->changed[i] == sbdf)
+                        return true;
+        return false;
+}
+
+/*
+ * What a recorded identity says of the device at its address now: whether it
+ * differs. A difference not reported yet (d->changed) is reported.
+ */
 static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pgd_identity *was,
                             const struct pgd_grant *gr)
 {
@@ -427,6 +443,8 @@ static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pg
                 if (pgd_identity_diff(was, &now, what, sizeof(what)) == 0)
                         return false;
         }
+        if (changed_before(d, sbdf))
+                return true;
         snprintf(msg, sizeof(msg), "%s is not the device %s: %s", bdf,
                  gr ? "that was granted" : "that was prepared there", what);
         log_warning("%s", msg);
@@ -438,16 +456,23 @@ static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pg
         return true;
 }
 
-/* Every recorded identity against the device at its address: how many differ. */
-static size_t identities_check(struct pgd_daemon *d)
+/*
+ * Every recorded identity against the device at its address: each change
+ * reported once while it lasts (at start-up, and at each event of the
+ * host). Returns how many differ, or -ENOMEM.
+ */
+static int identities_check(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;
-        size_t changed = 0;
+        size_t n = pgd_grants_count(g) + pgd_grants_n_prepared(g), k = 0;
+        _cleanup_(freep) uint32_t *now = calloc(n + 1, sizeof(*now));
 
+        if (!now)
+                return -ENOMEM;
         for (size_t i = 0; i < pgd_grants_count(g); i++) {
                 const struct pgd_grant *gr = pgd_grants_get(g, i);
-                if (gr->identity.known)
-                        changed += identity_report(d, gr->sbdf, &gr->identity, gr);
+                if (gr->identity.known && identity_report(d, gr->sbdf, &gr->identity, gr))
+                        now[k++] = gr->sbdf;
         }
         for (size_t i = 0; i < pgd_grants_n_prepared(g); i++) {
                 const struct pgd_identity *id;
@@ -457,16 +482,21 @@ static size_t identities_check(struct pgd_daemon *d)
                 const struct pgd_grant *gr = pgd_grants_find(g, sbdf);
                 if (gr && gr->identity.known)
                         continue; /* said for its grant */
-                changed += identity_report(d, sbdf, id, NULL);
+                if (identity_report(d, sbdf, id, NULL))
+                        now[k++] = sbdf;
         }
-        return changed;
+        free(d->changed);
+        d->changed = TAKE_PTR(now);
+        d->n_changed = k;
+        return (int)k;
 }
 
 int pgd_reconcile_startup(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;
         struct host_view v = {};
-        size_t kept = 0, released = 0, unmanaged = 0, deassigned = 0, changed;
+        size_t kept = 0, released = 0, unmanaged = 0, deassigned = 0;
+        int changed;
         bool store_changed = false;
         char bdf[PG_BDF_MAX], obuf[16], msg[256];
         int r;
@@ -614,11 +644,13 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
         host_view_clear(&v);
 
         changed = identities_check(d);
+        if (changed < 0)
+                return changed;
 
         /* Start from a snapshot that says it all, and an empty journal (or a broken store). */
         if (store_changed || pgd_grants_journal_size(g) > 0 || pgd_grants_needs_commit(g))
                 (void)pgd_commit_store_result(d, pgd_grants_commit(g), "write");
-        log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged, %zu identity change(s)",
+        log_info("reconciled: %zu grants kept, %zu released, %zu unmanaged, %d identity change(s)",
                  kept, released, unmanaged, changed);
         return (int)(released + deassigned);
 }

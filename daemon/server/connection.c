@@ -496,25 +496,36 @@ static int out_append(struct client *c, const char *data, size_t len)
         return 0;
 }
 
-/* Too slow: a last line if it fits, then closed within the linger time, read or not. */
+/*
+ * Too slow: the events it has not taken are dropped (but the one it is in
+ * the middle of, so that no line is torn), a last "dropped" event takes their
+ * place, and the connection is closed once that is out, or after
+ * PGD_WATCH_DROP_LINGER_SEC, read or not.
+ */
 static void watcher_drop(struct client *c, size_t queued)
 {
         _cleanup_(json_decrefp) json_t *e = NULL;
         _cleanup_(freep) char *line = NULL;
+        const char *nl;
         size_t len;
 
         log_warning("uid %u pid %d does not read its events (%zu bytes queued); dropping it",
                     (unsigned)c->peer.uid, (int)c->peer.pid, queued);
+        /* Only the rest of a line the kernel has taken the start of stays queued. */
+        nl = c->out_off > 0 && c->out[c->out_off - 1] != '\n'
+                     ? memchr(c->out + c->out_off, '\n', c->out_len - c->out_off)
+                     : NULL;
+        c->out_len = nl ? (size_t)(nl - c->out) + 1 : c->out_off;
         e = json_pack("{s:s, s:I, s:s}", "event", "dropped", "time", (json_int_t)time(NULL),
                       "message",
                       "this watcher read its events too slowly and was dropped; watch again to "
                       "go on");
-        if (e && pg_wire_dump(e, &line, &len) >= 0 && queued + len <= PGD_WATCH_QUEUE_MAX &&
-            out_append(c, line, len) >= 0)
+        if (e && pg_wire_dump(e, &line, &len) >= 0 &&
+            c->out_len - c->out_off + len <= PGD_WATCH_QUEUE_MAX && out_append(c, line, len) >= 0)
                 client_flush(c);
         client_enter(c, CLIENT_CLOSING);
         client_update(c);
-        client_end_soon(c, LINGER_USEC);
+        client_end_soon(c, PGD_WATCH_DROP_LINGER_SEC * 1000000ULL);
 }
 
 /* Queue line on one watcher without waiting for it. */

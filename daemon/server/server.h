@@ -21,6 +21,11 @@
  */
 #define PGD_WATCH_QUEUE_MAX (64 * 1024)
 /*
+ * A dropped watcher's connection is closed once its last event is out, or
+ * this long after it was dropped, whichever comes first.
+ */
+#define PGD_WATCH_DROP_LINGER_SEC 5U
+/*
  * A peer the policy does not know keeps its connection at most this long
  * (or idle_timeout, when shorter), whatever it sends: only hello is answered,
  * and its first refusal closes the connection.

@@ -15,14 +15,14 @@ A refusal raises a :class:`PassguardError` subclass (:class:`Busy`,
 ``errno``; an unreachable daemon or a broken reply raises
 :class:`TransportError`. See passguard-python(3).
 
-The daemon's event stream does not exist yet. When the protocol gains it, it
-will come as a method that opens a connection of its own and yields events
-(an iterator here, an async iterator on AsyncClient), so that the
-request/reply clients and their id matching stay as they are.
+The daemon's event stream comes from :meth:`Client.watch` (an iterator of
+:class:`Event`) and :meth:`AsyncClient.watch` (an async iterator), each on a
+connection of its own, so that the request/reply clients and their id
+matching stay as they are.
 """
 
-from .aio import AsyncClient
-from .client import Client
+from .aio import AsyncClient, AsyncWatch
+from .client import Client, Watch
 from .errors import (ERROR_CODES, BadRequest, Busy, Denied, DomainDying, DomainNoIommu,
                      GroupConflict, HypervisorError, IdentityChanged, Internal, LimitReached,
                      NoInterruptRemapping,
@@ -31,19 +31,21 @@ from .errors import (ERROR_CODES, BadRequest, Busy, Denied, DomainDying, DomainN
                      ReplyTimeout, ResetFailed, StateError, TransportError, UnsupportedVersion,
                      error_class, error_number)
 from ._wire import DEFAULT_SOCKET_PATH, DEFAULT_TIMEOUT, MAX_MESSAGE, PROTOCOL_VERSION, socket_path
-from .results import Check, Explanation, Grant, Owner
+from .results import Check, Event, Explanation, Grant, Owner
 
 __version__ = "0.1.0"
 
 # The public names are passguard.X, wherever they are defined (tracebacks and
 # reprs say passguard.Busy, not passguard.errors.Busy).
-for _cls in (Client, AsyncClient, Grant, Check, Explanation, Owner, *ERROR_CODES.values(),
+for _cls in (Client, AsyncClient, Watch, AsyncWatch, Grant, Check, Explanation, Owner, Event,
+             *ERROR_CODES.values(),
              PassguardError, TransportError, ProtocolError, ReplyTimeout):
     _cls.__module__ = __name__
 del _cls
 
 __all__ = [
-    "Client", "AsyncClient", "Grant", "Check", "Explanation", "Owner",
+    "Client", "AsyncClient", "Watch", "AsyncWatch", "Grant", "Check", "Explanation", "Owner",
+    "Event",
     "PassguardError", "TransportError", "ProtocolError", "ReplyTimeout",
     "ERROR_CODES", "error_class", "error_number", "socket_path",
     "DEFAULT_SOCKET_PATH", "DEFAULT_TIMEOUT", "MAX_MESSAGE", "PROTOCOL_VERSION",

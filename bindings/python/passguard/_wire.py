@@ -21,7 +21,7 @@ import errno
 import json
 import os
 import socket
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .errors import PassguardError, ProtocolError, TransportError, error_class
 
@@ -230,6 +230,27 @@ def target_args(domain: "str | int", device: str, rdm_relaxed: bool = False) -> 
     if rdm_relaxed:
         args["rdm_policy"] = "relaxed"
     return args
+
+
+def devices_args(domain: "str | int", devices: "Sequence[str]",
+                 rdm_relaxed: bool = False) -> Dict[str, Any]:
+    """The arguments of a multi-device assign or explain: ``devices`` instead of ``device``."""
+    if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
+        raise TypeError("devices must be a sequence of BDF strings")
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    args = target_args(domain, devices[0], rdm_relaxed)
+    del args["device"]
+    args["devices"] = list(devices)
+    return args
+
+
+def parse_event(line: bytes) -> Dict[str, Any]:
+    """One event line: a JSON object with a string ``event``, as strictly as a reply."""
+    obj = parse_message(line)
+    if not isinstance(obj.get("event"), str):
+        raise _malformed('event has no string "event"')
+    return obj
 
 
 def check_hello(reply: Dict[str, Any]) -> None:

@@ -20,11 +20,11 @@ import errno
 import os
 import socket
 from types import TracebackType
-from typing import Any, Dict, Optional, Type
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Type
 
 from . import _wire
 from .errors import ProtocolError, ReplyTimeout, TransportError
-from .results import Explanation, Grant, Owner, Reply
+from .results import Event, Explanation, Grant, Owner, Reply
 
 
 class AsyncClient:
@@ -235,3 +235,117 @@ class AsyncClient:
     async def reload(self) -> Reply:
         """See :meth:`passguard.Client.reload`."""
         return await self._exchange("reload", {})
+
+    async def assign_many(self, domain: "str | int", devices: Sequence[str], *,
+                          rdm_relaxed: bool = False) -> List[Grant]:
+        """See :meth:`passguard.Client.assign_many`."""
+        args = _wire.devices_args(domain, devices, rdm_relaxed)
+        reply = await self._exchange("assign", args)
+        grants = reply.get("grants")
+        if not isinstance(grants, list) or len(grants) != len(devices) or \
+                not all(isinstance(g, dict) for g in grants):
+            raise ProtocolError(errno.EPROTO, 'assign reply has no "grants" array')
+        return [Grant.from_json(g, args.get("domid")) for g in grants]
+
+    async def explain_many(self, domain: "str | int", devices: Sequence[str], *,
+                           rdm_relaxed: bool = False) -> Explanation:
+        """See :meth:`passguard.Client.explain_many`."""
+        reply = await self._exchange("explain",
+                                     _wire.devices_args(domain, devices, rdm_relaxed))
+        return Explanation.from_json(reply)
+
+    async def untaint(self, device: str) -> Reply:
+        """See :meth:`passguard.Client.untaint`."""
+        return await self._exchange("untaint", {"device": device})
+
+    def watch(self) -> "AsyncWatch":
+        """The daemon's event stream as an async iterator, on a connection of its own::
+
+            async for event in client.watch():
+                ...
+
+        It connects at the first event asked for (so a refusal, NotAuthorized,
+        is raised there); otherwise as :meth:`passguard.Client.watch`. Close it
+        with ``await w.aclose()`` or ``async with client.watch() as w``.
+        """
+        return AsyncWatch(self.path, self.timeout)
+
+
+class AsyncWatch:
+    """An event stream of passguardd for asyncio code (:meth:`AsyncClient.watch`)."""
+
+    def __init__(self, path: str, timeout: Optional[float]) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._sock: Optional[socket.socket] = None
+        self._buf = _wire.LineBuffer()
+        self._started = False
+        self._done = False
+
+    async def _start(self) -> None:
+        self._started = True
+        c = AsyncClient(self.path, timeout=self.timeout)
+        await c.open()
+        try:
+            await c.call("watch")
+        except BaseException:
+            c.close_now()
+            raise
+        # The connection is the stream's from now on; events may have come with the reply.
+        self._sock, self._buf = c._sock, c._buf
+        c._sock = None
+
+    def __aiter__(self) -> "AsyncWatch":
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._started:
+            await self._start()
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._done or self._sock is None:
+                raise StopAsyncIteration
+            try:
+                line = self._buf.pop_line()
+                event = Event.from_json(_wire.parse_event(line)) if line is not None else None
+            except TransportError:
+                self.close_now()
+                raise
+            if event is not None:
+                if event.event == "dropped":
+                    self.close_now()  # the daemon closes it after this line
+                return event
+            try:
+                chunk = await loop.sock_recv(self._sock, self._buf.room())
+            except OSError as e:
+                self.close_now()
+                raise TransportError(e.errno or errno.EIO,
+                                     f"cannot read an event: {e.strerror or e}") from None
+            except BaseException:
+                self.close_now()
+                raise
+            if not chunk:
+                self.close_now()
+                raise TransportError(errno.ECONNRESET, "the daemon ended the event stream")
+            self._buf.feed(chunk)
+
+    def close_now(self) -> None:
+        """Stop watching at once (no await needed)."""
+        s, self._sock = self._sock, None
+        self._done = True
+        if s is not None:
+            s.close()
+
+    async def aclose(self) -> None:
+        """Stop watching. Calling it again does nothing."""
+        self.close_now()
+
+    async def __aenter__(self) -> "AsyncWatch":
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close_now()
+
+    def __repr__(self) -> str:
+        return f"<passguard.AsyncWatch {'closed' if self._done else 'open'}>"

@@ -9,11 +9,11 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Type
 
 from . import _wire
 from .errors import ProtocolError, ReplyTimeout, TransportError
-from .results import Explanation, Grant, Owner, Reply
+from .results import Event, Explanation, Grant, Owner, Reply
 
 
 class Client:
@@ -258,6 +258,120 @@ class Client:
         message, and the old policy stays in force.
         """
         return self._exchange("reload", {})
+
+    def assign_many(self, domain: "str | int", devices: Sequence[str], *,
+                    rdm_relaxed: bool = False) -> List[Grant]:
+        """Assign several devices to ``domain``, all or none (pg_assign_many()).
+
+        Every check runs for every device, then each is assigned; when one is
+        refused, those assigned before it go back into quarantine and the
+        exception's ``reply["device"]`` names it. Each device's whole IOMMU
+        group must be among ``devices`` (GroupConflict names what is missing).
+        Returns the grants in the order of ``devices``.
+        """
+        args = _wire.devices_args(domain, devices, rdm_relaxed)
+        reply = self._exchange("assign", args)
+        grants = reply.get("grants")
+        if not isinstance(grants, list) or len(grants) != len(devices) or \
+                not all(isinstance(g, dict) for g in grants):
+            raise ProtocolError(errno.EPROTO, 'assign reply has no "grants" array')
+        return [Grant.from_json(g, args.get("domid")) for g in grants]
+
+    def explain_many(self, domain: "str | int", devices: Sequence[str], *,
+                     rdm_relaxed: bool = False) -> Explanation:
+        """What :meth:`assign_many` would decide: ``devices`` holds each device's
+        explanation as far as the checks went, ``device`` the one that failed."""
+        reply = self._exchange("explain", _wire.devices_args(domain, devices, rdm_relaxed))
+        return Explanation.from_json(reply)
+
+    def untaint(self, device: str) -> Reply:
+        """Let a device whose reset failed go to any domain again (admins).
+
+        Returns ``{"device", "was_tainted"}`` (and the taint's ``reason``).
+        """
+        return self._exchange("untaint", {"device": device})
+
+    def watch(self) -> "Watch":
+        """The daemon's event stream, on a connection of its own: an iterator of
+        :class:`~passguard.Event`, one per decision, as they happen.
+
+        Admins and the policy's ``watchers`` may watch (else NotAuthorized,
+        raised here). Iterating blocks until the next event. A watcher that
+        reads too slowly is dropped by the daemon: its last event is
+        ``"dropped"``, after which the iteration ends. When the daemon goes
+        away the iteration raises TransportError (ECONNRESET). Close it, or
+        use it as a context manager, to stop watching; this client stays
+        usable meanwhile.
+        """
+        return Watch(self.path, self.timeout)
+
+
+class Watch:
+    """An event stream of passguardd (:meth:`Client.watch`): an iterator of events."""
+
+    def __init__(self, path: str, timeout: Optional[float]) -> None:
+        c = Client(path, timeout=timeout)
+        try:
+            c.call("watch")
+        except BaseException:
+            c.close()
+            raise
+        # The connection is the stream's from now on; events may have come with the reply.
+        self._sock: Optional[socket.socket] = c._sock
+        self._buf = c._buf
+        c._sock = None
+        self._done = False
+        if self._sock is not None:
+            self._sock.settimeout(None)
+
+    def fileno(self) -> int:
+        """The socket, to wait for with select() or poll(); -1 once closed."""
+        return self._sock.fileno() if self._sock is not None else -1
+
+    def close(self) -> None:
+        """Stop watching. Calling it again does nothing."""
+        s, self._sock = self._sock, None
+        self._done = True
+        if s is not None:
+            s.close()
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        while True:
+            if self._done or self._sock is None:
+                raise StopIteration
+            try:
+                line = self._buf.pop_line()
+                event = Event.from_json(_wire.parse_event(line)) if line is not None else None
+            except TransportError:
+                self.close()
+                raise
+            if event is not None:
+                if event.event == "dropped":
+                    self.close()  # the daemon closes it after this line
+                return event
+            try:
+                chunk = self._sock.recv(self._buf.room())
+            except OSError as e:
+                self.close()
+                raise TransportError(e.errno or errno.EIO,
+                                     f"cannot read an event: {e.strerror or e}") from None
+            if not chunk:
+                self.close()
+                raise TransportError(errno.ECONNRESET, "the daemon ended the event stream")
+            self._buf.feed(chunk)
+
+    def __repr__(self) -> str:
+        return f"<passguard.Watch {'closed' if self._sock is None else 'open'}>"
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:

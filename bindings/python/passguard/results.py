@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Typed results of assign, explain and owner.
+"""Typed results of assign, explain and owner, and the events of watch.
 
 Each keeps the whole reply in ``reply`` (without ``id`` and ``ok``), so that
 fields a later daemon adds are not lost. Missing fields read as None, as
@@ -93,6 +93,10 @@ class Explanation:
     rdm_policy: Optional[str]
     """For an allow: the rdm policy the grant would get."""
     reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    device: Optional[str] = None
+    """Several devices asked: for a deny, the device that failed."""
+    devices: Tuple["Explanation", ...] = ()
+    """Several devices asked: each device's explanation, as far as the checks went."""
 
     @property
     def decision(self) -> str:
@@ -118,10 +122,15 @@ class Explanation:
             if isinstance(c, dict):
                 checks.append(Check(_str(c, "check") or "", _str(c, "result") or "",
                                     _str(c, "detail") or ""))
+        raw_devices = obj.get("devices")
+        devices = tuple(cls.from_json(d) for d in
+                        (raw_devices if isinstance(raw_devices, list) else ())
+                        if isinstance(d, dict))
         return cls(allow=decision == "allow", rule=_str(obj, "rule"), checks=tuple(checks),
                    message=_str(obj, "message"), error=_str(obj, "error"),
                    check=_str(obj, "check") or None, errno=_str(obj, "errno"),
-                   rdm_policy=_str(obj, "rdm_policy"), reply=dict(obj))
+                   rdm_policy=_str(obj, "rdm_policy"), reply=dict(obj),
+                   device=_str(obj, "device"), devices=devices)
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,54 @@ class Owner:
                    granted=_bool(obj, "granted") is True, quarantined=_bool(obj, "quarantined"),
                    driver=_str(obj, "driver"),
                    grant=Grant.from_json(g) if isinstance(g, dict) else None, reply=dict(obj))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the daemon's stream (:meth:`passguard.Client.watch`).
+
+    Built by the daemon from the audit record of a decision, so the stream
+    and the journal never disagree. ``event`` is the record's kind:
+    ``grant``, ``refuse``, ``release``, ``domain-gone`` (a grant released
+    because its domain died), ``unmanaged`` (an assignment passguard did not
+    make), ``reconcile``, ``prepare``, ``reload``, ``identity`` (a device that
+    is not the one recorded at its address), ``taint``; and ``dropped``, the
+    last event of a watcher that read too slowly. Fields the record does not
+    have are None.
+    """
+
+    event: str
+    time: int
+    """When, in seconds since the epoch."""
+    op: Optional[str] = None
+    device: Optional[str] = None
+    domid: Optional[int] = None
+    domain: Optional[str] = None
+    uuid: Optional[str] = None
+    client_uid: Optional[int] = None
+    client_pid: Optional[int] = None
+    client_unit: Optional[str] = None
+    rule: Optional[str] = None
+    decision: Optional[str] = None
+    """``"granted"``, ``"refused"``, ``"released"``, ``"unmanaged"``, ``"tainted"``, ..."""
+    error: Optional[str] = None
+    """The wire error code of a refusal (``"busy"``)."""
+    message: Optional[str] = None
+    reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "Event":
+        """An event line's object; ProtocolError when it has no string ``event``."""
+        kind = _str(obj, "event")
+        if kind is None:
+            raise ProtocolError(_errno.EPROTO, 'event has no string "event"')
+        return cls(event=kind, time=_int(obj, "time") or 0, op=_str(obj, "op"),
+                   device=_str(obj, "device"), domid=_int(obj, "domid"),
+                   domain=_str(obj, "domain"), uuid=_str(obj, "uuid"),
+                   client_uid=_int(obj, "client_uid"), client_pid=_int(obj, "client_pid"),
+                   client_unit=_str(obj, "client_unit"), rule=_str(obj, "rule"),
+                   decision=_str(obj, "decision"), error=_str(obj, "error"),
+                   message=_str(obj, "message"), reply=dict(obj))
 
 
 #: A reply object without ``id`` and ``ok`` (status, list, prepare, ...).
