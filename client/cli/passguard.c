@@ -586,6 +586,7 @@ static int verb_monitor(const struct cli *c, int argc, char **argv)
         const struct verb *v = find_verb(argv[0]);
         _cleanup_(pg_closep) struct pg *pg = NULL;
         struct sigaction sa = { .sa_handler = on_monitor_signal };
+        sigset_t block, waiting;
         bool json = c->json;
         int e, r;
 
@@ -600,11 +601,18 @@ static int verb_monitor(const struct cli *c, int argc, char **argv)
         r = pg_watch(pg);
         if (r != 0)
                 return finish(&(struct cli){ .socket = c->socket }, pg, r);
+        /* Blocked but inside ppoll(), so that a signal cannot slip in before the wait. */
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        if (!json)
-                fprintf(stderr, "passguard: watching passguardd's events (^C to stop)\n");
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigprocmask(SIG_BLOCK, &block, &waiting);
+        sigdelset(&waiting, SIGINT);
+        sigdelset(&waiting, SIGTERM);
+        /* On stderr in both forms: every event after this line is printed. */
+        fprintf(stderr, "passguard: watching passguardd's events (^C to stop)\n");
         while (!monitor_stop) {
                 char *event = NULL;
                 struct pollfd p = { .fd = pg_watch_fd(pg), .events = POLLIN };
@@ -623,8 +631,8 @@ static int verb_monitor(const struct cli *c, int argc, char **argv)
                         fprintf(stderr, "passguard: %s\n", pg_last_message(pg));
                         return EXIT_UNREACHABLE;
                 }
-                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
-                        fprintf(stderr, "passguard: poll: %m\n");
+                if (ppoll(&p, 1, NULL, &waiting) < 0 && errno != EINTR) {
+                        fprintf(stderr, "passguard: ppoll: %m\n");
                         return EXIT_UNREACHABLE;
                 }
         }

@@ -72,6 +72,18 @@ def flood(d: pgitest.Daemon, n: int) -> int:
     return answered
 
 
+def connect_when_free(d: pgitest.Daemon, timeout: float = 10.0) -> Client:
+    """A client, once a connection slot is free (the daemon frees it when it sees the close)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(d.sock)
+        except passguard.LimitReached:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+
+
 def stream(d: pgitest.Daemon) -> None:
     with Client(d.sock) as pg, pg.watch() as w:
         check(isinstance(w, passguard.Watch))
@@ -171,7 +183,14 @@ def slow_watcher(d: pgitest.Daemon) -> None:
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(d.sock)
     slow.sendall(b'{"op":"hello","id":1,"version":1}\n{"op":"watch","id":2}\n')
-    time.sleep(0.2)
+    # Watching once the watch's reply is in.
+    slow.settimeout(10)
+    data = b""
+    while data.count(b"\n") < 2:
+        chunk = slow.recv(4096)
+        if not check(bool(chunk), "no reply to watch"):
+            return
+        data += chunk
     # Far more events than a watcher's queue and its socket hold.
     n = 4000
     start = time.monotonic()
@@ -180,8 +199,6 @@ def slow_watcher(d: pgitest.Daemon) -> None:
     check_eq(answered, n, "every request answered while a watcher did not read")
     check(elapsed < 30, f"{n} refusals took {elapsed:.1f} s")
     # The slow watcher: its events up to where it was dropped, then "dropped", then EOF.
-    slow.settimeout(10)
-    data = b""
     while True:
         try:
             chunk = slow.recv(65536)
@@ -226,9 +243,9 @@ def limits(d: pgitest.Daemon) -> None:
         e = check_raises(passguard.LimitReached, lambda: Client(d.sock))
         check(e is None or "too many connections" in e.message, repr(e))
         b.close()
-        time.sleep(0.1)
-        # the watcher still gets events
-        with Client(d.sock) as c:
+        # the watcher still gets events, once the daemon has seen b go
+        c = connect_when_free(d)
+        with c:
             c.assign("net-pv", DEV_NIC)
             ev = until(w1, lambda e: e.event == "grant")
             check(ev is not None and ev.device == DEV_NIC, repr(ev))
@@ -246,7 +263,7 @@ def asyncio_watch(d: pgitest.Daemon) -> None:
             check(isinstance(w, passguard.AsyncWatch))
             async with w:
                 async def act() -> None:
-                    await asyncio.sleep(0.2)
+                    # async with has started the watch: nothing after it is missed
                     await pg.assign("net-pv", DEV_NIC)
                     await pg.release("net-pv", DEV_NIC)
                 task = asyncio.create_task(act())
@@ -281,13 +298,17 @@ def monitor(d: pgitest.Daemon) -> None:
     for sig, as_json in ((signal.SIGINT, True), (signal.SIGTERM, False)):
         args = [d.cli_bin, "--socket", d.sock, "monitor"] + (["--json"] if as_json else [])
         p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.3)
+        ready = monitor_ready(p)
         with Client(d.sock) as pg:
             pg.assign("net-pv", DEV_NIC)
             pg.release("net-pv", DEV_NIC)
-        time.sleep(0.3)
+        # both events printed, then the signal
+        assert p.stdout is not None
+        lines = [p.stdout.readline(), p.stdout.readline()]
         p.send_signal(sig)
         out, err = p.communicate(timeout=10)
+        out = "".join(lines) + out
+        check("watching passguardd's events" in ready, ready)
         check_eq(p.returncode, 0, f"monitor on {sig}: {err}")
         lines = out.splitlines()
         check_eq(len(lines), 2, out)
@@ -298,11 +319,17 @@ def monitor(d: pgitest.Daemon) -> None:
                   in lines[0] and "release: released release" in lines[1], out)
     p = subprocess.Popen([d.cli_bin, "--socket", d.sock, "--json", "monitor"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    monitor_ready(p)
     d.stop()
     out, err = p.communicate(timeout=10)
     check_eq(p.returncode, 3, f"monitor when the daemon goes: {err}")
     d.start()
+
+
+def monitor_ready(p: "subprocess.Popen[str]") -> str:
+    """monitor's line on stderr: it watches from then on."""
+    assert p.stderr is not None
+    return p.stderr.readline()
 
 
 def main() -> int:

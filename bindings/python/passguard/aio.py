@@ -264,9 +264,11 @@ class AsyncClient:
             async for event in client.watch():
                 ...
 
-        It connects at the first event asked for (so a refusal, NotAuthorized,
-        is raised there); otherwise as :meth:`passguard.Client.watch`. Close it
-        with ``await w.aclose()`` or ``async with client.watch() as w``.
+        It connects when ``async with`` enters it, or else at the first event
+        asked for (so a refusal, NotAuthorized, is raised there); every event
+        after that point is delivered. Otherwise as
+        :meth:`passguard.Client.watch`. Close it with ``await w.aclose()`` or
+        ``async with client.watch() as w``.
         """
         return AsyncWatch(self.path, self.timeout)
 
@@ -341,6 +343,8 @@ class AsyncWatch:
         self.close_now()
 
     async def __aenter__(self) -> "AsyncWatch":
+        if not self._started:
+            await self._start()
         return self
 
     async def __aexit__(self, exc_type: Optional[Type[BaseException]],
