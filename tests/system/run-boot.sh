@@ -6,6 +6,8 @@
 #   amd | intel | noiommu   dom0-scenarios.sh: the backend and the daemon, PV
 #   hvm | hvm-noiommu       hvm-scenarios.sh: xl through the libxl patch and the
 #                           interposer, HVM and PV guests, with an IOMMU and without
+#   anchors                 anchors-scenarios.sh: two e1000s; multi-device assign and
+#                           its rollback, identity, unmanaged at domain events
 #   systemd                 systemd-scenarios.sh: systemd as PID 1, passguard installed
 #                           by the README's install path, the service under its sandbox
 # Paths come from meson: PASSGUARDD PASSGUARD_CLI LIBPASSGUARD PG_HVPROBE XC_COUNT
@@ -15,7 +17,7 @@
 # inputs. Never skips: no image, no pass.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-CONFIG=${1:?usage: run-boot.sh amd|intel|noiommu|hvm|hvm-noiommu|systemd}
+CONFIG=${1:?usage: run-boot.sh amd|intel|noiommu|anchors|hvm|hvm-noiommu|systemd}
 WORK=${SYSTEM_WORKDIR:?}
 CACHE=${PG_CACHE:-/var/cache/passguard}
 IMG=$WORK/img-$CONFIG
@@ -39,6 +41,13 @@ files=(
 )
 script=dom0-scenarios.sh
 case "$CONFIG" in
+anchors)
+        script=anchors-scenarios.sh
+        files+=(
+                "$HERE/anchors-scenarios.sh=/pgtest/anchors-scenarios.sh"
+                "$XC_TRACE=/usr/local/lib/xc-trace.so"
+        )
+        ;;
 hvm | hvm-noiommu)
         script=hvm-scenarios.sh
         t0=$(date +%s)
@@ -116,6 +125,7 @@ case "$CONFIG" in
 amd) env=(IOMMU=amd TIMEOUT=900) ;;
 intel) env=(IOMMU=intel AW_BITS=48 TIMEOUT=900) ;;
 noiommu) env=(IOMMU=none XEN_IOMMU=0 TIMEOUT=900) ;;
+anchors) env=(IOMMU=amd TIMEOUT=900 E1000_ADDR=0x5 E1000_2_ADDR=0x6) ;;
 hvm) env=(IOMMU=amd "${hvm[@]}") ;;
 systemd) env=(IOMMU=amd TIMEOUT=900 "DOM0_EXTRA=rdinit=/lib/systemd/systemd systemd.wants=pgtest.service") ;;
 hvm-noiommu) env=(IOMMU=none XEN_IOMMU=0 "${hvm[@]}") ;;
@@ -149,6 +159,20 @@ amd | intel | noiommu)
         ;;
 hvm | hvm-noiommu)
         need daemon-start patched-libxl-loaded
+        ;;
+anchors)
+        need daemon-start prepare-dev prepare-dev2 both-quarantined \
+                multi-second-fails multi-names-second multi-says-rolled-back multi-xen-order \
+                multi-first-back-domio multi-second-domio multi-no-grant multi-explain-both \
+                multi-both multi-both-xen multi-both-granted multi-busy-all multi-busy-xen \
+                multi-release-1 multi-release-2 multi-released-domio \
+                identity-refused identity-names-change identity-explain identity-no-assign-call \
+                identity-xen-domio identity-group-refused identity-group-quarantined \
+                identity-group-no-assign-call identity-startup-reported identity-restored \
+                identity-restored-xen identity-release \
+                unmanaged-behind-back unmanaged-domain-event unmanaged-reported-kept \
+                unmanaged-enforce-startup unmanaged-behind-back-2 unmanaged-assigned-again \
+                unmanaged-enforce-domain-event unmanaged-enforce-domio
         ;;
 systemd)
         need systemd-pid1 readme-install socket-listening not-started-yet socket-activation \
