@@ -323,8 +323,13 @@ static int check_device(struct pgd_ctx *ctx, struct pgd_checks *c, struct pgd_er
                             "cannot read PCI device %s: %s", at->bdf, strerror(-r));
         c->pci = *pci;
         c->have_pci = true;
-        pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", at->bdf, c->pci.vendor,
-             c->pci.device, c->pci.class);
+        if (c->pci.rdm_regions < 0)
+                pass(c, "device", "%s: vendor 0x%04x device 0x%04x class 0x%06x", at->bdf,
+                     c->pci.vendor, c->pci.device, c->pci.class);
+        else
+                pass(c, "device",
+                     "%s: vendor 0x%04x device 0x%04x class 0x%06x, reserved memory regions: %d",
+                     at->bdf, c->pci.vendor, c->pci.device, c->pci.class, c->pci.rdm_regions);
 
         if (pgd_checks_protected(ctx->d, &c->pci, &why))
                 return fail(c, err, "protected", PG_ERR_PROTECTED_DEVICE, 0,

@@ -181,9 +181,10 @@ static int parse_device(json_t *obj, struct sim_device *ret)
                 "assigned_to",
                 "serial",
                 "path",
+                "rdm_regions",
                 NULL,
         };
-        struct sim_device d = {.owner = HV_DOMID_DOM0};
+        struct sim_device d = {.owner = HV_DOMID_DOM0, .rdm_regions = -1};
         const json_t *v;
         uint32_t x;
         int r;
@@ -243,6 +244,13 @@ static int parse_device(json_t *obj, struct sim_device *ret)
         v = json_object_get(obj, "path");
         if (v && parse_name(v, false, d.path, sizeof(d.path)) < 0)
                 return -EBADMSG;
+        v = json_object_get(obj, "rdm_regions");
+        if (v) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) > INT_MAX)
+                        return -EBADMSG;
+                d.rdm_regions = (int)json_integer_value(v);
+        }
         v = json_object_get(obj, "assigned_to");
         if (json_is_string(v)) {
                 if (!streq(json_string_value(v), "io"))

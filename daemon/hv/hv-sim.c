@@ -299,6 +299,7 @@ static int sim_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
         memcpy(info.reset_methods, dev->reset, sizeof(dev->reset));
         memcpy(info.serial, dev->serial, sizeof(info.serial));
         memcpy(info.path, dev->path, sizeof(info.path));
+        info.rdm_regions = dev->rdm_regions;
         *ret = info;
         return 0;
 }

@@ -159,6 +159,7 @@ struct sim_device {
         uint32_t owner; /* HV_DOMID_DOM0, HV_DOMID_IO or a guest */
         char serial[HV_SERIAL_MAX];  /* "" none */
         char path[HV_PCI_PATH_MAX];  /* "" unknown */
+        int rdm_regions;             /* -1: the file does not say */
 };
 
 struct sim_domain {

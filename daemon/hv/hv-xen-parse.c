@@ -226,7 +226,7 @@ static void read_serial(const char *root, uint32_t sbdf, char ret[static HV_SERI
 int pgd_xen_sysfs_pci_info(const char *root, uint32_t sbdf, struct hv_pci_info *ret)
 {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *physfn = NULL;
-        struct hv_pci_info info = {.sbdf = sbdf};
+        struct hv_pci_info info = {.sbdf = sbdf, .rdm_regions = -1};
         char buf[PG_BDF_MAX + 8];
         uint32_t v;
         struct stat st;

@@ -28,6 +28,7 @@
  * read once.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,9 +517,29 @@ static int xen_watch_drain(struct hv *hv)
         return n;
 }
 
+/*
+ * How many reserved memory regions Xen holds for sbdf (RMRRs, IVMD unity
+ * maps): Xen answers for one device when flags has no XENMEM_RDM_ALL, and
+ * ERANGE with the count when the buffer is too small. -1 when it does not say.
+ */
+static int xen_rdm_regions(struct hv *hv, uint32_t sbdf)
+{
+        struct xen_reserved_device_memory entries[4];
+        uint32_t n = sizeof(entries) / sizeof(entries[0]);
+
+        if (xc_reserved_device_memory_map(hv->xch, 0, (uint16_t)(sbdf >> 16),
+                                          (uint8_t)(sbdf >> 8), (uint8_t)sbdf, entries, &n) == 0)
+                return (int)n;
+        return errno == ERANGE && n <= INT_MAX ? (int)n : -1;
+}
+
 static int xen_pci_info(struct hv *hv, uint32_t sbdf, struct hv_pci_info *ret)
 {
-        return pgd_xen_sysfs_pci_info(hv->sysfs_root, sbdf, ret);
+        int r = pgd_xen_sysfs_pci_info(hv->sysfs_root, sbdf, ret);
+
+        if (r >= 0)
+                ret->rdm_regions = xen_rdm_regions(hv, sbdf);
+        return r;
 }
 
 static int xen_pci_list(struct hv *hv, uint32_t **ret, size_t *ret_n)

@@ -62,12 +62,17 @@ struct hv_pci_info {
          * config space), "" when it has none; serial_unknown when the config
          * space could not be read. Its PCI path: the chain of bridges above
          * it as sysfs has it under devices/, "pci0000:00/0000:00:01.0", ""
-         * when unknown. Whether a device has reserved memory regions (RMRRs)
-         * is not here: Xen 4.17 does not say so in sysfs.
+         * when unknown.
          */
         char serial[HV_SERIAL_MAX];
         bool serial_unknown;
         char path[HV_PCI_PATH_MAX];
+        /*
+         * How many reserved memory regions (Intel's RMRRs, AMD's IVMD unity
+         * maps) the hypervisor holds for the device, as Xen says
+         * (XENMEM_reserved_device_memory_map); -1 when the host does not say.
+         */
+        int rdm_regions;
 };
 
 /* Who owns a device in the hypervisor. */

@@ -39,6 +39,20 @@ static const char *str(const json_t *o, const char *key)
         return json_string_value(json_object_get(o, key)) ?: "";
 }
 
+/* The detail of explain's "device" check for net-pv and bdf (a static buffer). */
+static const char *device_detail(const char *bdf)
+{
+        static char buf[512];
+        json_t *r = itest_target(&t, "explain", "net-pv", 0, bdf), *c;
+        size_t i;
+
+        snprintf(buf, sizeof(buf), "(no device check)");
+        json_array_foreach(json_object_get(r, "checks"), i, c) if (streq(str(c, "check"), "device"))
+                snprintf(buf, sizeof(buf), "%s", str(c, "detail"));
+        json_decref(r);
+        return buf;
+}
+
 static void start(const char *const *env)
 {
         if (itest_start(&t, NULL, env) < 0) {
@@ -171,6 +185,17 @@ static void test_rollback(void)
                   "EPERM detail: %s", str(r, "message"));
         json_decref(r);
         CHECK_INTEQ(itest_set_fault(&t, "assign", DEV_SPARE, NULL), 0);
+
+        /* The device facts say how many reserved regions the host holds for it, when it says. */
+        CHECK_MSG(strstr(device_detail(DEV_SPARE), "reserved memory regions") == NULL,
+                  "a host that does not say: %s", device_detail(DEV_SPARE));
+        CHECK_INTEQ(itest_set_device(&t, DEV_SPARE, "rdm_regions", json_integer(2)), 0);
+        CHECK_MSG(strstr(device_detail(DEV_SPARE), ", reserved memory regions: 2") != NULL, "%s",
+                  device_detail(DEV_SPARE));
+        CHECK_INTEQ(itest_set_device(&t, DEV_SPARE, "rdm_regions", json_integer(0)), 0);
+        CHECK_MSG(strstr(device_detail(DEV_SPARE), ", reserved memory regions: 0") != NULL, "%s",
+                  device_detail(DEV_SPARE));
+        CHECK_INTEQ(itest_set_device(&t, DEV_SPARE, "rdm_regions", NULL), 0);
 
         /* With the fault gone, the same request goes through. */
         r = itest_call(&t, devices_request("assign", "net-pv", DEV_NIC, DEV_SPARE));

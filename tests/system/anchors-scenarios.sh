@@ -136,6 +136,11 @@ check multi-first-back-domio quarantined "$DEV"
 check multi-second-domio quarantined "$DEV2"
 check multi-no-grant test "$(grants)" = 0
 pg_expect multi-explain-both 0 allow explain g-a "$DEV" "$DEV2"
+# The device facts: how many reserved memory regions (RMRR / IVMD) Xen holds for
+# it, from XENMEM_reserved_device_memory_map. An emulated e1000 has none.
+facts=$(pg explain g-a "$DEV" | grep -E '^ *pass +device ')
+say "RDM: explain's device facts on real Xen: $facts"
+check rdm-fact-none sh -c "echo '$facts' | grep -q 'reserved memory regions: 0\$'"
 pgd_stop
 
 # Without the fault: both, in one request; then each released.

@@ -163,7 +163,7 @@ hvm | hvm-noiommu)
 anchors)
         need daemon-start prepare-dev prepare-dev2 both-quarantined \
                 multi-second-fails multi-names-second multi-says-rolled-back multi-xen-order \
-                multi-first-back-domio multi-second-domio multi-no-grant multi-explain-both \
+                multi-first-back-domio multi-second-domio multi-no-grant multi-explain-both rdm-fact-none \
                 multi-both multi-both-xen multi-both-granted multi-busy-all multi-busy-xen \
                 multi-release-1 multi-release-2 multi-released-domio \
                 identity-refused identity-names-change identity-explain identity-no-assign-call \
