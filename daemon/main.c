@@ -29,8 +29,7 @@ static void daemon_done(struct pgd_daemon *d)
                 d->hv = d->hv_ops->close(d->hv);
         d->policy = pg_policy_free(d->policy);
         d->root_devices = pg_free(d->root_devices);
-        d->unmanaged = pg_free(d->unmanaged);
-        d->changed = pg_free(d->changed);
+        pgd_reconcile_clear(d);
         pgd_config_clear(&d->cfg);
 }
 

@@ -491,6 +491,14 @@ static int identities_check(struct pgd_daemon *d)
         return (int)k;
 }
 
+void pgd_reconcile_clear(struct pgd_daemon *d)
+{
+        d->unmanaged = pg_free(d->unmanaged);
+        d->n_unmanaged = 0;
+        d->changed = pg_free(d->changed);
+        d->n_changed = 0;
+}
+
 int pgd_reconcile_startup(struct pgd_daemon *d)
 {
         struct pgd_grants *g = d->grants;

@@ -26,3 +26,5 @@ int pgd_reconcile_startup(struct pgd_daemon *d);
 int pgd_reconcile_rebuild(struct pgd_daemon *d);
 /* A domain came or went: release grants whose domain is gone or whose UUID changed. */
 int pgd_reconcile_domains(struct pgd_daemon *d);
+/* Free what the passes keep from one to the next (what was reported once). */
+void pgd_reconcile_clear(struct pgd_daemon *d);

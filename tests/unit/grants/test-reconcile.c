@@ -83,6 +83,7 @@ static void env_setup(struct env *e, const char *devices, const char *domains)
 
 static void env_teardown(struct env *e)
 {
+        pgd_reconcile_clear(&e->d);
         pgd_grants_free(e->d.grants);
         hv_sim_ops.close(e->d.hv);
         tmpdir_freep(&e->dir);
