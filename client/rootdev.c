@@ -87,7 +87,7 @@ static int walk_block_device(struct found *f, const char *dir, int depth)
         _cleanup_(closedirp) DIR *d = NULL;
         uint32_t last = UINT32_MAX;
         struct dirent *de;
-        int r;
+        int n, r;
 
         if (depth > 8 || !realpath(dir, real))
                 return 0;
@@ -98,12 +98,16 @@ static int walk_block_device(struct found *f, const char *dir, int depth)
         }
         if (last != UINT32_MAX)
                 return found_add(f, last);
-        snprintf(slaves, sizeof(slaves), "%s/slaves", dir);
+        n = snprintf(slaves, sizeof(slaves), "%s/slaves", dir);
+        if (n < 0 || (size_t)n >= sizeof(slaves))
+                return 0; /* too long to be sysfs's */
         d = opendir(slaves);
         if (!d) {
                 /* a partition: its disk is the parent directory */
-                snprintf(slaves, sizeof(slaves), "%s/..", dir);
-                return depth == 0 ? walk_block_device(f, slaves, depth + 1) : 0;
+                n = snprintf(slaves, sizeof(slaves), "%s/..", dir);
+                if (n < 0 || (size_t)n >= sizeof(slaves) || depth > 0)
+                        return 0;
+                return walk_block_device(f, slaves, depth + 1);
         }
         while ((de = readdir(d))) {
                 char sub[PATH_MAX + NAME_MAX + 2];

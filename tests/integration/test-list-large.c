@@ -19,7 +19,7 @@ static struct itest t;
 /* The extra devices: 8086 NICs on buses 0x20.., pciback, quarantined, a group each. */
 static void extra_bdf(unsigned i, char buf[static 16])
 {
-        snprintf(buf, 16, "0000:%02x:%02x.%x", 0x20 + i / 64, (i / 8) % 8, i % 8);
+        snprintf(buf, 16, "0000:%02x:%02x.%x", (0x20 + i / 64) & 0xffu, (i / 8) % 8, i % 8);
 }
 
 static void add_devices(json_t *host, void *userdata)
