@@ -21,7 +21,7 @@ import re
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Set, Type
+from typing import Any, Callable, Dict, List, Optional, Set, Type
 
 import passguard
 from passguard import Client
@@ -385,6 +385,49 @@ def error_table() -> None:
     check(passguard.error_class("nonsense") is passguard.Internal)
 
 
+def many(d: pgitest.Daemon) -> None:
+    """assign_many / explain_many, sync and async: all or none, the failing device named."""
+    with Client(d.sock) as pg:
+        ex = pg.explain_many("net-pv", [DEV_NIC, DEV_SPARE])
+        check_eq(ex.decision, "allow")
+        check_eq([x["device"] for x in ex.reply["devices"]], [DEV_NIC, DEV_SPARE])
+        ex = pg.explain_many("net-pv", [DEV_NIC, DEV_SATA])
+        check_eq((ex.decision, ex.reply.get("device")), ("deny", DEV_SATA))
+
+        grants = pg.assign_many("net-pv", [DEV_NIC, DEV_SPARE])
+        check_eq([(g.device, g.domid) for g in grants], [(DEV_NIC, 7), (DEV_SPARE, 7)])
+        check_eq((d.owner(DEV_NIC), d.owner(DEV_SPARE)), ("7", "7"))
+        for dev in (DEV_NIC, DEV_SPARE):
+            pg.release("net-pv", dev)
+
+        # The second one's assign fails: the first goes back, nothing is granted.
+        d.set_fault("assign", DEV_SPARE, "EIO")
+        e = refused(d, pg, passguard.HypervisorError,
+                    lambda: pg.assign_many("net-pv", [DEV_NIC, DEV_SPARE]), None, hv_call=True)
+        if e:
+            check_eq(e.reply.get("device"), DEV_SPARE)
+            check("back in quarantine" in e.message, e.message)
+        d.set_fault("assign", DEV_SPARE, None)
+        check_eq((d.owner(DEV_NIC), d.owner(DEV_SPARE)), ("io", "io"))
+        check_eq(pg.list()["grants"], [])
+
+        # A refusal by a check: nothing is assigned at all.
+        before = d.calls("assign")
+        refused(d, pg, passguard.ProtectedDevice,
+                lambda: pg.assign_many("net-pv", [DEV_NIC, DEV_SATA]), "protected")
+        check_eq(d.calls("assign"), before)
+
+    async def aio() -> List[str]:
+        async with passguard.AsyncClient(d.sock) as apg:
+            gs = await apg.assign_many("net-pv", [DEV_NIC, DEV_SPARE])
+            ex = await apg.explain_many("net-pvh", [DEV_NIC, DEV_SPARE])
+            check_eq((ex.decision, ex.reply.get("error")), ("deny", "busy"))
+            for g in gs:
+                await apg.release("net-pv", g.device)
+            return [g.device for g in gs]
+    check_eq(asyncio.run(aio()), [DEV_NIC, DEV_SPARE])
+
+
 def main() -> int:
     print(f"# python {sys.version.split()[0]} at {sys.executable}")
     error_table()
@@ -394,6 +437,7 @@ def main() -> int:
     with pgitest.Daemon("python-session") as d:
         d.start()
         session(d)
+        many(d)
         transport(d)
     with pgitest.Daemon("python-limit", config="max_connections = 1;\n") as d:
         d.start()
