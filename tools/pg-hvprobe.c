@@ -14,10 +14,12 @@
  *   watch SECONDS                     print each domain event and the domains then
  *   time-assign DOMID BDF N           N bare assigns (each deassigned again, untimed)
  *   time-pg SOCKET DOMAIN BDF N       N assigns through passguardd (each released again)
+ *   time-ops DOMAIN BDF N             each question an assign asks the backend, N times
  *
- * The two time commands print "PERF NAME n=N median_us=M min_us=M max_us=M":
+ * The time commands print "PERF NAME n=N median_us=M mean_us=M min_us=M max_us=M":
  * tests/system compares passguard's assign with the bare hypervisor call of
- * the same device to the same domain, in the same boot.
+ * the same device to the same domain, in the same boot, and where the time
+ * of an assign goes, question by question.
  *
  * A scenario file has one call per line, "CALL ARGS... => EXPECT", with $NAME
  * replaced from the command line; "@iommu", "@no-iommu" and "@all" choose which
@@ -436,6 +438,63 @@ static int time_assign(struct probe *p, const char *dom, const char *bdf, const 
         return 0;
 }
 
+/*
+ * The backend's answers an assign of bdf to the domain named dom needs, each
+ * asked N times and timed: where the time of an assign goes on this host.
+ */
+static int time_ops(struct probe *p, const char *dom, const char *bdf, const char *count)
+{
+        enum { BY_NAME, GET, INFO, GROUP, OWNER, TEST, N_OPS };
+        static const char *const names[N_OPS] = {"domain_by_name", "domain_get", "pci_info",
+                                                 "device_group",   "device_owner", "test_assign"};
+        static long long t[N_OPS][TIME_MAX_N];
+        struct hv_domain d;
+        uint32_t sbdf, owner;
+        int n = parse_n(count);
+
+        if (n < 0 || pg_bdf_parse(bdf, &sbdf) < 0) {
+                usage(stderr);
+                return 2;
+        }
+        for (int i = 0; i < n; i++)
+                for (int op = 0; op < N_OPS; op++) {
+                        _cleanup_(freep) uint32_t *members = NULL;
+                        struct hv_pci_info info;
+                        long long t0 = now_us();
+                        size_t n_members;
+                        int r;
+
+                        switch (op) {
+                        case BY_NAME:
+                                r = p->ops->domain_by_name(p->hv, dom, &d);
+                                break;
+                        case GET:
+                                r = p->ops->domain_get(p->hv, d.domid, &d);
+                                break;
+                        case INFO:
+                                r = p->ops->pci_info(p->hv, sbdf, &info);
+                                break;
+                        case GROUP:
+                                r = p->ops->device_group(p->hv, sbdf, &members, &n_members);
+                                break;
+                        case OWNER:
+                                r = p->ops->device_owner(p->hv, sbdf, &owner);
+                                break;
+                        default:
+                                r = p->ops->test_assign(p->hv, d.domid, sbdf);
+                                break;
+                        }
+                        t[op][i] = now_us() - t0;
+                        if (r < 0) {
+                                fprintf(stderr, "%s: %s\n", names[op], err_name(r));
+                                return 1;
+                        }
+                }
+        for (int op = 0; op < N_OPS; op++)
+                print_times(names[op], t[op], n);
+        return 0;
+}
+
 /* One request on fd, one reply line; whether it says "ok": true. */
 static bool pg_call(int fd, const char *op, const char *domain, const char *bdf, int id)
 {
@@ -500,7 +559,8 @@ static void usage(FILE *f)
               "  test-assign DOMID|any BDF | assign DOMID BDF [strict|relaxed]\n"
               "  deassign DOMID BDF | prepare BDF | unprepare BDF [DRIVER]\n"
               "  run FILE iommu|no-iommu [NAME=VALUE...] | watch SECONDS\n"
-              "  time-assign DOMID BDF N | time-pg SOCKET DOMAIN BDF N\n",
+              "  time-assign DOMID BDF N | time-pg SOCKET DOMAIN BDF N\n"
+              "  time-ops DOMAIN BDF N\n",
               f);
 }
 
@@ -563,6 +623,8 @@ int main(int argc, char **argv)
                 ret = watch(&p, argv[optind + 1]);
         } else if (streq(argv[optind], "time-assign") && argc - optind == 4) {
                 ret = time_assign(&p, argv[optind + 1], argv[optind + 2], argv[optind + 3]);
+        } else if (streq(argv[optind], "time-ops") && argc - optind == 4) {
+                ret = time_ops(&p, argv[optind + 1], argv[optind + 2], argv[optind + 3]);
         } else if (streq(argv[optind], "time-pg") && argc - optind == 5) {
                 ret = time_pg(argv[optind + 1], argv[optind + 2], argv[optind + 3],
                               argv[optind + 4]);

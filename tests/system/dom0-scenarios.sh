@@ -297,6 +297,15 @@ if [ $pg_rc = 0 ] && [ $bare_rc = 0 ] && [ -n "$pg_med" ] && [ -n "$bare_med" ];
 else
         fail pg-perf-timed "time-pg exit $pg_rc, time-assign exit $bare_rc"
 fi
+# Where the time of an assign goes: each question the daemon asks the backend,
+# timed alone (a benchmark: printed, not judged).
+if pg-hvprobe time-ops g-other "$DEV" $N >/tmp/time-ops.txt 2>&1; then
+        sed 's/^/PGTEST: time-ops: /' /tmp/time-ops.txt
+        ok pg-perf-ops-timed
+else
+        sed 's/^/PGTEST: time-ops: /' /tmp/time-ops.txt
+        fail pg-perf-ops-timed "pg-hvprobe time-ops failed"
+fi
 pgd_log perf
 pgd_kill9
 exit 0
