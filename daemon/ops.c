@@ -354,6 +354,16 @@ static const char *grant_rdm(const struct pgd_request *req, const struct pgd_che
         return pg_policy_rdm_name(relaxed ? PG_POLICY_RDM_RELAXED : PG_POLICY_RDM_STRICT);
 }
 
+/* Several devices share one rdm policy: the request's "relaxed" only where every rule allows it. */
+static bool group_relaxed(const struct pgd_request *req, const struct pgd_checks *c, size_t n)
+{
+        bool relaxed = req->rdm_relaxed != 0;
+
+        for (size_t i = 0; i < n; i++)
+                relaxed = relaxed && c[i].rdm_policy == PG_POLICY_RDM_RELAXED;
+        return relaxed;
+}
+
 /*
  * explain with "devices": every device's checks in order, as far as they
  * went ("devices": [{"device", "decision", "checks", "rule", ...}]), and, for
@@ -366,6 +376,7 @@ static int explain_many(struct pgd_ctx *ctx)
         _cleanup_(json_decrefp) json_t *devices = json_array();
         json_t *reply = ctx->reply;
         char message[256], bdf[PG_BDF_MAX];
+        const char *rdm;
         size_t n = 0;
         int r;
 
@@ -374,6 +385,9 @@ static int explain_many(struct pgd_ctx *ctx)
         r = pgd_checks_run_many(ctx, PGD_CHECKS_EXPLAIN, c, &n);
         if (r < 0)
                 return r;
+        /* What assign would grant: one rdm policy for all of them. */
+        rdm = pg_policy_rdm_name(group_relaxed(req, c, n) ? PG_POLICY_RDM_RELAXED
+                                                          : PG_POLICY_RDM_STRICT);
         for (size_t i = 0; i < n; i++) {
                 json_t *o = json_pack("{s:s, s:s}", "device", pg_bdf_format(req->devices[i], bdf),
                                       "decision", c[i].allow ? "allow" : "deny");
@@ -382,8 +396,7 @@ static int explain_many(struct pgd_ctx *ctx)
                         return -ENOMEM;
                 if (c[i].policy_ran && set_new(o, "rule", json_string(c[i].rule)) < 0)
                         return -ENOMEM;
-                if (c[i].allow &&
-                    set_new(o, "rdm_policy", json_string(grant_rdm(req, &c[i]))) < 0)
+                if (c[i].allow && set_new(o, "rdm_policy", json_string(rdm)) < 0)
                         return -ENOMEM;
                 if (!c[i].allow && explain_refusal(o, &ctx->err) < 0)
                         return -ENOMEM;
@@ -496,7 +509,7 @@ static int assign_many(struct pgd_ctx *ctx)
         const struct pgd_request *req = &ctx->req;
         _cleanup_(freep) struct pgd_checks *c = calloc(req->n_devices, sizeof(*c));
         _cleanup_(freep) struct pgd_change_args *a = calloc(1, sizeof(*a));
-        bool relaxed = req->rdm_relaxed != 0;
+        bool relaxed;
         size_t n = 0;
         int r;
 
@@ -510,9 +523,7 @@ static int assign_many(struct pgd_ctx *ctx)
         if (r != 0)
                 return r;
 
-        /* As for one device: the request's "relaxed" only where every rule allows it. */
-        for (size_t i = 0; i < req->n_devices; i++)
-                relaxed = relaxed && c[i].rdm_policy == PG_POLICY_RDM_RELAXED;
+        relaxed = group_relaxed(req, c, req->n_devices);
         *a = (struct pgd_change_args){
                 .kind = PGD_CHANGE_ASSIGN_GROUP,
                 .rdm_relaxed = relaxed,

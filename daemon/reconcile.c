@@ -157,7 +157,7 @@ static void audit_device(struct pgd_daemon *d, enum pgd_audit_kind kind, const c
                      });
 }
 
-static int identities_check(struct pgd_daemon *d);
+static int identities_check(struct pgd_daemon *d, const char *op);
 
 /* ---- unmanaged assignments ---- */
 
@@ -284,8 +284,8 @@ int pgd_reconcile_domains(struct pgd_daemon *d)
         /* An assignment made behind passguard's back shows now, not only at the next start. */
         deassigned = unmanaged_scan(d, &v);
         host_view_clear(&v);
-        /* And a device that is not the one recorded at its address (sysfs only: no hypercall). */
-        r = identities_check(d);
+        /* And a device that is not the one recorded at its address (read only). */
+        r = identities_check(d, "domain-event");
         if (failed == -ENOMEM || deassigned == -ENOMEM || r == -ENOMEM)
                 return -ENOMEM;
         if (failed > 0)
@@ -424,8 +424,8 @@ static bool changed_before(const struct pgd_daemon *d, uint32_t sbdf)
  * What a recorded identity says of the device at its address now: whether it
  * differs. A difference not reported yet (d->changed) is reported.
  */
-static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pgd_identity *was,
-                            const struct pgd_grant *gr)
+static bool identity_report(struct pgd_daemon *d, const char *op, uint32_t sbdf,
+                            const struct pgd_identity *was, const struct pgd_grant *gr)
 {
         struct hv_pci_info info;
         struct pgd_identity now;
@@ -449,10 +449,9 @@ static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pg
                  gr ? "that was granted" : "that was prepared there", what);
         log_warning("%s", msg);
         if (gr)
-                pgd_audit_grant(d, PGD_AUDIT_IDENTITY, "reconcile", NULL, gr, "changed", 0, msg);
+                pgd_audit_grant(d, PGD_AUDIT_IDENTITY, op, NULL, gr, "changed", 0, msg);
         else
-                audit_device(d, PGD_AUDIT_IDENTITY, "reconcile", sbdf, HV_DOMID_IO, NULL, "changed",
-                             0, msg);
+                audit_device(d, PGD_AUDIT_IDENTITY, op, sbdf, HV_DOMID_IO, NULL, "changed", 0, msg);
         return true;
 }
 
@@ -461,7 +460,7 @@ static bool identity_report(struct pgd_daemon *d, uint32_t sbdf, const struct pg
  * reported once while it lasts (at start-up, and at each event of the
  * host). Returns how many differ, or -ENOMEM.
  */
-static int identities_check(struct pgd_daemon *d)
+static int identities_check(struct pgd_daemon *d, const char *op)
 {
         struct pgd_grants *g = d->grants;
         size_t n = pgd_grants_count(g) + pgd_grants_n_prepared(g), k = 0;
@@ -471,7 +470,7 @@ static int identities_check(struct pgd_daemon *d)
                 return -ENOMEM;
         for (size_t i = 0; i < pgd_grants_count(g); i++) {
                 const struct pgd_grant *gr = pgd_grants_get(g, i);
-                if (gr->identity.known && identity_report(d, gr->sbdf, &gr->identity, gr))
+                if (gr->identity.known && identity_report(d, op, gr->sbdf, &gr->identity, gr))
                         now[k++] = gr->sbdf;
         }
         for (size_t i = 0; i < pgd_grants_n_prepared(g); i++) {
@@ -482,7 +481,7 @@ static int identities_check(struct pgd_daemon *d)
                 const struct pgd_grant *gr = pgd_grants_find(g, sbdf);
                 if (gr && gr->identity.known)
                         continue; /* said for its grant */
-                if (identity_report(d, sbdf, id, NULL))
+                if (identity_report(d, op, sbdf, id, NULL))
                         now[k++] = sbdf;
         }
         free(d->changed);
@@ -651,7 +650,7 @@ int pgd_reconcile_startup(struct pgd_daemon *d)
         }
         host_view_clear(&v);
 
-        changed = identities_check(d);
+        changed = identities_check(d, "reconcile");
         if (changed < 0)
                 return changed;
 

@@ -87,7 +87,7 @@ static void test_ids(void)
         CHECK_INTEQ(itest_calls(&t, "assign"), assigns);
         /* The daemon saw the host change and said so once (audit kind identity). */
         CHECK_MSG(itest_log_wait(&t, off,
-                                 (const char *const[]){"kind=identity", "device=" DEV_E1000,
+                                 (const char *const[]){"kind=identity", "op=domain-event", "device=" DEV_E1000,
                                                        "0x15b8 became 0x1533", NULL},
                                  2000),
                   "no identity audit record after the change");

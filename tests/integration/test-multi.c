@@ -309,6 +309,62 @@ static void test_cli(void)
         }
 }
 
+/* Several devices share one rdm policy, in explain as in assign: relaxed only where every rule allows it. */
+static void test_rdm_group(void)
+{
+        static const char policy[] =
+                "version = 1;\n"
+                "clients = ( { name = \"root\"; uid = 0; } );\n"
+                "admins = [ \"root\" ];\n"
+                "rules = (\n"
+                "  { name = \"nic-relaxed\"; action = \"allow\"; rdm_policy = \"relaxed\";\n"
+                "    devices = ( { bdf = \"" DEV_NIC "\"; } ); domains = ( { name = \"net-*\"; } ); },\n"
+                "  { name = \"spare-strict\"; action = \"allow\";\n"
+                "    devices = ( { bdf = \"" DEV_SPARE "\"; } ); domains = ( { name = \"net-*\"; } ); }\n"
+                ");\n";
+        json_t *req, *r, *devices, *grants;
+
+        CHECK_INTEQ(itest_write_file(t.policy, policy), 0);
+        r = itest_call(&t, json_pack("{s:s}", "op", "reload"));
+        CHECK_MSG(itest_ok(r), "reload: %s", itest_error(r));
+        json_decref(r);
+
+        /* Alone, the NIC's rule allows relaxed. */
+        req = devices_request("explain", "net-pv", DEV_NIC, NULL);
+        json_object_set_new(req, "rdm_policy", json_string("relaxed"));
+        r = itest_call(&t, req);
+        devices = json_object_get(r, "devices");
+        CHECK_STREQ(str(json_array_get(devices, 0), "rdm_policy"), "relaxed");
+        json_decref(r);
+
+        /* With the spare, whose rule does not: both strict, in explain and in the grants. */
+        req = devices_request("explain", "net-pv", DEV_NIC, DEV_SPARE);
+        json_object_set_new(req, "rdm_policy", json_string("relaxed"));
+        r = itest_call(&t, req);
+        devices = json_object_get(r, "devices");
+        CHECK_STREQ(str(r, "decision"), "allow");
+        CHECK_STREQ(str(json_array_get(devices, 0), "rdm_policy"), "strict");
+        CHECK_STREQ(str(json_array_get(devices, 1), "rdm_policy"), "strict");
+        json_decref(r);
+        req = devices_request("assign", "net-pv", DEV_NIC, DEV_SPARE);
+        json_object_set_new(req, "rdm_policy", json_string("relaxed"));
+        r = itest_call(&t, req);
+        CHECK_MSG(itest_ok(r), "%s", itest_error(r));
+        grants = json_object_get(r, "grants");
+        CHECK_STREQ(str(json_array_get(grants, 0), "rdm_policy"), "strict");
+        CHECK_STREQ(str(json_array_get(grants, 1), "rdm_policy"), "strict");
+        json_decref(r);
+        for (const char *const *b = (const char *const[]){DEV_NIC, DEV_SPARE, NULL}; *b; b++) {
+                r = itest_target(&t, "release", "net-pv", 0, *b);
+                CHECK(itest_ok(r));
+                json_decref(r);
+        }
+        CHECK_INTEQ(itest_write_file(t.policy, itest_default_policy), 0);
+        r = itest_call(&t, json_pack("{s:s}", "op", "reload"));
+        CHECK(itest_ok(r));
+        json_decref(r);
+}
+
 int main(void)
 {
         itest_init(&t, "multi", false);
@@ -318,6 +374,7 @@ int main(void)
         test_rollback();
         test_explain();
         test_cli();
+        test_rdm_group();
         test_crash("assign-group:between-hv", false);
         test_crash("assign-group:after-hv", false);
         test_crash("assign-group:after-commit", true);
