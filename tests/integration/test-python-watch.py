@@ -40,7 +40,7 @@ def until(w: passguard.Watch, pred: Any, timeout: float = 5.0) -> Optional[passg
     """The first event for which pred is true within timeout; None at the end of the stream."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if not len(w._buf) and w.fileno() >= 0:  # noqa: SLF001 - an event may be buffered
+        if not w.pending() and w.fileno() >= 0:
             if not select.select([w], [], [], max(end - time.monotonic(), 0))[0]:
                 continue
         try:

@@ -117,6 +117,10 @@ class LineBuffer:
     def __len__(self) -> int:
         return len(self._buf)
 
+    def has_line(self) -> bool:
+        """Whether a complete line is held (pop_line() returns it)."""
+        return self._buf.find(b"\n", 0, MAX_MESSAGE) >= 0
+
 
 def pending_line(sock: socket.socket, buf: LineBuffer) -> Optional[bytes]:
     """After a failed send: a line the daemon left before it closed, without waiting.

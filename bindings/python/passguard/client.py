@@ -328,6 +328,12 @@ class Watch:
         """The socket, to wait for with select() or poll(); -1 once closed."""
         return self._sock.fileno() if self._sock is not None else -1
 
+    def pending(self) -> bool:
+        """Whether an event was read already and waits here: next() returns it
+        without blocking. select() on fileno() does not see it, so wait on the
+        socket only when this is False."""
+        return self._buf.has_line()
+
     def close(self) -> None:
         """Stop watching. Calling it again does nothing."""
         s, self._sock = self._sock, None
