@@ -98,7 +98,7 @@ def main() -> int:
         assignable = [a["device"] for a in listing["assignable"]]
         check(len(assignable) >= 5 and DEV_GPU not in assignable, repr(assignable))
         verbs = ["status", "list", "assign", "release", "explain", "owner", "prepare",
-                 "unprepare", "reload", "policy"]
+                 "unprepare", "untaint", "reload", "monitor", "policy"]
 
         # verbs and global options
         expect("passguard ", verbs, env)
@@ -128,7 +128,14 @@ def main() -> int:
         expect("passguard release 5 0000:03", ["03:00.0"], env)
         expect("passguard owner ", assignable + [DEV_GPU, DEV_NIC], env)
         expect("passguard unprepare ", assignable, env)
-        expect("passguard assign render-2 0000:03:00.0 ", [], env)
+        # several devices, all or none: each offered until it is named
+        expect("passguard assign render-2 0000:03:00.0 ", assignable, env)
+        expect("passguard assign render-2 0000:07:00.0 ",
+               [a for a in assignable if a != "0000:07:00.0"], env)
+        expect("passguard explain render-2 0000:07:00.0 0000:07:00.1 ",
+               [a for a in assignable if a not in ("0000:07:00.0", "0000:07:00.1")], env)
+        expect("passguard untaint ", assignable + [DEV_GPU, DEV_NIC], env)
+        expect("passguard monitor -", ["--json", "--help"], env)
 
         # the daemon named by --socket, not by the environment
         other = dict(env)

@@ -5,8 +5,9 @@
 # PATH), `policy check|explain|edit|generate`, and, when the daemon answers, its BDFs
 # and domain names: `passguard --json list` (with the --socket typed on the
 # line, if any; at most 2 seconds) gives the assignable devices (assign,
-# explain, unprepare), the granted ones and their domains (release), both
-# (owner). prepare offers the host's PCI devices from sysfs. Domain names also
+# explain, unprepare; assign and explain take several, each offered once),
+# the granted ones and their domains (release), both (owner, untaint).
+# prepare offers the host's PCI devices from sysfs. Domain names also
 # come from `xl list` where it works. Whatever is not reachable adds nothing,
 # silently.
 #
@@ -175,7 +176,7 @@ _passguard()
             _passguard_reply --json --socket --help --version
         else
             _passguard_reply status list assign release explain owner prepare unprepare \
-                reload policy
+                untaint reload monitor policy
         fi
         return
     fi
@@ -189,14 +190,22 @@ _passguard()
     status | list | reload)
         [[ $_pg_cur == -* ]] && _passguard_reply --help
         ;;
+    monitor)
+        [[ $_pg_cur == -* ]] && _passguard_reply --json --help
+        ;;
     assign | explain)
         if [[ $_pg_cur == -* ]]; then
             _passguard_reply --rdm-relaxed --help
         elif ((${#args[@]} == 0)); then
             _passguard_reply "$(_passguard_domains)"
-        elif ((${#args[@]} == 1)); then
+        else
+            # every device, all or none: those not named yet
+            local dev named=" ${args[*]:1} " left=()
             _passguard_query
-            _passguard_reply "${_pg_assignable[*]}"
+            for dev in "${_pg_assignable[@]}"; do
+                [[ $named == *" $dev "* ]] || left+=("$dev")
+            done
+            _passguard_reply "${left[*]}"
         fi
         ;;
     release)
@@ -214,12 +223,12 @@ _passguard()
             _passguard_reply "$(_passguard_granted_to "${args[0]}")"
         fi
         ;;
-    owner | unprepare)
+    owner | unprepare | untaint)
         if [[ $_pg_cur == -* ]]; then
             _passguard_reply --help
         elif ((${#args[@]} == 0)); then
             _passguard_query
-            if [[ $verb == owner ]]; then
+            if [[ $verb != unprepare ]]; then
                 _passguard_reply "${_pg_assignable[*]} $(_passguard_granted_to '')"
             else
                 _passguard_reply "${_pg_assignable[*]}"
