@@ -607,6 +607,9 @@ PUBLIC int pg_call_json(struct pg *pg, const char *request_json, char **ret_repl
                 return fail(pg, -EINVAL, "invalid request: no string \"op\"");
         if (json_object_get(req, "id"))
                 return fail(pg, -EINVAL, "invalid request: \"id\" is chosen by the library");
+        /* The reply would turn this connection into an event stream: pg_watch() does that. */
+        if (streq(json_string_value(json_object_get(req, "op")), "watch"))
+                return fail(pg, -EINVAL, "invalid request: \"watch\" goes through pg_watch()");
 
         r = call(pg, TAKE_PTR(req), true, &reply);
         if (r < 0)

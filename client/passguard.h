@@ -108,7 +108,8 @@ int pg_unprepare(struct pg *pg, const char *bdf);
 int pg_reload(struct pg *pg);
 
 /* Send any request object (a JSON text without "id") and get the raw reply. A
- * refusal returns its PG_ERR_* code and still sets *ret_reply_json. */
+ * refusal returns its PG_ERR_* code and still sets *ret_reply_json. -EINVAL for
+ * "op": "watch", which turns a connection into an event stream: use pg_watch(). */
 int pg_call_json(struct pg *pg, const char *request_json, char **ret_reply_json);
 
 /* ---- LIBPASSGUARD_2 ---- */

@@ -144,6 +144,13 @@ int main(void)
                     PG_ERR_BAD_REQUEST);
         free(json);
         json = NULL;
+        /* watch would make this handle a stream: refused here, and the handle still answers */
+        CHECK_INTEQ(pg_call_json(pg, "{\"op\":\"watch\"}", &json), -EINVAL);
+        CHECK(json == NULL);
+        CHECK(strstr(pg_last_message(pg), "pg_watch()") != NULL);
+        CHECK_INTEQ(pg_status(pg, &json), 0);
+        free(json);
+        json = NULL;
 
         /* the daemon goes away: a negative errno, never a refusal code */
         itest_stop(&t);
