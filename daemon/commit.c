@@ -38,7 +38,6 @@
 enum stage {
         STAGE_CALL,
         STAGE_OUTCOME,
-        STAGE_TAINTED, /* a release whose reset failed: the taint's record waits for its sync */
 };
 
 struct pgd_change {
@@ -519,9 +518,10 @@ static bool releases(const struct pgd_change *c)
 }
 
 /*
- * The reset after a release, once. A failure taints the device: its record
- * is appended (true: it waits for a sync), or, when the store takes no
- * record, the taint is kept in memory.
+ * The reset after a release, once, before the release's record (step()). A
+ * failure taints the device: its record is appended (true: it shares the
+ * release's sync), or, when the store takes no record, the taint is kept in
+ * memory.
  */
 static bool release_reset(struct pgd_change *c)
 {
@@ -557,10 +557,8 @@ static bool succeed(struct pgd_change *c)
         struct pgd_ctx *ctx = c->ctx;
         int r;
 
-        if (releases(c)) {
-                (void)release_reset(c);
+        if (releases(c))
                 after_release(c, c->reset_done);
-        }
         if (c->tainted)
                 audit_taint(c, &c->taint);
         c->code = 0;
@@ -625,6 +623,14 @@ static bool step(struct pgd_change *c)
                         return refuse_hv(c, r);
                 }
                 crash_point(c, "after-hv");
+                /*
+                 * A release's reset comes before its record, so that both are
+                 * durable in one sync: a failed reset's taint is on disk with
+                 * the release, and a crash before them leaves the grant on
+                 * record, released (and reset) again at start-up.
+                 */
+                if (releases(c))
+                        (void)release_reset(c);
                 r = record(c, k->outcome_op, c->intent);
                 if (r < 0)
                         return refuse_state(c, r, undo(c) ? "rolled back" : "NOT rolled back");
@@ -643,18 +649,6 @@ static bool step(struct pgd_change *c)
                                             undo(c) ? "rolled back" : "NOT rolled back");
                 }
                 crash_point(c, "after-commit");
-                /* A release's reset: when it fails, the device's taint is durable before the reply. */
-                if (releases(c) && release_reset(c)) {
-                        c->stage = STAGE_TAINTED;
-                        if (wait_for_sync(c))
-                                return true;
-                }
-                return succeed(c);
-        case STAGE_TAINTED:
-                if (c->sync_r < 0)
-                        log_error_errno(c->sync_r, "Failed to make the taint of %s durable (kept "
-                                                   "in memory): %m",
-                                        pg_bdf_format(c->taint.sbdf, (char[PG_BDF_MAX]){0}));
                 return succeed(c);
         }
         return false;

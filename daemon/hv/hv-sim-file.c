@@ -373,7 +373,13 @@ int pgd_sim_watch_drain(struct hv *hv)
                 hv->outside_change = false;
                 changed = true;
         }
-        if (changed)
-                hv->stale = true; /* even a change in place, which keeps the inode */
+        /*
+         * Even a change in place, which keeps the inode. Not while held: the
+         * lock keeps everyone else out, and what they changed before it was
+         * read when it was taken; forgetting the host now would lose what
+         * this backend keeps in memory until flush() (its call counts).
+         */
+        if (changed && !hv->held)
+                hv->stale = true;
         return changed ? 1 : 0;
 }
