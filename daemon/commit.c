@@ -413,9 +413,13 @@ static bool refuse_hv(struct pgd_change *c, int r)
                               r == -EPERM ? ": reserved memory region shared with another "
                                             "device; see rdm_policy"
                                           : "",
-                              c->a.kind == PGD_CHANGE_ASSIGN_GROUP && c->failed > 0
-                                      ? "; the devices assigned before it are back in quarantine"
-                                      : "");
+                              c->a.kind != PGD_CHANGE_ASSIGN_GROUP || c->failed == 0 ? ""
+                              : c->undo_pending
+                                      ? "; the devices assigned before it could not be taken "
+                                        "back yet: the rollback is retried until it succeeds "
+                                        "(status: pending_rollbacks), and they are granted to "
+                                        "no one meanwhile"
+                                      : "; the devices assigned before it are back in quarantine");
                 break;
         case PGD_CHANGE_RELEASE:
                 pgd_error_set(err, pgd_checks_hv_code("deassign", r),

@@ -39,6 +39,16 @@ static const char *str(const json_t *o, const char *key)
         return json_string_value(json_object_get(o, key)) ?: "";
 }
 
+/* What status says of the rollbacks the daemon still has to retry. */
+static json_int_t pending_rollbacks(void)
+{
+        json_t *r = itest_call(&t, json_pack("{s:s}", "op", "status"));
+        json_int_t n = json_integer_value(json_object_get(r, "pending_rollbacks"));
+
+        json_decref(r);
+        return n;
+}
+
 /* The detail of explain's "device" check for net-pv and bdf (a static buffer). */
 static const char *device_detail(const char *bdf)
 {
@@ -196,6 +206,28 @@ static void test_rollback(void)
         CHECK_MSG(strstr(device_detail(DEV_SPARE), ", reserved memory regions: 0") != NULL, "%s",
                   device_detail(DEV_SPARE));
         CHECK_INTEQ(itest_set_device(&t, DEV_SPARE, "rdm_regions", NULL), 0);
+
+        /* The rollback refused too: said so, retried until it succeeds, granted to no one meanwhile. */
+        CHECK_INTEQ(itest_set_fault(&t, "assign", DEV_SPARE, "EIO"), 0);
+        CHECK_INTEQ(itest_set_fault(&t, "deassign", DEV_NIC, "EBUSY"), 0);
+        r = itest_call(&t, devices_request("assign", "net-pv", DEV_NIC, DEV_SPARE));
+        CHECK_STREQ(itest_error(r), "hypervisor-error");
+        CHECK_MSG(strstr(str(r, "message"), "could not be taken back yet") &&
+                          !strstr(str(r, "message"), "are back in quarantine"),
+                  "a failed rollback reported: %s", str(r, "message"));
+        json_decref(r);
+        CHECK_STREQ(itest_owner(&t, DEV_NIC, buf), "7");
+        CHECK_INTEQ(pending_rollbacks(), 1);
+        r = itest_target(&t, "assign", "net-pvh", 0, DEV_NIC);
+        CHECK_MSG(!itest_ok(r), "a device whose rollback is pending was granted");
+        json_decref(r);
+        CHECK_INTEQ(itest_set_fault(&t, "deassign", DEV_NIC, NULL), 0);
+        CHECK_INTEQ(itest_set_fault(&t, "assign", DEV_SPARE, NULL), 0);
+        CHECK_MSG(ITEST_WAIT_FOR(streq(itest_owner(&t, DEV_NIC, buf), "io"), 10000),
+                  "the rollback was not retried: %s", buf);
+        CHECK_MSG(ITEST_WAIT_FOR(pending_rollbacks() == 0, 5000),
+                  "pending_rollbacks did not go back to 0");
+        CHECK(!has_grant(DEV_NIC) && !has_grant(DEV_SPARE));
 
         /* With the fault gone, the same request goes through. */
         r = itest_call(&t, devices_request("assign", "net-pv", DEV_NIC, DEV_SPARE));
