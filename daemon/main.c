@@ -189,6 +189,7 @@ static int run(int argc, char *argv[])
         /* 3. the host, 4. the grant store, reconciled with the host */
         if (open_backend(&d) < 0 || open_grants(&d) < 0)
                 return 1;
+        pgd_policy_warn(&d);
         /*
          * A state directory that cannot be written is said now (status:
          * state_ok false; every change refused state-error before the

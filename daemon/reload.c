@@ -26,6 +26,32 @@ static uint64_t now_usec(clockid_t clock)
         return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
+/* Whether CAP_SYS_ADMIN is in this process's effective set (/proc/self/status). */
+static bool have_sys_admin(void)
+{
+        _cleanup_(fclosep) FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        unsigned long long eff;
+
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "CapEff: %llx", &eff) == 1)
+                        return (eff >> 21) & 1; /* CAP_SYS_ADMIN */
+        return false;
+}
+
+void pgd_policy_warn(const struct pgd_daemon *d)
+{
+        int line = pg_policy_serial_line(d->policy);
+
+        if (line == 0 || !d->hv_ops || !streq(d->hv_ops->name, "xen") || have_sys_admin())
+                return;
+        log_warning("%s:%d: serial matchers need the devices' serial numbers, which the kernel "
+                    "shows only to a reader with CAP_SYS_ADMIN, and passguardd has none: every "
+                    "serial is unknown, so an allow rule with a serial never matches and a "
+                    "protected entry or deny rule with one matches every device",
+                    d->cfg.policy_path, line);
+}
+
 static void diag_format(const struct pg_policy_diag *g, char *buf, size_t size)
 {
         if (g->line > 0)
@@ -93,6 +119,7 @@ int pgd_daemon_reload(struct pgd_daemon *d, struct pgd_error *err)
         /* Two policies' parse trees are gone: give their memory back. */
         malloc_trim(0);
         log_info("Policy reloaded from %s: %zu rule(s)", d->cfg.policy_path, pg_policy_n_rules(p));
+        pgd_policy_warn(d);
         pgd_audit(d, &(struct pgd_audit_record){
                              .kind = PGD_AUDIT_RELOAD,
                              .op = "reload",

@@ -122,6 +122,24 @@ bool pg_policy_protect_root_device(const struct pg_policy *p)
         return p ? p->protect_root_device : true;
 }
 
+int pg_policy_serial_line(const struct pg_policy *p)
+{
+        int line = 0;
+
+        if (!p)
+                return 0;
+        for (size_t i = 0; i < p->n_protected; i++)
+                if ((p->protected[i].keys & DEV_SERIAL) && (!line || p->protected[i].line < line))
+                        line = p->protected[i].line;
+        for (size_t r = 0; r < p->n_rules; r++)
+                for (size_t i = 0; i < p->rules[r].n_devices; i++) {
+                        const struct dev_matcher *m = &p->rules[r].devices[i];
+                        if ((m->keys & DEV_SERIAL) && (!line || m->line < line))
+                                line = m->line;
+                }
+        return line;
+}
+
 const char *pg_policy_reset_name(enum pg_policy_reset r)
 {
         switch (r) {

@@ -55,6 +55,8 @@ const char *pg_policy_rule_name(const struct pg_policy *p, size_t i);
 bool pg_policy_require_interrupt_remapping(const struct pg_policy *p);
 /* protect_root_device (default true): the daemon protects the root file system's devices. */
 bool pg_policy_protect_root_device(const struct pg_policy *p);
+/* The line of the first serial matcher (a protected entry's or a rule's), 0 for none. */
+int pg_policy_serial_line(const struct pg_policy *p);
 
 /* ---- evaluation ---- */
 

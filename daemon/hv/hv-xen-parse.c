@@ -141,7 +141,9 @@ int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
                 uint16_t id = header & 0xffff;
                 size_t next = (header >> 20) & 0xffc;
 
-                if (header == 0 || header == 0xffffffffU)
+                if (header == 0xffffffffU)
+                        return -ENODATA; /* all ones: the device does not answer (D3cold, gone) */
+                if (header == 0)
                         return 0; /* an empty list */
                 if (id == PCI_EXT_CAP_ID_DSN) {
                         if (at + 12 > len)

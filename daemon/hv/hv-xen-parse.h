@@ -17,7 +17,8 @@
  * of the list that starts at 0x100. 1 and *ret when found; 0 when the
  * device has none (a conventional function: 256 bytes, or no such
  * capability); -ENODATA when the extended space is not there to read (the
- * kernel shows only 64 bytes to a reader without CAP_SYS_ADMIN); -EBADMSG
+ * kernel shows only 64 bytes to a reader without CAP_SYS_ADMIN), or reads
+ * all ones (a device that does not answer: powered off, gone); -EBADMSG
  * for a capability list that loops or leaves the space.
  */
 int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret);

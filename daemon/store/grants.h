@@ -119,7 +119,8 @@ struct pgd_identity {
 void pgd_identity_from_pci(const struct hv_pci_info *pci, struct pgd_identity *ret);
 /*
  * Whether now is not the device was: 0 when it is the same (or nothing was
- * recorded), 1 with what changed written into buf ("device id 0x10fb became
+ * recorded; a serial or a path recorded as unknown matches anything), 1 with
+ * what changed written into buf ("device id 0x10fb became
  * 0x1533, serial ... became none").
  */
 int pgd_identity_diff(const struct pgd_identity *was, const struct pgd_identity *now, char *buf,

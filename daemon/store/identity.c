@@ -74,10 +74,16 @@ int pgd_identity_diff(const struct pgd_identity *was, const struct pgd_identity 
                     now->subsystem_device);
         if (was->class != now->class)
                 add(&t, "class 0x%06x became 0x%06x", was->class, now->class);
-        /* Fail closed: a serial that can no longer be read is not the serial recorded. */
-        if (was->serial_unknown != now->serial_unknown || !streq(was->serial, now->serial))
+        /*
+         * A serial not read when it was recorded says nothing either way (the
+         * reader lacked CAP_SYS_ADMIN then). Fail closed the other way: a
+         * serial that can no longer be read is not the serial recorded.
+         */
+        if (!was->serial_unknown &&
+            (now->serial_unknown || !streq(was->serial, now->serial)))
                 add(&t, "serial %s became %s", serial_text(was), serial_text(now));
-        if (!streq(was->path, now->path))
+        /* Likewise a path: unknown when recorded compares with nothing. */
+        if (was->path[0] && !streq(was->path, now->path))
                 add(&t, "path %s became %s", was->path[0] ? was->path : "unknown",
                     now->path[0] ? now->path : "unknown");
         return t.len > 0 ? 1 : 0;

@@ -180,7 +180,7 @@ systemd)
                 sandbox-prepare sandbox-assign sandbox-grant-xen sandbox-release sandbox-unprepare \
                 journal-grant journal-grant-fields journal-catalog journal-refusal \
                 journal-domain-death unit-client-allowed unit-client-rule-refused \
-                unit-client-stranger reload-bad-kept reload-bad-logged kill9-restarted \
+                unit-client-stranger reload-bad-kept reload-bad-logged serial-unreadable-warned kill9-restarted \
                 kill9-grant-kept kill9-reconciled stop-grants-persist start-reconciled
         ;;
 esac

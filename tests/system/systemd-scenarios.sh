@@ -173,6 +173,21 @@ journalctl --no-pager -o verbose MESSAGE_ID=$RELOAD_ID | grep -E 'PASSGUARD_(DEC
 cp /tmp/good-policy.conf /etc/passguard/policy.conf
 systemctl reload passguardd.service
 
+# ---- a serial matcher the sandboxed daemon cannot honour is said, with its line ----
+# (no CAP_SYS_ADMIN: the kernel shows 64 bytes of config space, no serial number)
+sed 's/^rules = (/rules = (\n  { name = "no-serial"; action = "deny"; devices = ( { serial = "00-1b-*"; } ); domains = ( { name = "nobody-*"; } ); },/' \
+        /tmp/good-policy.conf >/etc/passguard/policy.conf
+line=$(grep -n 'serial = ' /etc/passguard/policy.conf | cut -d: -f1)
+systemctl reload passguardd.service
+if wait_for 10 sh -c "journalctl --no-pager -u passguardd.service | grep -q 'policy.conf:$line: serial matchers need'"; then
+        ok serial-unreadable-warned
+else
+        fail serial-unreadable-warned "no policy.conf:$line: serial warning in the journal"
+fi
+journalctl --no-pager -u passguardd.service | grep 'serial matchers' | sed 's/^/PGTEST: journal[serial]| /'
+cp /tmp/good-policy.conf /etc/passguard/policy.conf
+systemctl reload passguardd.service
+
 # ---- kill -9: systemd restarts the service; the grant is kept; reconciliation runs ----
 D2=$(domid_of g-pv2)
 passguard assign g-pv2 "$DEV" >/dev/null || fail assign-g-pv2 "-"

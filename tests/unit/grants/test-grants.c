@@ -776,6 +776,50 @@ static void test_corpus(const char *corpus)
         }
 }
 
+/* What counts as another device at an address (identity.c). */
+static void test_identity_diff(void)
+{
+        struct hv_pci_info pci = {.vendor = 0x8086, .device = 0x10fb, .class = 0x020000,
+                                  .serial = "00-1b-21-ff-ff-a1-b2-c3",
+                                  .path = "pci0000:00/0000:00:01.0"};
+        struct pgd_identity was, now, unknown;
+        char what[200];
+
+        pgd_identity_from_pci(&pci, &was);
+        now = was;
+        CHECK_INTEQ(pgd_identity_diff(&was, &now, what, sizeof(what)), 0);
+        CHECK_STREQ(what, "");
+        CHECK_INTEQ(pgd_identity_diff(NULL, &now, what, sizeof(what)), 0);
+
+        now.device = 0x1533;
+        snprintf(now.serial, sizeof(now.serial), "%s", "00-1b-21-ff-ff-a1-b2-c4");
+        CHECK_INTEQ(pgd_identity_diff(&was, &now, what, sizeof(what)), 1);
+        CHECK_STREQ(what, "device id 0x10fb became 0x1533, serial 00-1b-21-ff-ff-a1-b2-c3 became "
+                          "00-1b-21-ff-ff-a1-b2-c4");
+
+        /* Recorded known, unreadable now: fail closed. */
+        now = was;
+        now.serial_unknown = true;
+        now.serial[0] = '\0';
+        CHECK_INTEQ(pgd_identity_diff(&was, &now, what, sizeof(what)), 1);
+        CHECK_STREQ(what, "serial 00-1b-21-ff-ff-a1-b2-c3 became unknown");
+
+        /* Recorded unknown (no CAP_SYS_ADMIN then), readable now: no change. So is a path. */
+        pci.serial_unknown = true;
+        pci.path[0] = '\0';
+        pgd_identity_from_pci(&pci, &unknown);
+        CHECK_INTEQ(pgd_identity_diff(&unknown, &was, what, sizeof(what)), 0);
+        /* A device that had none and now has one: changed. */
+        now = was;
+        now.serial[0] = '\0';
+        CHECK_INTEQ(pgd_identity_diff(&now, &was, what, sizeof(what)), 1);
+        CHECK_STREQ(what, "serial none became 00-1b-21-ff-ff-a1-b2-c3");
+        now = was;
+        snprintf(now.path, sizeof(now.path), "%s", "pci0000:00/0000:00:1c.0");
+        CHECK_INTEQ(pgd_identity_diff(&was, &now, what, sizeof(what)), 1);
+        CHECK_STREQ(what, "path pci0000:00/0000:00:01.0 became pci0000:00/0000:00:1c.0");
+}
+
 int main(int argc, char **argv)
 {
         test_missing_file_is_empty();
@@ -789,6 +833,7 @@ int main(int argc, char **argv)
         test_journal_torn_and_corrupt();
         test_journal_compaction();
         test_journal_failures();
+        test_identity_diff();
         test_journal_escapes();
         if (argc > 1)
                 test_corpus(argv[1]);

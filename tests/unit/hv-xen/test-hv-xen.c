@@ -353,6 +353,80 @@ static void test_intremap(void)
         CHECK_INTEQ(pgd_xen_parse_intremap("", 0), -1);
 }
 
+/* A config space of len bytes with the extended capabilities at (offset, id, next) triples. */
+static void put32(uint8_t *c, size_t at, uint32_t v)
+{
+        c[at] = (uint8_t)v;
+        c[at + 1] = (uint8_t)(v >> 8);
+        c[at + 2] = (uint8_t)(v >> 16);
+        c[at + 3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t ext_header(uint16_t id, uint16_t next)
+{
+        return (uint32_t)id | 1U << 16 | (uint32_t)next << 20;
+}
+
+static void test_dsn(void)
+{
+        static uint8_t c[4096];
+        char serial[HV_SERIAL_MAX];
+        uint64_t dsn = 0;
+
+        /* A conventional function: 256 bytes, no extended space, no serial. */
+        memset(c, 0, sizeof(c));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, 256, &dsn), 0);
+        /* The kernel's 64 bytes for a reader without CAP_SYS_ADMIN: unknown. */
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, 64, &dsn), -ENODATA);
+        /* An empty list. */
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), 0);
+        /* A device that does not answer reads all ones: unknown, not "none". */
+        memset(c, 0xff, sizeof(c));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), -ENODATA);
+
+        /* AER (0x0001) at 0x100, then the DSN at 0x140: found through the chain. */
+        memset(c, 0, sizeof(c));
+        put32(c, 0x100, ext_header(0x0001, 0x140));
+        put32(c, 0x140, ext_header(0x0003, 0));
+        put32(c, 0x144, 0xffa1b2c3U);
+        put32(c, 0x148, 0x001b21ffU);
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), 1);
+        CHECK(dsn == 0x001b21ffffa1b2c3ULL);
+        pgd_xen_format_serial(dsn, serial);
+        CHECK_STREQ(serial, "00-1b-21-ff-ff-a1-b2-c3");
+
+        /* A list that loops, or points below the extended space or past it. */
+        put32(c, 0x140, ext_header(0x0002, 0x100));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), -EBADMSG);
+        put32(c, 0x100, ext_header(0x0001, 0x040));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), -EBADMSG);
+        put32(c, 0x100, ext_header(0x0001, 0xffc));
+        put32(c, 0xffc, ext_header(0x0003, 0));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), -EBADMSG);
+        /* No DSN in the list. */
+        put32(c, 0x100, ext_header(0x0001, 0));
+        CHECK_INTEQ(pgd_xen_parse_dsn(c, sizeof(c), &dsn), 0);
+}
+
+static void test_pci_path(void)
+{
+        char path[HV_PCI_PATH_MAX];
+
+        pgd_xen_parse_pci_path("../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0", path,
+                               sizeof(path));
+        CHECK_STREQ(path, "pci0000:00/0000:00:01.0");
+        pgd_xen_parse_pci_path("../../../devices/pci0000:00/0000:00:05.0", path, sizeof(path));
+        CHECK_STREQ(path, "pci0000:00");
+        /* The last devices/pci: a host bridge's own path leaves no other. */
+        pgd_xen_parse_pci_path("/sys/devices/platform/x/devices/pci0000:40/0000:40:01.1/0000:41:00.0",
+                               path, sizeof(path));
+        CHECK_STREQ(path, "pci0000:40/0000:40:01.1");
+        pgd_xen_parse_pci_path("../../../devices/virtual/net/lo", path, sizeof(path));
+        CHECK_STREQ(path, "");
+        pgd_xen_parse_pci_path("../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0", path, 8);
+        CHECK_STREQ(path, "");
+}
+
 #if HAVE_XEN
 static void test_open_without_xen(void)
 {
@@ -387,6 +461,8 @@ int main(int argc, char **argv)
         test_pciback();
         test_pci_dump();
         test_intremap();
+        test_dsn();
+        test_pci_path();
 #if HAVE_XEN
         test_open_without_xen();
 #endif
