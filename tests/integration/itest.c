@@ -1321,30 +1321,33 @@ size_t itest_log_size(const struct itest *t)
         return stat(t->log, &st) < 0 ? 0 : (size_t)st.st_size;
 }
 
-bool itest_log_has(const struct itest *t, size_t offset, const char *const *needles)
+int itest_log_count(const struct itest *t, size_t offset, const char *const *needles)
 {
         size_t len;
         char *text = itest_read_file(t->log, &len);
-        bool found = false;
+        int count = 0;
 
         if (!text)
-                return false;
+                return 0;
         if (offset > len)
                 offset = len;
-        for (char *line = text + offset; line && *line && !found;) {
+        for (char *line = text + offset; line && *line;) {
                 char *nl = strchr(line, '\n');
+                bool all = true;
                 if (nl)
                         *nl = '\0';
-                found = true;
-                for (const char *const *n = needles; *n; n++)
-                        if (!strstr(line, *n)) {
-                                found = false;
-                                break;
-                        }
+                for (const char *const *n = needles; *n && all; n++)
+                        all = strstr(line, *n) != NULL;
+                count += all;
                 line = nl ? nl + 1 : NULL;
         }
         free(text);
-        return found;
+        return count;
+}
+
+bool itest_log_has(const struct itest *t, size_t offset, const char *const *needles)
+{
+        return itest_log_count(t, offset, needles) > 0;
 }
 
 bool itest_log_wait(const struct itest *t, size_t offset, const char *const *needles,

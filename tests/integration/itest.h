@@ -197,7 +197,9 @@ int itest_cli(const struct itest *t, uid_t uid, char **ret_out, char **ret_err,
 
 /* ---- the daemon's log ---- */
 size_t itest_log_size(const struct itest *t);
-/* Whether a line at or after offset contains every needle (NULL-terminated). */
+/* How many lines at or after offset contain every needle (NULL-terminated). */
+int itest_log_count(const struct itest *t, size_t offset, const char *const *needles);
+/* Whether one does. */
 bool itest_log_has(const struct itest *t, size_t offset, const char *const *needles);
 #define ITEST_LOG_HAS(t, off, ...)                                                                 \
         itest_log_has((t), (off), (const char *const[]){__VA_ARGS__, NULL})

@@ -45,9 +45,8 @@ static void check_names(const json_t *reply, char *buf, size_t size)
         json_t *c;
 
         buf[0] = '\0';
-        json_array_foreach(json_object_get(reply, "checks"), i, c)
-                len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
-                                        i ? " " : "", str(c, "check"));
+        json_array_foreach(json_object_get(reply, "checks"), i, c) len += (size_t)snprintf(
+                buf + len, len < size ? size - len : 0, "%s%s", i ? " " : "", str(c, "check"));
 }
 
 static void test_ids(void)
@@ -87,10 +86,23 @@ static void test_ids(void)
         CHECK_INTEQ(itest_calls(&t, "assign"), assigns);
         /* The daemon saw the host change and said so once (audit kind identity). */
         CHECK_MSG(itest_log_wait(&t, off,
-                                 (const char *const[]){"kind=identity", "op=domain-event", "device=" DEV_E1000,
-                                                       "0x15b8 became 0x1533", NULL},
+                                 (const char *const[]){"kind=identity", "op=domain-event",
+                                                       "device=" DEV_E1000, "0x15b8 became 0x1533",
+                                                       NULL},
                                  2000),
                   "no identity audit record after the change");
+        /* Not again at the next event while it lasts: a domain's death, seen by its record. */
+        ok(itest_target(&t, "assign", "render-2", 0, DEV_GPU2), "assign render-2");
+        CHECK_INTEQ(itest_destroy_domain(&t, DOM_RENDER2), 0);
+        CHECK_MSG(
+                itest_log_wait(&t, off,
+                               (const char *const[]){"kind=domain-gone", "device=" DEV_GPU2, NULL},
+                               3000),
+                "no domain-gone record for " DEV_GPU2);
+        CHECK_INTEQ(
+                itest_log_count(&t, off,
+                                (const char *const[]){"kind=identity", "device=" DEV_E1000, NULL}),
+                1);
 
         /* At start-up too. */
         itest_stop(&t);
@@ -111,8 +123,7 @@ static void test_ids(void)
         CHECK_STREQ(str(json_object_get(r, "identity"), "device"), "0x1533");
         json_decref(r);
         itest_stop(&t);
-        CHECK_INTEQ(itest_set_device(&t, DEV_E1000, "subsystem_vendor", json_string("0x1028")),
-                    0);
+        CHECK_INTEQ(itest_set_device(&t, DEV_E1000, "subsystem_vendor", json_string("0x1028")), 0);
         off = itest_log_size(&t);
         start();
         CHECK_MSG(ITEST_LOG_HAS(&t, off, "kind=identity", "device=" DEV_E1000, "domid=7",
@@ -223,8 +234,8 @@ static void test_root_device(void)
         check_names(r, names, sizeof(names));
         CHECK_MSG(streq(names, "request client iommu interrupt-remapping domain device protected"),
                   "%s", names);
-        json_array_foreach(json_object_get(r, "checks"), i, c) if (streq(str(c, "check"),
-                                                                         "protected"))
+        json_array_foreach(json_object_get(r, "checks"), i,
+                           c) if (streq(str(c, "check"), "protected"))
                 CHECK_MSG(strstr(str(c, "detail"), "protect_root_device = false"), "%s",
                           str(c, "detail"));
         json_decref(r);

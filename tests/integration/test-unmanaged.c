@@ -24,31 +24,10 @@ static void start(const char *const *args)
         }
 }
 
-/* Lines of the log from offset that hold every needle. */
-static int log_count(size_t offset, const char *const *needles)
-{
-        char *log = itest_read_file(t.log, NULL);
-        int n = 0;
-
-        for (char *line = log ? log + offset : NULL, *nl; line && *line; line = nl + 1) {
-                bool all = true;
-                nl = strchr(line, '\n');
-                if (nl)
-                        *nl = '\0';
-                for (const char *const *s = needles; *s && all; s++)
-                        all = strstr(line, *s) != NULL;
-                n += all;
-                if (!nl)
-                        break;
-        }
-        free(log);
-        return n;
-}
-
 static void test_report(void)
 {
-        const char *const spare[] = {"kind=unmanaged", "op=domain-event", "device=" DEV_SPARE,
-                                     "domid=8", "decision=unmanaged", NULL};
+        const char *const spare[] = {"kind=unmanaged", "op=domain-event",    "device=" DEV_SPARE,
+                                     "domid=8",        "decision=unmanaged", NULL};
         size_t off = itest_log_size(&t);
         char buf[32];
         json_t *r;
@@ -71,13 +50,16 @@ static void test_report(void)
          */
         CHECK_INTEQ(itest_destroy_domain(&t, DOM_RENDER1), 0);
         CHECK_MSG(itest_log_wait(&t, off,
-                                 (const char *const[]){"kind=domain-gone", "device=" DEV_GPU,
-                                                       NULL},
+                                 (const char *const[]){"kind=domain-gone", "device=" DEV_GPU, NULL},
                                  3000),
                   "no domain-gone record for " DEV_GPU);
-        CHECK_INTEQ(log_count(off, spare), 1);
-        CHECK_INTEQ(log_count(off, (const char *const[]){"kind=unmanaged", DEV_NIC, NULL}), 0);
-        CHECK_INTEQ(log_count(off, (const char *const[]){"kind=unmanaged", DEV_GPU, NULL}), 0);
+        CHECK_INTEQ(itest_log_count(&t, off, spare), 1);
+        CHECK_INTEQ(
+                itest_log_count(&t, off, (const char *const[]){"kind=unmanaged", DEV_NIC, NULL}),
+                0);
+        CHECK_INTEQ(
+                itest_log_count(&t, off, (const char *const[]){"kind=unmanaged", DEV_GPU, NULL}),
+                0);
 
         /*
          * Gone, then back: said again. The host file says both "gone" and
@@ -87,12 +69,11 @@ static void test_report(void)
         CHECK_INTEQ(itest_set_owner(&t, DEV_SPARE, "io"), 0);
         CHECK_INTEQ(itest_destroy_domain(&t, DOM_NETPV), 0);
         CHECK_MSG(itest_log_wait(&t, off,
-                                 (const char *const[]){"kind=domain-gone", "device=" DEV_NIC,
-                                                       NULL},
+                                 (const char *const[]){"kind=domain-gone", "device=" DEV_NIC, NULL},
                                  3000),
                   "no domain-gone record for " DEV_NIC);
         CHECK_INTEQ(itest_set_owner(&t, DEV_SPARE, "8"), 0);
-        CHECK_MSG(ITEST_WAIT_FOR(log_count(off, spare) == 2, 3000),
+        CHECK_MSG(ITEST_WAIT_FOR(itest_log_count(&t, off, spare) == 2, 3000),
                   "not reported again after it came back");
         CHECK_INTEQ(itest_set_owner(&t, DEV_SPARE, "io"), 0);
 }
@@ -107,13 +88,13 @@ static void test_enforce(void)
         off = itest_log_size(&t);
         json_int_t deassigns = itest_calls(&t, "deassign");
         CHECK_INTEQ(itest_set_owner(&t, DEV_SPARE, "12"), 0);
-        CHECK_MSG(itest_log_wait(&t, off,
-                                 (const char *const[]){"kind=unmanaged", "device=" DEV_SPARE,
-                                                       "decision=deassigned",
-                                                       "deassigned into quarantine (enforce)",
-                                                       NULL},
-                                 3000),
-                  "no deassigned record under --enforce");
+        CHECK_MSG(
+                itest_log_wait(&t, off,
+                               (const char *const[]){"kind=unmanaged", "device=" DEV_SPARE,
+                                                     "decision=deassigned",
+                                                     "deassigned into quarantine (enforce)", NULL},
+                               3000),
+                "no deassigned record under --enforce");
         CHECK_MSG(ITEST_WAIT_FOR(streq(itest_owner(&t, DEV_SPARE, buf), "io"), 3000),
                   "the device was not put back into quarantine: %s", buf);
         CHECK_INTEQ(itest_calls(&t, "deassign"), deassigns + 1);

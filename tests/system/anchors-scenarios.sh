@@ -164,7 +164,7 @@ say "IDENTITY: $sysdev now reads $(cat "/sys/bus/pci/devices/$DEV/device")"
 trace_reset
 pg_expect identity-refused 1 identity-changed assign g-b "$DEV"
 check identity-names-change out_has "device id 0x100e became 0x10d3"
-pg_expect identity-explain 1 identity explain g-b "$DEV"
+pg_expect identity-explain 1 '"error":"identity-changed"' explain g-b "$DEV"
 check identity-no-assign-call no_assign_traced
 check identity-xen-domio quarantined "$DEV"
 # A device of a group is refused as a whole: nothing of DEV2 is assigned either.
