@@ -476,9 +476,20 @@ static int assign_many_reply(struct pgd_ctx *ctx, const struct pgd_change_args *
 static int refuse_tainted(struct pgd_ctx *ctx, const struct pgd_checks *c, uint32_t sbdf, int code)
 {
         struct pgd_change_args a = {.kind = PGD_CHANGE_TAINT, .sbdf = sbdf, .refuse = code};
+        const struct pgd_taint *was = pgd_grants_find_taint(ctx->d->grants, sbdf);
 
         a.taint = (struct pgd_taint){.sbdf = sbdf, .time = (int64_t)time(NULL)};
         snprintf(a.taint.reason, sizeof(a.taint.reason), "%s", c->taint_reason);
+        /*
+         * Tainted already (its reset failed when a grant ended, and it went
+         * back to that domain's request): whose data it may hold is still so.
+         */
+        if (was && was->domain_uuid[0]) {
+                snprintf(a.taint.domain_uuid, sizeof(a.taint.domain_uuid), "%s",
+                         was->domain_uuid);
+                snprintf(a.taint.reason, sizeof(a.taint.reason), "%.140s; then %.100s",
+                         was->reason, c->taint_reason);
+        }
         return pgd_commit_change(ctx->d, ctx, &a);
 }
 

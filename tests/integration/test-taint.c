@@ -147,6 +147,16 @@ static void test_after_release(void)
         r = itest_target(&t, "explain", "net-pv", 0, DEV_NIC);
         CHECK_STREQ(str(r, "decision"), "allow");
         json_decref(r);
+        /* Its reset fails again on the way back: it is still that domain's to get back. */
+        CHECK_INTEQ(itest_set_fault(&t, "reset", DEV_NIC, "EIO"), 0);
+        r = itest_target(&t, "assign", "net-pv", 0, DEV_NIC);
+        CHECK_STREQ(itest_error(r), "reset-failed");
+        json_decref(r);
+        CHECK_INTEQ(itest_set_fault(&t, "reset", DEV_NIC, NULL), 0);
+        r = itest_target(&t, "explain", "net-pv", 0, DEV_NIC);
+        CHECK_MSG(streq(str(r, "decision"), "allow"), "the domain that had it lost it: %s",
+                  str(r, "message"));
+        json_decref(r);
         r = itest_target(&t, "assign", "net-pvh", 0, DEV_NIC);
         CHECK_STREQ(itest_error(r), "reset-failed");
         CHECK_MSG(strstr(str(r, "message"), "its reset after domid 7's grant ended failed"), "%s",
