@@ -2,15 +2,106 @@
 /*
  * libpassguard against a real daemon: connect, status, assign (the grant's
  * accessors), owner, list, explain, refusals (positive PG_ERR_* codes with
- * message, check and rule), release, prepare/unprepare, reload, raw calls,
- * and what a caller sees when the daemon is gone.
+ * message, check and rule), release, prepare/unprepare, reload, raw calls;
+ * LIBPASSGUARD_2's several devices at once and the event stream (pg_watch,
+ * polled on its fd); and what a caller sees when the daemon is gone.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "itest.h"
 #include "passguard.h"
+
+/* The next event on a watching handle, waiting on its fd at most timeout_ms; NULL when none came.
+ */
+static json_t *next_event(struct pg *w, int timeout_ms)
+{
+        int64_t end = itest_now_ms() + timeout_ms;
+
+        for (;;) {
+                char *line = NULL;
+                int r = pg_watch_next(w, &line);
+                if (r == 0) {
+                        json_t *e = json_loads(line, 0, NULL);
+                        free(line);
+                        return e;
+                }
+                if (r != -EAGAIN || itest_now_ms() >= end)
+                        return NULL;
+                struct pollfd p = {.fd = pg_watch_fd(w), .events = POLLIN};
+                (void)poll(&p, 1, (int)(end - itest_now_ms()));
+        }
+}
+
+/* LIBPASSGUARD_2: several devices at once, and the event stream. */
+static void test_v2(struct itest *t, struct pg *pg)
+{
+        const char *const pair[] = {DEV_NIC, DEV_SPARE}, *const protected[] = {DEV_NIC, DEV_SATA};
+        struct pg_grant **grants = NULL;
+        struct pg *w = NULL;
+        char *json = NULL, buf[32];
+        int allow = -1;
+        json_t *e;
+
+        CHECK_INTEQ(pg_connect(t->sock, &w), 0);
+        if (!w)
+                return;
+        CHECK_INTEQ(pg_watch_fd(w), -ENOTCONN);
+        CHECK_INTEQ(pg_watch(w), 0);
+        CHECK(pg_watch_fd(w) >= 0);
+        CHECK_INTEQ(pg_status(w, &json), -EBUSY); /* a watching handle takes no request */
+
+        CHECK_INTEQ(pg_explain_many(pg, "net-pv", 0, pair, 2, 0, &allow, &json), 0);
+        CHECK_INTEQ(allow, 1);
+        free(json);
+        json = NULL;
+        CHECK_INTEQ(pg_assign_many(pg, "net-pv", 0, pair, 2, 0, &grants), 0);
+        CHECK(grants && grants[0] && grants[1] && !grants[2]);
+        if (grants && grants[0] && grants[1]) {
+                CHECK_STREQ(pg_grant_device(grants[0]), DEV_NIC);
+                CHECK_STREQ(pg_grant_device(grants[1]), DEV_SPARE);
+                CHECK_INTEQ(pg_grant_domid(grants[1]), DOM_NETPV);
+        }
+        grants = pg_grants_free(grants);
+        CHECK_STREQ(itest_owner(t, DEV_SPARE, buf), "7");
+        /* The stream: one grant event per device, in order. */
+        for (size_t i = 0; i < 2; i++) {
+                e = next_event(w, 5000);
+                CHECK_MSG(e != NULL, "no grant event %zu", i);
+                CHECK_STREQ(json_string_value(json_object_get(e, "event")), "grant");
+                CHECK_STREQ(json_string_value(json_object_get(e, "device")), pair[i]);
+                json_decref(e);
+        }
+        for (size_t i = 0; i < 2; i++)
+                CHECK_INTEQ(pg_release(pg, "net-pv", 0, pair[i]), 0);
+
+        /* A refusal names the device, and changes nothing. */
+        CHECK_INTEQ(pg_assign_many(pg, "net-pv", 0, protected, 2, 0, &grants),
+                    PG_ERR_PROTECTED_DEVICE);
+        CHECK(grants == NULL);
+        CHECK_STREQ(pg_last_device(pg), DEV_SATA);
+        CHECK_STREQ(pg_last_check(pg), "protected");
+        CHECK_STREQ(itest_owner(t, DEV_NIC, buf), "io");
+        CHECK_INTEQ(pg_explain_many(pg, "net-pv", 0, protected, 2, 0, &allow, &json), 0);
+        CHECK_INTEQ(allow, 0);
+        free(json);
+        CHECK_INTEQ(pg_untaint(pg, DEV_NIC), 0); /* not tainted: 0 too */
+        CHECK_INTEQ(pg_assign_many(pg, "net-pv", 0, pair, 0, 0, NULL), -EINVAL);
+
+        /* The releases and the refusal came on the stream too. */
+        for (size_t i = 0; i < 2; i++) {
+                e = next_event(w, 5000);
+                CHECK_STREQ(json_string_value(json_object_get(e, "event")), "release");
+                json_decref(e);
+        }
+        e = next_event(w, 5000);
+        CHECK_STREQ(json_string_value(json_object_get(e, "event")), "refuse");
+        CHECK_STREQ(json_string_value(json_object_get(e, "device")), DEV_SATA);
+        json_decref(e);
+        w = pg_close(w);
+}
 
 int main(void)
 {
@@ -151,6 +242,8 @@ int main(void)
         CHECK_INTEQ(pg_status(pg, &json), 0);
         free(json);
         json = NULL;
+
+        test_v2(&t, pg);
 
         /* the daemon goes away: a negative errno, never a refusal code */
         itest_stop(&t);
