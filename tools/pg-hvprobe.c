@@ -13,7 +13,8 @@
  *   run FILE HOST [NAME=VALUE...]     HOST is "iommu" or "no-iommu"
  *   watch SECONDS                     print each domain event and the domains then
  *   time-assign DOMID BDF N           N bare assigns (each deassigned again, untimed)
- *   time-pg SOCKET DOMAIN BDF N       N assigns through passguardd (each released again)
+ *   time-pg SOCKET DOMAIN BDF N       N assigns through passguardd (each released again),
+ *                                     then N owner requests (the floor of a request)
  *   time-ops DOMAIN BDF N             each question an assign asks the backend, N times
  *
  * The time commands print "PERF NAME n=N median_us=M mean_us=M min_us=M max_us=M":
@@ -316,8 +317,8 @@ static int run_file(struct probe *p, const char *file, const char *host, char **
                 calls++;
                 if (!streq(answer, expect))
                         mismatches++;
-                printf("HVCALL %s:%u %-44s => %-10s expect %-10s %s\n", p->ops->name, lineno,
-                       text, answer, expect, streq(answer, expect) ? "ok" : "MISMATCH");
+                printf("HVCALL %s:%u %-44s => %-10s expect %-10s %s\n", p->ops->name, lineno, text,
+                       answer, expect, streq(answer, expect) ? "ok" : "MISMATCH");
                 fflush(stdout);
         }
         printf("HVCALLS %s host=%s calls=%u mismatches=%u %s\n", p->ops->name, host, calls,
@@ -345,7 +346,7 @@ static int watch(struct probe *p, const char *seconds)
         }
         for (long long t; (t = now_ms()) < end;) {
                 _cleanup_(freep) struct hv_domain *list = NULL;
-                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
                 size_t n = 0;
                 int r;
 
@@ -445,7 +446,7 @@ static int time_assign(struct probe *p, const char *dom, const char *bdf, const 
 static int time_ops(struct probe *p, const char *dom, const char *bdf, const char *count)
 {
         enum { BY_NAME, GET, INFO, GROUP, OWNER, TEST, N_OPS };
-        static const char *const names[N_OPS] = {"domain_by_name", "domain_get", "pci_info",
+        static const char *const names[N_OPS] = {"domain_by_name", "domain_get",   "pci_info",
                                                  "device_group",   "device_owner", "test_assign"};
         static long long t[N_OPS][TIME_MAX_N];
         struct hv_domain d;
@@ -500,9 +501,11 @@ static bool pg_call(int fd, const char *op, const char *domain, const char *bdf,
 {
         char line[65536];
         size_t len = 0;
-        int k = snprintf(line, sizeof(line),
-                         "{\"id\":%d,\"op\":\"%s\",\"domain\":\"%s\",\"device\":\"%s\"}\n", id, op,
-                         domain, bdf);
+        int k = domain ? snprintf(line, sizeof(line),
+                                  "{\"id\":%d,\"op\":\"%s\",\"domain\":\"%s\",\"device\":\"%s\"}\n",
+                                  id, op, domain, bdf)
+                       : snprintf(line, sizeof(line),
+                                  "{\"id\":%d,\"op\":\"%s\",\"device\":\"%s\"}\n", id, op, bdf);
 
         if (k < 0 || (size_t)k >= sizeof(line) || write(fd, line, (size_t)k) != k)
                 return false;
@@ -518,12 +521,16 @@ static bool pg_call(int fd, const char *op, const char *domain, const char *bdf,
         json_t *reply = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
         bool ok = json_is_true(json_object_get(reply, "ok"));
         if (!ok)
-                fprintf(stderr, "%s %s %s: %s", op, domain, bdf, line);
+                fprintf(stderr, "%s %s %s: %s", op, domain ? domain : "-", bdf, line);
         json_decref(reply);
         return ok;
 }
 
-/* N times over one connection: assign (timed, request to reply), release (not timed). */
+/*
+ * N times over one connection: assign (timed, request to reply), release (not
+ * timed); then N owner requests of the device, timed: the floor of a request
+ * to this daemon on this host (the socket, the daemon's loop, its kept dump).
+ */
 static int time_pg(const char *socket_path, const char *domain, const char *bdf, const char *count)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -549,6 +556,14 @@ static int time_pg(const char *socket_path, const char *domain, const char *bdf,
                         return 1;
         }
         print_times("pg-assign", t, n);
+        for (int i = 0; i < n; i++) {
+                long long t0 = now_us();
+                bool ok = pg_call(fd, "owner", NULL, bdf, 2 * n + i + 1);
+                t[i] = now_us() - t0;
+                if (!ok)
+                        return 1;
+        }
+        print_times("pg-owner", t, n);
         return 0;
 }
 
@@ -567,15 +582,15 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                { "backend", required_argument, NULL, 'b' },
-                { "sim-host", required_argument, NULL, 's' },
-                { "sysfs-root", required_argument, NULL, 'r' },
-                { "help", no_argument, NULL, 'h' },
+                {"backend", required_argument, NULL, 'b'},
+                {"sim-host", required_argument, NULL, 's'},
+                {"sysfs-root", required_argument, NULL, 'r'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
-        struct hv_config cfg = { 0 };
+        struct hv_config cfg = {0};
         const char *backend = "xen";
-        struct probe p = { 0 };
+        struct probe p = {0};
         char answer[64];
         int c, r, ret;
 

@@ -127,9 +127,12 @@ static uint32_t le32(const uint8_t *p)
 #define PCI_CFG_SPACE_EXP_SIZE 4096
 #define PCI_EXT_CAP_ID_DSN 0x0003
 
-int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
+int pgd_xen_walk_dsn(size_t len, int (*read32)(void *userdata, size_t at, uint32_t *ret),
+                     void *userdata, uint64_t *ret)
 {
         size_t at = PCI_CFG_SPACE_SIZE;
+        uint32_t lo, hi;
+        int r;
 
         if (len == PCI_CFG_SPACE_SIZE)
                 return 0; /* a conventional function: no extended space, no serial */
@@ -137,10 +140,15 @@ int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
                 return -ENODATA;
         /* At most one capability per dword of the extended space: more is a loop. */
         for (unsigned n = 0; n < (PCI_CFG_SPACE_EXP_SIZE - PCI_CFG_SPACE_SIZE) / 4; n++) {
-                uint32_t header = le32(config + at);
-                uint16_t id = header & 0xffff;
-                size_t next = (header >> 20) & 0xffc;
+                uint32_t header;
+                uint16_t id;
+                size_t next;
 
+                r = read32(userdata, at, &header);
+                if (r < 0)
+                        return r;
+                id = header & 0xffff;
+                next = (header >> 20) & 0xffc;
                 if (header == 0xffffffffU)
                         return -ENODATA; /* all ones: the device does not answer (D3cold, gone) */
                 if (header == 0)
@@ -148,7 +156,10 @@ int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
                 if (id == PCI_EXT_CAP_ID_DSN) {
                         if (at + 12 > len)
                                 return -EBADMSG;
-                        *ret = (uint64_t)le32(config + at + 8) << 32 | le32(config + at + 4);
+                        if ((r = read32(userdata, at + 4, &lo)) < 0 ||
+                            (r = read32(userdata, at + 8, &hi)) < 0)
+                                return r;
+                        *ret = (uint64_t)hi << 32 | lo;
                         return 1;
                 }
                 if (next == 0)
@@ -158,6 +169,17 @@ int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
                 at = next;
         }
         return -EBADMSG;
+}
+
+static int buffer_read32(void *userdata, size_t at, uint32_t *ret)
+{
+        *ret = le32((const uint8_t *)userdata + at);
+        return 0;
+}
+
+int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret)
+{
+        return pgd_xen_walk_dsn(len, buffer_read32, (void *)config, ret);
 }
 
 void pgd_xen_format_serial(uint64_t dsn, char ret[static HV_SERIAL_MAX])
@@ -186,14 +208,34 @@ void pgd_xen_parse_pci_path(const char *target, char *ret, size_t size)
         ret[last - p] = '\0';
 }
 
-/* The serial number of sbdf, or "" and *ret_unknown when its extended config space cannot be read. */
+/* One dword of a config file; -ENODATA when the kernel shows no more (no CAP_SYS_ADMIN). */
+static int file_read32(void *userdata, size_t at, uint32_t *ret)
+{
+        uint8_t b[4];
+        ssize_t n;
+
+        do
+                n = pread(*(int *)userdata, b, sizeof(b), (off_t)at);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n != sizeof(b))
+                return -ENODATA;
+        *ret = le32(b);
+        return 0;
+}
+
+/*
+ * The serial number of sbdf, or "" and *ret_unknown when its extended config
+ * space cannot be read. Only the capability list is read, a dword at a time:
+ * each is a config access of the device, slow under a hypervisor.
+ */
 static void read_serial(const char *root, uint32_t sbdf, char ret[static HV_SERIAL_MAX],
                         bool *ret_unknown)
 {
         _cleanup_(freep) char *path = NULL;
         _cleanup_(closep) int fd = -1;
-        uint8_t config[PCI_CFG_SPACE_EXP_SIZE];
-        size_t len = 0;
+        struct stat st;
         uint64_t dsn;
 
         ret[0] = '\0';
@@ -201,19 +243,9 @@ static void read_serial(const char *root, uint32_t sbdf, char ret[static HV_SERI
         if (device_path(root, sbdf, "config", &path) < 0)
                 return;
         fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 0)
                 return;
-        while (len < sizeof(config)) {
-                ssize_t n = pread(fd, config + len, sizeof(config) - len, (off_t)len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return;
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        switch (pgd_xen_parse_dsn(config, len, &dsn)) {
+        switch (pgd_xen_walk_dsn((size_t)st.st_size, file_read32, &fd, &dsn)) {
         case 1:
                 pgd_xen_format_serial(dsn, ret);
                 _fallthrough_;

@@ -22,6 +22,12 @@
  * for a capability list that loops or leaves the space.
  */
 int pgd_xen_parse_dsn(const uint8_t *config, size_t len, uint64_t *ret);
+/*
+ * The same walk over a config space of len bytes (sysfs's file size) read a
+ * dword at a time by read32 (0, or -errno: -ENODATA for one it cannot read).
+ */
+int pgd_xen_walk_dsn(size_t len, int (*read32)(void *userdata, size_t at, uint32_t *ret),
+                     void *userdata, uint64_t *ret);
 /* A serial number as lspci prints it: "00-1b-21-ff-ff-a1-b2-c3", most significant byte first. */
 void pgd_xen_format_serial(uint64_t dsn, char ret[static HV_SERIAL_MAX]);
 /*

@@ -67,6 +67,15 @@ struct hv {
         uint32_t deassigned_to;
         uint32_t learn_sbdf;
         bool learning;
+        /*
+         * The domains as the last scan of xenstore named them, each by domid
+         * and UUID (a domid reused is another domain): a name lookup asks
+         * xenstore only for the name it found there, to confirm it, and the
+         * type libxl recorded, which a domain never changes, is not asked
+         * again. Names are always read fresh before they are answered.
+         */
+        struct hv_domain *known;
+        size_t n_known;
 };
 
 /* ---- the hypervisor ---- */
@@ -90,6 +99,7 @@ static struct hv *xen_close(struct hv *hv)
         if (hv->xch)
                 xc_interface_close(hv->xch);
         free(hv->owners);
+        free(hv->known);
         free(hv->sysfs_root);
         free(hv);
         return NULL;
@@ -206,20 +216,59 @@ static char *xs_read_domain(struct hv *hv, const char *top, uint32_t domid, cons
         return xs_read(hv->xs, XBT_NULL, path, &len);
 }
 
+static const struct hv_domain *known_find(const struct hv *hv, uint32_t domid, const char *uuid)
+{
+        for (size_t i = 0; i < hv->n_known; i++)
+                if (hv->known[i].domid == domid && streq(hv->known[i].uuid, uuid))
+                        return &hv->known[i];
+        return NULL;
+}
+
+/* Remember d (best effort: a lookup without it asks xenstore again). */
+static void known_put(struct hv *hv, const struct hv_domain *d)
+{
+        struct hv_domain *p;
+
+        for (size_t i = 0; i < hv->n_known; i++)
+                if (hv->known[i].domid == d->domid) {
+                        hv->known[i] = *d;
+                        return;
+                }
+        if (hv->n_known >= 4096) /* domids churn: start again rather than grow */
+                hv->n_known = 0;
+        p = reallocarray(hv->known, hv->n_known + 1, sizeof(*p));
+        if (!p)
+                return;
+        hv->known = p;
+        hv->known[hv->n_known++] = *d;
+}
+
+/*
+ * A domain from its info: the name always read from xenstore, the type
+ * libxl recorded from there too unless this domain (domid and UUID) is known.
+ */
 static void fill_domain(struct hv *hv, const xc_domaininfo_t *info, struct hv_domain *ret)
 {
         _cleanup_(freep) char *name = NULL, *type = NULL;
         struct hv_domain d = {.domid = info->domain};
+        const struct hv_domain *was;
 
         format_uuid(info->handle, d.uuid);
         d.dying = (info->flags & XEN_DOMINF_dying) != 0;
         name = xs_read_domain(hv, "/local/domain", info->domain, "name");
         if (name)
                 snprintf(d.name, sizeof(d.name), "%s", name);
-        /* libxl records the type it built; Xen itself only knows HVM-container or not. */
-        type = xs_read_domain(hv, "/libxl", info->domain, "type");
-        if (pg_domain_type_parse(type, &d.type) < 0)
-                d.type = (info->flags & XEN_DOMINF_hvm_guest) ? PG_DOMAIN_HVM : PG_DOMAIN_PV;
+        was = known_find(hv, d.domid, d.uuid);
+        if (was) {
+                d.type = was->type;
+        } else {
+                /* libxl records the type it built; Xen itself only knows HVM-container or not. */
+                type = xs_read_domain(hv, "/libxl", info->domain, "type");
+                if (pg_domain_type_parse(type, &d.type) < 0)
+                        d.type = (info->flags & XEN_DOMINF_hvm_guest) ? PG_DOMAIN_HVM
+                                                                      : PG_DOMAIN_PV;
+        }
+        known_put(hv, &d);
         *ret = d;
 }
 
@@ -240,42 +289,86 @@ static int xen_domain_get(struct hv *hv, uint32_t domid, struct hv_domain *ret)
         return 0;
 }
 
-static int xen_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
+/* Every domain's info, in domid order: one hypercall per 64 domains. */
+static int domain_infos(struct hv *hv, xc_domaininfo_t **ret, size_t *ret_n)
 {
-        _cleanup_(freep) struct hv_domain *list = NULL;
-        xc_domaininfo_t info[64];
+        _cleanup_(freep) xc_domaininfo_t *all = NULL;
         size_t n = 0;
         uint32_t next = 0;
 
         for (;;) {
-                struct hv_domain *p;
-                int got = xc_domain_getinfolist(hv->xch, next, ELEMENTSOF(info), info);
+                xc_domaininfo_t *p = reallocarray(all, n + 64, sizeof(*all));
+                int got;
 
-                if (got < 0)
-                        return xen_errno(got);
-                if (got == 0)
-                        break;
-                p = reallocarray(list, n + (size_t)got, sizeof(*list));
                 if (!p)
                         return -ENOMEM;
-                list = p;
-                for (int i = 0; i < got; i++)
-                        fill_domain(hv, &info[i], &list[n++]);
-                next = info[got - 1].domain + 1;
-                if ((size_t)got < ELEMENTSOF(info) || next >= PG_DOMID_FIRST_RESERVED)
+                all = p;
+                got = xc_domain_getinfolist(hv->xch, next, 64, all + n);
+                if (got < 0)
+                        return xen_errno(got);
+                n += (size_t)got;
+                if (got == 0)
+                        break;
+                next = all[n - 1].domain + 1;
+                if (got < 64 || next >= PG_DOMID_FIRST_RESERVED)
                         break;
         }
+        *ret = TAKE_PTR(all);
+        *ret_n = n;
+        return 0;
+}
+
+static int xen_domain_list(struct hv *hv, struct hv_domain **ret, size_t *ret_n)
+{
+        _cleanup_(freep) xc_domaininfo_t *info = NULL;
+        _cleanup_(freep) struct hv_domain *list = NULL;
+        size_t n;
+        int r;
+
+        r = domain_infos(hv, &info, &n);
+        if (r < 0)
+                return r;
+        list = calloc(n + 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        /* What is known is what this scan finds: a domain gone is forgotten. */
+        hv->known = pg_free(hv->known);
+        hv->n_known = 0;
+        for (size_t i = 0; i < n; i++)
+                fill_domain(hv, &info[i], &list[i]);
         *ret = TAKE_PTR(list);
         *ret_n = n;
         return 0;
 }
 
+/*
+ * A domain by name: the domain the last scan knew by that name, when
+ * xenstore still names it so (one read), else a scan of every domain's name.
+ * xl keeps names unique.
+ */
 static int xen_domain_by_name(struct hv *hv, const char *name, struct hv_domain *ret)
 {
+        _cleanup_(freep) xc_domaininfo_t *info = NULL;
         _cleanup_(freep) struct hv_domain *list = NULL;
         size_t n;
         int r;
 
+        r = domain_infos(hv, &info, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                const struct hv_domain *was;
+                char uuid[HV_UUID_MAX];
+
+                format_uuid(info[i].handle, uuid);
+                was = known_find(hv, info[i].domain, uuid);
+                if (!was || !streq(was->name, name))
+                        continue;
+                fill_domain(hv, &info[i], ret);
+                if (streq(ret->name, name))
+                        return 0;
+                break; /* renamed: ask every domain */
+        }
         r = xen_domain_list(hv, &list, &n);
         if (r < 0)
                 return r;

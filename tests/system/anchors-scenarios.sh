@@ -184,6 +184,14 @@ pg_expect identity-restored 0 "" assign g-b "$DEV"
 check identity-restored-xen owner_is "$DEV" "d$B"
 pg_expect identity-release 0 "" release g-b "$DEV"
 
+# ---- names: the daemon knows a domain by the name xenstore gives it now ----
+pg_expect name-known 0 allow explain g-a "$DEV2"
+xl rename g-a g-renamed
+pg_expect name-renamed 0 allow explain g-renamed "$DEV2"
+pg_expect name-old-gone 1 no-such-domain explain g-a "$DEV2"
+xl rename g-renamed g-a
+pg_expect name-back 0 allow explain g-a "$DEV2"
+
 # ---- unmanaged assignments at domain events ----
 # Behind passguard's back (the daemon is running): nothing is said until a domain event.
 check unmanaged-behind-back pg-hvprobe assign "$B" "$DEV" strict

@@ -169,7 +169,7 @@ anchors)
                 identity-refused identity-names-change identity-explain identity-no-assign-call \
                 identity-xen-domio identity-group-refused identity-group-quarantined \
                 identity-group-no-assign-call identity-startup-reported identity-restored \
-                identity-restored-xen identity-release \
+                identity-restored-xen identity-release name-known name-renamed name-old-gone name-back \
                 unmanaged-behind-back unmanaged-domain-event unmanaged-reported-kept \
                 unmanaged-enforce-startup unmanaged-behind-back-2 unmanaged-assigned-again \
                 unmanaged-enforce-domain-event unmanaged-enforce-domio
