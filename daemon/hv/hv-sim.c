@@ -342,7 +342,8 @@ static int sim_root_devices(struct hv *hv, uint32_t **ret, size_t *ret_n)
         list = calloc(h->n_root_devices + 1, sizeof(*list));
         if (!list)
                 return -ENOMEM;
-        memcpy(list, h->root_devices, h->n_root_devices * sizeof(*list));
+        if (h->n_root_devices > 0)
+                memcpy(list, h->root_devices, h->n_root_devices * sizeof(*list));
         qsort(list, h->n_root_devices, sizeof(*list), cmp_u32);
         *ret = TAKE_PTR(list);
         *ret_n = h->n_root_devices;
