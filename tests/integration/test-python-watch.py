@@ -136,8 +136,10 @@ def stream(d: pgitest.Daemon) -> None:
         check_raises(passguard.ResetFailed, lambda: pg.assign("net-pvh", DEV_GPU))
         e = until(w, lambda e: e.event == "taint")
         check(e is not None and e.device == DEV_GPU and e.decision == "tainted", repr(e))
+        check(pg.owner(DEV_GPU).tainted, "owner does not say tainted")
         d.set_fault("reset", DEV_GPU, None)
         pg.untaint(DEV_GPU)
+        check(not pg.owner(DEV_GPU).tainted, "owner still says tainted")
         e = until(w, lambda e: e.event == "taint")
         check(e is not None and e.decision == "untainted" and e.op == "untaint", repr(e))
 

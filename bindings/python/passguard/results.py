@@ -149,6 +149,9 @@ class Owner:
     driver: Optional[str]
     """The dom0 driver it is bound to (``"pciback"``), or None."""
     grant: Optional[Grant]
+    tainted: bool = False
+    """Its reset failed: it goes to no other domain until an admin untaints it
+    (``reply["taint"]`` says why)."""
     reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -161,7 +164,8 @@ class Owner:
                    domid=_int(obj, "domid"), domain=_str(obj, "domain"),
                    granted=_bool(obj, "granted") is True, quarantined=_bool(obj, "quarantined"),
                    driver=_str(obj, "driver"),
-                   grant=Grant.from_json(g) if isinstance(g, dict) else None, reply=dict(obj))
+                   grant=Grant.from_json(g) if isinstance(g, dict) else None,
+                   tainted=_bool(obj, "tainted") is True, reply=dict(obj))
 
 
 @dataclass(frozen=True)
