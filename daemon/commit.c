@@ -411,7 +411,8 @@ static bool refuse_hv(struct pgd_change *c, int r)
                               "the hypervisor refused to assign %s to domid %u: %s%s%s", bdf,
                               g->domid, en,
                               r == -EPERM ? ": reserved memory region shared with another "
-                                            "device; see rdm_policy"
+                                            "device; see rdm_policy (or an XSM policy "
+                                            "refusing it)"
                                           : "",
                               c->a.kind != PGD_CHANGE_ASSIGN_GROUP || c->failed == 0 ? ""
                               : c->undo_pending
