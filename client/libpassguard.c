@@ -486,19 +486,13 @@ static int reply_to_string(struct pg *pg, const json_t *reply, char **ret)
         return 0;
 }
 
-PUBLIC int pg_explain(struct pg *pg, const char *domain, uint32_t domid, const char *bdf,
-                      unsigned flags, int *ret_allow, char **ret_json)
+/* An explain request (one device or several), and its decision. */
+static int explain_call(struct pg *pg, json_t *req, int *ret_allow, char **ret_json)
 {
         _cleanup_(json_decrefp) json_t *reply = NULL;
         _cleanup_(freep) char *text = NULL;
-        json_t *req = NULL;
         int r;
 
-        if (!pg)
-                return -EINVAL;
-        r = target_request(pg, "explain", domain, domid, bdf, flags, &req);
-        if (r < 0)
-                return r;
         r = call(pg, req, false, &reply);
         if (r != 0)
                 return r;
@@ -514,6 +508,20 @@ PUBLIC int pg_explain(struct pg *pg, const char *domain, uint32_t domid, const c
         if (ret_allow)
                 *ret_allow = streq(decision, "allow");
         return 0;
+}
+
+PUBLIC int pg_explain(struct pg *pg, const char *domain, uint32_t domid, const char *bdf,
+                      unsigned flags, int *ret_allow, char **ret_json)
+{
+        json_t *req = NULL;
+        int r;
+
+        if (!pg)
+                return -EINVAL;
+        r = target_request(pg, "explain", domain, domid, bdf, flags, &req);
+        if (r < 0)
+                return r;
+        return explain_call(pg, req, ret_allow, ret_json);
 }
 
 PUBLIC int pg_owner(struct pg *pg, const char *bdf, int *ret_assigned, uint32_t *ret_domid,
@@ -706,8 +714,6 @@ PUBLIC int pg_explain_many(struct pg *pg, const char *domain, uint32_t domid,
                            const char *const *bdfs, size_t n, unsigned flags, int *ret_allow,
                            char **ret_json)
 {
-        _cleanup_(json_decrefp) json_t *reply = NULL;
-        _cleanup_(freep) char *text = NULL;
         json_t *req = NULL;
         int r;
 
@@ -716,21 +722,7 @@ PUBLIC int pg_explain_many(struct pg *pg, const char *domain, uint32_t domid,
         r = many_request(pg, "explain", domain, domid, bdfs, n, flags, &req);
         if (r < 0)
                 return r;
-        r = call(pg, req, false, &reply);
-        if (r != 0)
-                return r;
-        const char *decision = json_string_value(json_object_get(reply, "decision"));
-        if (!decision || (!streq(decision, "allow") && !streq(decision, "deny")))
-                return fail(pg, -EPROTO, "explain reply has no valid \"decision\"");
-        if (ret_json) {
-                r = reply_to_string(pg, reply, &text);
-                if (r < 0)
-                        return r;
-                *ret_json = TAKE_PTR(text);
-        }
-        if (ret_allow)
-                *ret_allow = streq(decision, "allow");
-        return 0;
+        return explain_call(pg, req, ret_allow, ret_json);
 }
 
 PUBLIC int pg_untaint(struct pg *pg, const char *bdf)

@@ -388,12 +388,25 @@ static int verb_simple(const struct cli *c, int argc, char **argv)
         return EXIT_DONE;
 }
 
+/* explain answered: its checks for a human (--json printed the reply), and the exit status. */
+static int explain_done(const struct cli *c, struct pg *pg, int allow)
+{
+        _cleanup_(json_decrefp) json_t *reply = NULL;
+
+        if (!c->json) {
+                reply = last_reply(pg);
+                if (!reply)
+                        return EXIT_UNREACHABLE;
+                print_explain(reply);
+        }
+        return allow ? EXIT_DONE : EXIT_REFUSED;
+}
+
 /* assign and explain of several devices: all or none (pg_assign_many). */
 static int target_many(const struct cli *c, const char *op, const char *name, uint32_t domid,
                        const char *const *bdfs, size_t n, unsigned flags)
 {
         _cleanup_(pg_closep) struct pg *pg = NULL;
-        _cleanup_(json_decrefp) json_t *reply = NULL;
         struct pg_grant **grants = NULL;
         int allow = 0, e, r;
 
@@ -409,15 +422,8 @@ static int target_many(const struct cli *c, const char *op, const char *name, ui
                 pg_grants_free(grants);
                 return e;
         }
-        if (streq(op, "explain")) {
-                if (!c->json) {
-                        reply = last_reply(pg);
-                        if (!reply)
-                                return EXIT_UNREACHABLE;
-                        print_explain(reply);
-                }
-                return allow ? EXIT_DONE : EXIT_REFUSED;
-        }
+        if (streq(op, "explain"))
+                return explain_done(c, pg, allow);
         for (size_t i = 0; grants && grants[i] && !c->json; i++)
                 printf("granted %s to domain %" PRIu32 " (%s), rule %s, rdm_policy %s\n",
                        pg_grant_device(grants[i]) ?: bdfs[i], pg_grant_domid(grants[i]),
@@ -433,7 +439,6 @@ static int verb_target(const struct cli *c, int argc, char **argv)
         const struct verb *v = find_verb(argv[0]);
         _cleanup_(pg_closep) struct pg *pg = NULL;
         _cleanup_(pg_grant_freep) struct pg_grant *g = NULL;
-        _cleanup_(json_decrefp) json_t *reply = NULL;
         const char *op = argv[0], *name = NULL;
         char bdf[PG_BDF_MAX], bdfs[PG_DEVICES_MAX][PG_BDF_MAX];
         const char *list[PG_DEVICES_MAX];
@@ -475,15 +480,8 @@ static int verb_target(const struct cli *c, int argc, char **argv)
         if (e != EXIT_DONE)
                 return e;
 
-        if (streq(op, "explain")) {
-                if (!c->json) {
-                        reply = last_reply(pg);
-                        if (!reply)
-                                return EXIT_UNREACHABLE;
-                        print_explain(reply);
-                }
-                return allow ? EXIT_DONE : EXIT_REFUSED;
-        }
+        if (streq(op, "explain"))
+                return explain_done(c, pg, allow);
         if (c->json)
                 return EXIT_DONE;
         if (streq(op, "assign"))

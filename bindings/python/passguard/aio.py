@@ -308,8 +308,7 @@ class AsyncWatch:
             if self._done or self._sock is None:
                 raise StopAsyncIteration
             try:
-                line = self._buf.pop_line()
-                event = Event.from_json(_wire.parse_event(line)) if line is not None else None
+                event = Event.from_buffer(self._buf)
             except TransportError:
                 self.close_now()
                 raise

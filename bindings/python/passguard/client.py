@@ -356,8 +356,7 @@ class Watch:
             if self._done or self._sock is None:
                 raise StopIteration
             try:
-                line = self._buf.pop_line()
-                event = Event.from_json(_wire.parse_event(line)) if line is not None else None
+                event = Event.from_buffer(self._buf)
             except TransportError:
                 self.close()
                 raise

@@ -12,6 +12,7 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from . import _wire
 from .errors import PassguardError, ProtocolError, error_class
 
 
@@ -200,6 +201,13 @@ class Event:
     """The wire error code of a refusal (``"busy"``)."""
     message: Optional[str] = None
     reply: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_buffer(cls, buf: "_wire.LineBuffer") -> Optional["Event"]:
+        """The next whole event line held in buf, or None when there is none yet.
+        TransportError for a line that is not an event."""
+        line = buf.pop_line()
+        return cls.from_json(_wire.parse_event(line)) if line is not None else None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> "Event":
