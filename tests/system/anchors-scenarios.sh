@@ -68,21 +68,6 @@ pgd_start() {
         return 1
 }
 pgd_stop() { kill "$PGD_PID" 2>/dev/null; wait "$PGD_PID" 2>/dev/null; pgd_log "$PGD_TAG"; }
-pgd_log() { sed "s/^/PGD[$1]: /" "$PGD_LOG.$1"; }
-pg() { passguard --socket $SOCK "$@"; }
-# pg_expect NAME WANTED-EXIT PATTERN ARGS...: the CLI's exit status and output
-pg_expect() {
-        name=$1 want=$2 pat=$3
-        shift 3
-        out=$(pg --json "$@" 2>&1)
-        rc=$?
-        echo "$out" | sed "s/^/PGTEST: passguard $* -> /"
-        if [ $rc -eq "$want" ] && echo "$out" | grep -q -- "$pat"; then
-                ok "$name"
-        else
-                fail "$name" "exit $rc, wanted $want and /$pat/"
-        fi
-}
 owner_is() { [ "$(q_owner "$1")" = "$2" ]; }
 grants() { pg list 2>/dev/null | sed '/^assignable devices:/,$d' | grep -c '^0000:'; }
 # log_has TAG PATTERN...: a line of the daemon's log holds every pattern.

@@ -107,21 +107,6 @@ pgd_start() { # tag
         return 1
 }
 pgd_kill9() { kill -9 "$PGD_PID" 2>/dev/null; wait "$PGD_PID" 2>/dev/null; rm -f $SOCK; }
-pgd_log() { sed "s/^/PGD[$1]: /" "$PGD_LOG.$1"; }
-pg() { passguard --socket $SOCK "$@"; }
-# pg_expect NAME WANTED-EXIT PATTERN ARGS...: the CLI's exit status and output
-pg_expect() {
-        name=$1 want=$2 pat=$3
-        shift 3
-        out=$(pg --json "$@" 2>&1)
-        rc=$?
-        echo "$out" | sed "s/^/PGTEST: passguard $* -> /"
-        if [ $rc -eq "$want" ] && echo "$out" | grep -q -- "$pat"; then
-                ok "$name"
-        else
-                fail "$name" "exit $rc, wanted $want and /$pat/"
-        fi
-}
 # A grant of $DEV to domain name $1 in "passguard list" (grants come first).
 has_grant() { pg list 2>/dev/null | sed '/^assignable devices:/,$d' | grep -q "^$DEV .* $1 "; }
 

@@ -23,7 +23,6 @@ PXL() { LD_LIBRARY_PATH=/usr/local/lib/pg-libxl LD_PRELOAD=$TRACER xl "$@"; }
 IXL() { LD_PRELOAD=$TRACER PASSGUARD_XC_DEBUG=1 passguard-xl "$@"; }
 # stock xl without passguard, traced
 SXL() { LD_PRELOAD=$TRACER xl "$@"; }
-pg() { passguard --socket $SOCK "$@"; }
 
 DEV=$(find_e1000)
 say "config=$CONFIG e1000=$DEV"

@@ -27,6 +27,23 @@ wait_for() {
         done
         return 1
 }
+# The daemon's CLI on $SOCK, and its log $PGD_LOG.TAG with a tag on each line.
+pg() { passguard --socket $SOCK "$@"; }
+pgd_log() { sed "s/^/PGD[$1]: /" "$PGD_LOG.$1"; }
+# pg_expect NAME WANTED-EXIT PATTERN ARGS...: the CLI's exit status and output
+# (--json); the output is left in $out.
+pg_expect() {
+        name=$1 want=$2 pat=$3
+        shift 3
+        out=$(pg --json "$@" 2>&1)
+        rc=$?
+        echo "$out" | sed "s/^/PGTEST: passguard $* -> /"
+        if [ $rc -eq "$want" ] && echo "$out" | grep -q -- "$pat"; then
+                ok "$name"
+        else
+                fail "$name" "exit $rc, wanted $want and /$pat/"
+        fi
+}
 # The e1000 QEMU gives the machine (8086:100e).
 find_e1000() {
         for d in /sys/bus/pci/devices/*; do
