@@ -195,7 +195,8 @@ static int host_save_held(struct hv *hv, struct sim_host *h, const char *text, s
         int fd, r;
 
         if (hv->spare_fd < 0) {
-                hv->spare_fd = open(hv->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                hv->spare_fd = openat(hv->dir_fd, hv->tmp_base,
+                                      O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
                 if (hv->spare_fd < 0)
                         return -errno;
                 if (fstat(hv->spare_fd, &st) < 0)
@@ -214,7 +215,8 @@ static int host_save_held(struct hv *hv, struct sim_host *h, const char *text, s
         if (r < 0)
                 return r;
         ino = hv->spare_ino;
-        if (renameat2(AT_FDCWD, hv->tmp_path, AT_FDCWD, hv->path, RENAME_EXCHANGE) < 0) {
+        /* By name in the directory kept open: no walk of the path's directories per call. */
+        if (renameat2(hv->dir_fd, hv->tmp_base, hv->dir_fd, hv->base, RENAME_EXCHANGE) < 0) {
                 if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
                         hv->no_exchange = true;
                         hv->spare_fd = safe_close(hv->spare_fd);

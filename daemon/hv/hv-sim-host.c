@@ -633,6 +633,13 @@ int pgd_sim_host_format(struct sim_host *h, char **ret, size_t *ret_len)
         json_t *value;
         bool first = true;
 
+        /* Room for what the last text took, and a little: no copies while it grows. */
+        if (h->text_len > 0) {
+                t.cap = h->text_len + h->text_len / 8 + 256;
+                t.buf = malloc(t.cap);
+                if (!t.buf)
+                        return -ENOMEM;
+        }
         text_puts(&t, "{");
         json_object_foreach(h->root, key, value)
         {
@@ -659,6 +666,7 @@ int pgd_sim_host_format(struct sim_host *h, char **ret, size_t *ret_len)
         }
         *ret = t.buf;
         *ret_len = t.len;
+        h->text_len = t.len;
         return 0;
 }
 

@@ -34,6 +34,7 @@ static struct hv *sim_close(struct hv *hv)
         free(hv->tmp_path);
         free(hv->dir);
         free(hv->base);
+        free(hv->tmp_base);
         free(hv);
         return NULL;
 }
@@ -87,8 +88,10 @@ static int sim_open(const struct hv_config *cfg, struct hv **ret)
                 return -ENOMEM;
         slash = strrchr(hv->dir, '/');
         hv->base = strdup(slash + 1);
-        if (!hv->base)
+        if (!hv->base || asprintf(&hv->tmp_base, "%s.tmp", hv->base) < 0) {
+                hv->tmp_base = NULL;
                 return -ENOMEM;
+        }
         if (slash == hv->dir)
                 slash[1] = '\0';
         else

@@ -109,6 +109,7 @@ struct hv {
         char *tmp_path;  /* FILE.tmp */
         char *dir;       /* its directory (watched) */
         char *base;      /* its name in dir */
+        char *tmp_base;  /* FILE.tmp's name in dir */
         int lock_fd;     /* FILE.lock, read-only, open for the backend's lifetime */
         int inotify_fd;
         int watch_wd;      /* the directory's watch, -1 while held (see sim_hold()) */
@@ -183,6 +184,7 @@ struct sim_host {
         json_t *calls;  /* borrowed, always set */
         bool changed;   /* the host changed: written before the call returns */
         bool dirty;     /* counters (or a derived quarantine) not in the file yet */
+        size_t text_len; /* the length of the last text made: the next one's first guess */
 };
 
 /* ---- the host in memory (hv-sim-host.c) ---- */
