@@ -16,6 +16,10 @@
  *   time-pg SOCKET DOMAIN BDF N       N assigns through passguardd (each released again),
  *                                     then N owner requests (the floor of a request)
  *   time-ops DOMAIN BDF N             each question an assign asks the backend, N times
+ *   time-floor DIR N                  what any daemon's assign costs at least, besides the
+ *                                     hypervisor's call: N round trips of an assign's bytes
+ *                                     over AF_UNIX to an echo, and N appends of an assign's
+ *                                     journal record to a file in DIR, each fdatasynced
  *
  * The time commands print "PERF NAME n=N median_us=M mean_us=M min_us=M max_us=M":
  * tests/system compares passguard's assign with the bare hypervisor call of
@@ -29,6 +33,7 @@
  * printed per call; the exit status is 1 when any answer differs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
@@ -36,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -567,6 +573,80 @@ static int time_pg(const char *socket_path, const char *domain, const char *bdf,
         return 0;
 }
 
+/*
+ * The floors of a request that keeps DESIGN.md invariant 4, on this host:
+ * the round trip of an assign's bytes to a process that only echoes a reply
+ * of a grant's length, and one durable append of a journal record of an
+ * assign's length (an assign makes two: its intent, its outcome).
+ */
+static int time_floor(const char *dir, const char *count)
+{
+        static const char request[] = "{\"id\":1,\"op\":\"assign\",\"domain\":\"g-other\","
+                                      "\"device\":\"0000:00:05.0\"}\n";
+        char reply[256], record[512], path[4096], buf[4096];
+        long long t[TIME_MAX_N];
+        int n = parse_n(count), sv[2], fd;
+        pid_t pid;
+
+        if (n < 0 || snprintf(path, sizeof(path), "%s/.pg-hvprobe-floor", dir) >= (int)sizeof(path)) {
+                usage(stderr);
+                return 2;
+        }
+        memset(reply, 'r', sizeof(reply) - 1);
+        reply[sizeof(reply) - 1] = '\n';
+        memset(record, 'j', sizeof(record) - 1);
+        record[sizeof(record) - 1] = '\n';
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return 1;
+        pid = fork();
+        if (pid < 0)
+                return 1;
+        if (pid == 0) {
+                close(sv[0]);
+                while (read(sv[1], buf, sizeof(buf)) > 0)
+                        if (write(sv[1], reply, sizeof(reply)) != (ssize_t)sizeof(reply))
+                                _exit(1);
+                _exit(0);
+        }
+        close(sv[1]);
+        for (int i = 0; i < n; i++) {
+                long long t0 = now_us();
+                size_t got = 0;
+                if (write(sv[0], request, sizeof(request) - 1) != (ssize_t)sizeof(request) - 1)
+                        return 1;
+                while (got < sizeof(reply)) {
+                        ssize_t m = read(sv[0], buf, sizeof(buf));
+                        if (m <= 0)
+                                return 1;
+                        got += (size_t)m;
+                }
+                t[i] = now_us() - t0;
+        }
+        close(sv[0]);
+        (void)waitpid(pid, NULL, 0);
+        print_times("echo-round-trip", t, n);
+
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                fprintf(stderr, "%s: %m\n", path);
+                return 1;
+        }
+        for (int i = 0; i < n; i++) {
+                long long t0 = now_us();
+                if (write(fd, record, sizeof(record)) != (ssize_t)sizeof(record) || fdatasync(fd) < 0) {
+                        fprintf(stderr, "%s: %m\n", path);
+                        close(fd);
+                        unlink(path);
+                        return 1;
+                }
+                t[i] = now_us() - t0;
+        }
+        close(fd);
+        unlink(path);
+        print_times("durable-append", t, n);
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fputs("usage: pg-hvprobe [--backend xen|sim] [--sim-host FILE] [--sysfs-root DIR] COMMAND\n"
@@ -575,7 +655,7 @@ static void usage(FILE *f)
               "  deassign DOMID BDF | prepare BDF | unprepare BDF [DRIVER]\n"
               "  run FILE iommu|no-iommu [NAME=VALUE...] | watch SECONDS\n"
               "  time-assign DOMID BDF N | time-pg SOCKET DOMAIN BDF N\n"
-              "  time-ops DOMAIN BDF N\n",
+              "  time-ops DOMAIN BDF N | time-floor DIR N\n",
               f);
 }
 
@@ -640,6 +720,8 @@ int main(int argc, char **argv)
                 ret = time_assign(&p, argv[optind + 1], argv[optind + 2], argv[optind + 3]);
         } else if (streq(argv[optind], "time-ops") && argc - optind == 4) {
                 ret = time_ops(&p, argv[optind + 1], argv[optind + 2], argv[optind + 3]);
+        } else if (streq(argv[optind], "time-floor") && argc - optind == 3) {
+                ret = time_floor(argv[optind + 1], argv[optind + 2]);
         } else if (streq(argv[optind], "time-pg") && argc - optind == 5) {
                 ret = time_pg(argv[optind + 1], argv[optind + 2], argv[optind + 3],
                               argv[optind + 4]);

@@ -267,8 +267,14 @@ pg_rc=$?
 n1=$(q_dumps)
 bare_out=$(pg-hvprobe time-assign "$D2" "$DEV" $N)
 bare_rc=$?
+# What any daemon's assign costs here besides the hypervisor's call: a round
+# trip of its bytes to an echo, and the two durable appends invariant 4 asks
+# for (its intent, its outcome), in the state directory's file system.
+floor_out=$(pg-hvprobe time-floor $STATE $N)
+floor_rc=$?
 echo "$pg_out" | sed "s/^/PGTEST: /"
 echo "PGTEST: $bare_out"
+echo "$floor_out" | sed "s/^/PGTEST: /"
 say "Q dump: $((n1 - n0)) dumps over $N assign+release cycles through passguardd"
 check pg-perf-dumps test $((n1 - n0)) -le 1
 # The means: this dom0's clock may tick in milliseconds (see pg-hvprobe's print_times).
@@ -282,6 +288,16 @@ if [ $pg_rc = 0 ] && [ $bare_rc = 0 ] && [ -n "$pg_med" ] && [ -n "$bare_med" ];
         ok pg-perf-timed
 else
         fail pg-perf-timed "time-pg exit $pg_rc, time-assign exit $bare_rc"
+fi
+echo_mean=$(echo "$floor_out" | sed -n 's/.*echo-round-trip .*mean_us=\([0-9]*\).*/\1/p')
+sync_mean=$(echo "$floor_out" | sed -n 's/.*durable-append .*mean_us=\([0-9]*\).*/\1/p')
+if [ $floor_rc = 0 ] && [ -n "$echo_mean" ] && [ -n "$sync_mean" ] && [ -n "$bare_med" ] && [ -n "$pg_med" ]; then
+        floor=$((bare_med + echo_mean + 2 * sync_mean))
+        say "$(awk -v b="$bare_med" -v e="$echo_mean" -v s="$sync_mean" -v f="$floor" -v p="$pg_med" 'BEGIN {
+                printf "Q dump: PERF real Xen: the floor of any assign that keeps invariant 4: bare call %d + echo round trip %d + 2 durable appends of %d = %d us, %.1fx the bare call; passguard assign %d us, %.2fx that floor", b, e, s, f, f / (b > 0 ? b : 1), p, p / f }')"
+        ok pg-perf-floor-timed
+else
+        fail pg-perf-floor-timed "time-floor exit $floor_rc"
 fi
 # Where the time of an assign goes: each question the daemon asks the backend,
 # timed alone (a benchmark: printed, not judged).

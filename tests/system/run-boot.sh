@@ -201,7 +201,7 @@ amd)
                 pg-death-quarantined pg-crash-kept pg-crash-kept-xen pg-crash-released pg-unmanaged \
                 pg-unmanaged-quarantined
         need q-dump-one-read pg-perf-assign pg-one-dump-per-assign pg-dump-kept pg-perf-release \
-                pg-perf-dumps pg-perf-timed pg-perf-ops-timed
+                pg-perf-dumps pg-perf-timed pg-perf-floor-timed pg-perf-ops-timed
         ;;
 intel)
         need hv-prepare prepare-pciback q-quarantined-domio hv-owner-quarantined \
