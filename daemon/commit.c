@@ -695,9 +695,14 @@ int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx, const struct pg
         c->message = args->message;
         c->stage = STAGE_CALL;
         pgd_server_hold_host(d);
-        /* An assign or a prepare records its intent first: the call waits until it is durable. */
+        /*
+         * An assign or a prepare records its intent first: the call waits
+         * until it is durable. Other changes wait for the loop's next batch
+         * (pgd_commit_run()), whose calls share one write of the host's
+         * bookkeeping and whose records share one write of the journal.
+         */
         if (!kind_of(c)->intent)
-                waits = step(c);
+                waits = (d->server && wait_for_sync(c)) || step(c);
         else if ((r = record(c, kind_of(c)->intent_op, 0)) < 0)
                 waits = refuse_state(c, r, "not made");
         else
@@ -720,6 +725,14 @@ void pgd_commit_run(struct pgd_daemon *d)
                 return;
         pgd_server_hold_host(d);
         r = sync_now(d);
+        /*
+         * The batch's calls first, then their records: the simulated host
+         * writes its file once for all of the calls (hv_ops.defer), before
+         * the journal gets the batch's records in one write.
+         */
+        if (d->hv_ops->defer)
+                (void)d->hv_ops->defer(d->hv, true);
+        (void)pgd_grants_batch(d->grants, true);
         while (list) {
                 struct pgd_change *c = list;
 
@@ -731,6 +744,12 @@ void pgd_commit_run(struct pgd_daemon *d)
                 *ended_tail = c;
                 ended_tail = &c->next;
         }
+        if (d->hv_ops->defer && (r = d->hv_ops->defer(d->hv, false)) < 0)
+                log_warning_errno(r, "Failed to write the host's changes: %m");
+        /* A failure breaks the store: the changes that wait then see their sync fail. */
+        r = pgd_grants_batch(d->grants, false);
+        if (r < 0)
+                (void)pgd_commit_store_result(d, r, "append to the journal of");
         /*
          * The journal is closed before the replies go out when nothing else
          * waits: a client that got its answer finds no file of the state

@@ -154,6 +154,7 @@ static int sim_flush(struct hv *hv)
         if (hv->host && (hv->host->dirty || hv->host->changed))
                 r = pgd_sim_host_save(hv, hv->host);
         hv->held = false;
+        hv->deferring = false;
         if (hv->pin_pending && hv->host)
                 (void)pgd_sim_host_pin(hv);
         hv->cur_fd = safe_close(hv->cur_fd);
@@ -560,7 +561,7 @@ static int transact(struct hv *hv, const char *call, const char *fault_op,
                 pgd_sim_host_unlock(hv);
                 return result;
         }
-        if (h->changed || !hv->held)
+        if ((h->changed && !hv->deferring) || !hv->held)
                 r = pgd_sim_host_save(hv, h);
         pgd_sim_host_unlock(hv);
         if (r < 0) {
@@ -633,11 +634,40 @@ static int sim_pci_unprepare(struct hv *hv, uint32_t sbdf, const char *driver)
         return transact(hv, "unquarantine", "unprepare", do_unprepare, &a);
 }
 
-/* The test seam of hv.h: die at the step $PASSGUARD_TEST_CRASH names, as a crash would. */
+/*
+ * hv.h's defer: while held, a call that changes the host leaves the file to
+ * defer(false), which writes it once for the whole batch.
+ */
+static int sim_defer(struct hv *hv, bool on)
+{
+        int r = 0;
+
+        if (on) {
+                hv->deferring = hv->held;
+                return 0;
+        }
+        if (!hv->deferring)
+                return 0;
+        hv->deferring = false;
+        if (hv->host && hv->host->changed) {
+                r = pgd_sim_host_save(hv, hv->host);
+                if (r < 0)
+                        pgd_sim_host_forget(hv); /* what the file has is not what memory has */
+        }
+        return r;
+}
+
+/*
+ * The test seam of hv.h: die at the step $PASSGUARD_TEST_CRASH names, as a
+ * crash would. The calls made so far have happened, as a hypervisor's would
+ * have: the file is written first.
+ */
 static void sim_crash_point(struct hv *hv, const char *name)
 {
-        if (hv->crash_at && streq(hv->crash_at, name))
+        if (hv->crash_at && streq(hv->crash_at, name)) {
+                (void)sim_defer(hv, false);
                 raise(SIGKILL);
+        }
 }
 
 const struct hv_ops hv_sim_ops = {
@@ -665,4 +695,5 @@ const struct hv_ops hv_sim_ops = {
         .hold = sim_hold,
         .flush = sim_flush,
         .crash_point = sim_crash_point,
+        .defer = sim_defer,
 };

@@ -125,6 +125,7 @@ struct hv {
         bool stale;       /* someone else changed the file: read it again */
         bool held;        /* hold(): the exclusive lock is ours until flush() */
         bool pin_pending; /* written while held: pin the new file at flush() */
+        bool deferring;   /* defer(): changes wait for defer(false) to be written */
         /*
          * While held: the file this backend exchanged into place last, and the
          * one at FILE.tmp that the next write goes into, both open for writing

@@ -161,6 +161,18 @@ struct hv_ops {
          */
         int (*hold)(struct hv *hv);
         int (*flush)(struct hv *hv);
+        /*
+         * Optional (NULL on a real host, whose calls are never held back).
+         * While held, between defer(hv, true) and defer(hv, false), the calls
+         * that change the host may leave the record of the change (hv-sim's
+         * file) to defer(hv, false): one write for a batch of calls. The
+         * daemon writes no record of those calls before that (commit.c), so
+         * that a crash in between loses the calls and their records together.
+         * defer(hv, false) returns -errno when the host could not be
+         * written: the daemon logs it, and the next reconcile (a domain
+         * event, a restart) finds what the host's file says.
+         */
+        int (*defer)(struct hv *hv, bool on);
 
         /*
          * Optional, a test seam (hv-sim only; NULL on a real host): the

@@ -213,6 +213,8 @@ int pgd_grants_commit(struct pgd_grants *g)
         int r;
 
         journal_close(g);
+        /* The snapshot is made from memory: the records still to be written are in it. */
+        g->batch_len = 0;
         r = pgd_grants_snapshot_format(g, &text, &len, sum);
         if (r < 0)
                 return r;
@@ -358,6 +360,26 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
                 journal_close(g);
                 return k;
         }
+        if (g->batching) {
+                if (g->batch_len + len > g->batch_cap) {
+                        size_t cap = g->batch_cap ? g->batch_cap : 4096;
+                        while (cap < g->batch_len + len)
+                                cap *= 2;
+                        char *p = realloc(g->batch, cap);
+                        if (!p)
+                                return -ENOMEM;
+                        g->batch = p;
+                        g->batch_cap = cap;
+                }
+                k = pgd_grants_apply(g, r);
+                if (k < 0)
+                        return k; /* nothing written, nothing changed */
+                memcpy(g->batch + g->batch_len, line, len);
+                g->batch_len += len;
+                g->next_seq++;
+                g->unsynced++;
+                return 0;
+        }
         k = pg_write_all(g->journal_fd, line, len);
         if (k < 0) {
                 /* Cut a partial record off; if even that fails, compact first. */
@@ -378,10 +400,46 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
         return 0;
 }
 
+/* The batch's lines, at the journal's end. */
+static int batch_write(struct pgd_grants *g)
+{
+        int k;
+
+        if (g->batch_len == 0)
+                return 0;
+        if (g->journal_broken) {
+                g->batch_len = 0;
+                return -EIO;
+        }
+        /* Open since the batch's first record: only a failure or a compaction closes it. */
+        k = g->journal_fd >= 0 ? pg_write_all(g->journal_fd, g->batch, g->batch_len) : -EIO;
+        if (k < 0) {
+                /* A partial batch is cut off; either way the records are not on disk. */
+                if (g->journal_fd >= 0)
+                        (void)!ftruncate(g->journal_fd, (off_t)g->journal_size);
+                journal_close(g);
+                g->journal_broken = true;
+                g->batch_len = 0;
+                return k;
+        }
+        g->journal_size += g->batch_len;
+        g->batch_len = 0;
+        return 0;
+}
+
+int pgd_grants_batch(struct pgd_grants *g, bool on)
+{
+        g->batching = on;
+        return on ? 0 : batch_write(g);
+}
+
 int pgd_grants_sync(struct pgd_grants *g)
 {
         int r = 0;
 
+        r = batch_write(g);
+        if (r < 0)
+                return r;
         if (g->journal_broken)
                 return -EIO;
         if (g->unsynced == 0)

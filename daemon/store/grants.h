@@ -252,6 +252,15 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r);
  * the journal takes no records until a compaction succeeded.
  */
 int pgd_grants_sync(struct pgd_grants *g);
+/*
+ * Records appended between pgd_grants_batch(g, true) and pgd_grants_batch(g,
+ * false) are applied to memory at once and written to the journal together,
+ * by the second call (one write). The second call returns -errno when they
+ * could not be written: the journal then takes no record, and the next sync
+ * fails, until a compaction succeeded. A sync or a compaction meanwhile
+ * writes them first (or, a compaction, needs them no more).
+ */
+int pgd_grants_batch(struct pgd_grants *g, bool on);
 /* Nothing more to write for now: close the journal (when everything is synced). */
 void pgd_grants_journal_idle(struct pgd_grants *g);
 /* Records appended and not yet synced. */

@@ -57,6 +57,10 @@ struct pgd_grants {
         size_t journal_size;  /* bytes of whole records (base line included) */
         uint64_t next_seq;
         size_t unsynced;
+        /* pgd_grants_batch(): records applied to memory, their lines not written yet */
+        bool batching;
+        char *batch;
+        size_t batch_len, batch_cap;
 };
 #define CHECKSUM_MAX PGD_GRANTS_CHECKSUM_MAX
 

@@ -164,6 +164,7 @@ struct pgd_grants *pgd_grants_free(struct pgd_grants *g)
         if (!g)
                 return NULL;
         safe_close(g->journal_fd);
+        free(g->batch);
         free(g->state_dir);
         free(g->path);
         free(g->journal_path);

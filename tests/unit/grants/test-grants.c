@@ -562,6 +562,74 @@ static void test_journal_torn_and_corrupt(void)
  * Compaction: the snapshot takes every change, the journal starts again with
  * the intents still open; an interrupted one loads as before or as after.
  */
+/*
+ * A batch: records are applied to memory at once and written together when
+ * the batch ends; a sync in between writes them first, and a compaction in
+ * between takes them into the snapshot (they are not written twice).
+ */
+static void test_journal_batch(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        struct pgd_grant b = make_grant("0000:04:00.0", 6, UUID6, "net-1", "nics");
+        _cleanup_(freep) char *why = NULL;
+        uint64_t ia = 0, ib = 0, seq = 0;
+        size_t n = 0;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &ia), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        size_t before = pgd_grants_journal_size(g);
+
+        CHECK_INTEQ(pgd_grants_batch(g, true), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ia, &a, NULL, NULL, NULL), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &b, NULL, NULL, &ib), 0);
+        /* in memory at once, not in the file yet */
+        CHECK_INTEQ(pgd_grants_count(g), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 1);
+        CHECK_INTEQ(pgd_grants_journal_size(g), before);
+        _cleanup_(freep) char *text = read_text(dir, "grants.journal", &n);
+        CHECK_INTEQ(count_lines(text), 2);
+        /* a refused record changes nothing, in the batch either */
+        CHECK_INTEQ(record(g, PGD_RECORD_ABORT, ia, NULL, "0000:03:00.0", NULL, NULL), -ENOENT);
+        CHECK_INTEQ(pgd_grants_batch(g, false), 0);
+        CHECK(pgd_grants_journal_size(g) > before);
+        text = pg_free(text);
+        text = read_text(dir, "grants.journal", &n);
+        CHECK_INTEQ(count_lines(text), 4);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+        CHECK(pgd_grants_find_intent(h, ib) != NULL);
+        h = pgd_grants_free(h);
+
+        /* a sync in the middle of a batch writes what the batch holds first */
+        CHECK_INTEQ(pgd_grants_batch(g, true), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ib, &b, NULL, NULL, &seq), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_batch(g, false), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 2);
+        CHECK_INTEQ(pgd_grants_n_intents(h), 0);
+        h = pgd_grants_free(h);
+
+        /* a compaction in the middle: the snapshot has the records, the journal gets none twice */
+        CHECK_INTEQ(pgd_grants_batch(g, true), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, NULL), 0);
+        CHECK_INTEQ(pgd_grants_commit(g), 0);
+        CHECK_INTEQ(pgd_grants_batch(g, false), 0);
+        CHECK(!file_exists(dir, "grants.journal"));
+        uint64_t next = 0;
+        CHECK_INTEQ(record(g, PGD_RECORD_RELEASE, 0, NULL, "0000:04:00.0", NULL, &next), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 0);
+        uint64_t after = 0;
+        CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &after), 0);
+        CHECK_INTEQ(after, next + 1);
+}
+
 static void test_journal_compaction(void)
 {
         _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
@@ -831,6 +899,7 @@ int main(int argc, char **argv)
         test_format_is_parseable();
         test_journal_replay();
         test_journal_torn_and_corrupt();
+        test_journal_batch();
         test_journal_compaction();
         test_journal_failures();
         test_identity_diff();
