@@ -25,6 +25,26 @@ int pg_write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
+int pg_pwrite_all(int fd, const void *data, size_t len, off_t offset)
+{
+        const char *p = data;
+
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, offset);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+                offset += n;
+        }
+        return 0;
+}
+
 int pg_read_all(int fd, size_t max, char **ret, size_t *ret_len)
 {
         _cleanup_(freep) char *buf = NULL;

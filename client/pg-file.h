@@ -14,9 +14,12 @@
 
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 /* Write all of data to fd (EINTR retried). */
 int pg_write_all(int fd, const void *data, size_t len);
+/* Write all of data to fd at offset, whatever fd's own offset (EINTR retried). */
+int pg_pwrite_all(int fd, const void *data, size_t len, off_t offset);
 /*
  * Read fd to its end into a NUL-terminated buffer (freed with free()).
  * -EFBIG past max bytes.

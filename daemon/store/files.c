@@ -129,8 +129,10 @@ int pgd_grants_load(const char *state_dir, struct pgd_grants **ret, char **ret_w
         if (r == 0) {
                 r = pgd_grants_replay_records(why, g, &base, text, len, pos, &g->journal_size,
                                               &g->next_seq);
-                if (r >= 0)
+                if (r >= 0) {
                         g->journal_exists = true;
+                        g->journal_alloc = len;
+                }
         }
         pgd_grants_base_clear(&base);
         if (r < 0)
@@ -276,6 +278,7 @@ int pgd_grants_commit(struct pgd_grants *g)
         g->journal_exists = journal != NULL;
         g->journal_created = false;
         g->journal_size = jlen;
+        g->journal_alloc = jlen;
         g->journal_broken = false;
         g->unsynced = 0;
         return 0;
@@ -307,7 +310,7 @@ static int journal_open(struct pgd_grants *g)
 
         if (g->journal_fd >= 0)
                 return 0;
-        fd = open(g->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = open(g->journal_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
         if (fstatvfs(fd, &vfs) < 0)
@@ -325,9 +328,10 @@ static int journal_open(struct pgd_grants *g)
                 /* Whatever a torn creation left there is no record: start over. */
                 if (ftruncate(fd, 0) < 0)
                         return -errno;
+                g->journal_alloc = 0;
                 r = pgd_grants_base_format(g->snapshot_sum, g->next_seq - 1, NULL, 0, &base, &len);
                 if (r >= 0)
-                        r = pg_write_all(fd, base, len);
+                        r = pg_pwrite_all(fd, base, len, 0);
                 if (r < 0) {
                         if (ftruncate(fd, 0) < 0)
                                 g->journal_broken = true;
@@ -336,9 +340,47 @@ static int journal_open(struct pgd_grants *g)
                 g->journal_exists = true;
                 g->journal_created = true;
                 g->journal_size = len;
+                g->journal_alloc = len;
         }
         g->journal_fd = TAKE_FD(fd);
         return 0;
+}
+
+/*
+ * Room for len more bytes of records at the journal's end: the file is
+ * extended with zeros, a JOURNAL_CHUNK at a time, before records are written
+ * there. A record then overwrites blocks the file already has, and its
+ * fdatasync writes the record and not the file's length too (the sync after
+ * an extension does, once per chunk). Loading reads the zeros after the last
+ * record as a torn tail: no record.
+ */
+static int journal_reserve(struct pgd_grants *g, size_t len)
+{
+        static const char zeros[JOURNAL_CHUNK];
+        size_t want = g->journal_size + len, end;
+
+        if (want <= g->journal_alloc)
+                return 0;
+        end = (want + JOURNAL_CHUNK - 1) / JOURNAL_CHUNK * JOURNAL_CHUNK;
+        for (size_t at = g->journal_alloc; at < end;) {
+                size_t n = end - at < sizeof(zeros) ? end - at : sizeof(zeros);
+                int k = pg_pwrite_all(g->journal_fd, zeros, n, (off_t)at);
+                if (k < 0)
+                        return k;
+                at += n;
+                g->journal_alloc = at;
+        }
+        return 0;
+}
+
+/* len bytes of whole records at the journal's end, into zeros reserved ahead. */
+static int journal_append(struct pgd_grants *g, const char *data, size_t len)
+{
+        int k = journal_reserve(g, len);
+
+        if (k >= 0)
+                k = pg_pwrite_all(g->journal_fd, data, len, (off_t)g->journal_size);
+        return k;
 }
 
 int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
@@ -380,11 +422,12 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
                 g->unsynced++;
                 return 0;
         }
-        k = pg_write_all(g->journal_fd, line, len);
+        k = journal_append(g, line, len);
         if (k < 0) {
                 /* Cut a partial record off; if even that fails, compact first. */
                 if (ftruncate(g->journal_fd, (off_t)g->journal_size) < 0)
                         g->journal_broken = true;
+                g->journal_alloc = g->journal_size;
                 journal_close(g);
                 return k;
         }
@@ -412,11 +455,12 @@ static int batch_write(struct pgd_grants *g)
                 return -EIO;
         }
         /* Open since the batch's first record: only a failure or a compaction closes it. */
-        k = g->journal_fd >= 0 ? pg_write_all(g->journal_fd, g->batch, g->batch_len) : -EIO;
+        k = g->journal_fd >= 0 ? journal_append(g, g->batch, g->batch_len) : -EIO;
         if (k < 0) {
                 /* A partial batch is cut off; either way the records are not on disk. */
                 if (g->journal_fd >= 0)
                         (void)!ftruncate(g->journal_fd, (off_t)g->journal_size);
+                g->journal_alloc = g->journal_size;
                 journal_close(g);
                 g->journal_broken = true;
                 g->batch_len = 0;

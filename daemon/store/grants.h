@@ -67,7 +67,12 @@
  * while records were written, before their sync: never acknowledged) and is
  * ignored; an invalid record followed by a valid one is corruption.
  *
- * Appending writes the line (O_APPEND); syncing is one fdatasync for every
+ * Appending writes the line after the last one (pwrite at the journal's
+ * size), into space the file already has: it is extended with zeros, 64 KiB
+ * at a time, ahead of its records, so that a record's fdatasync writes the
+ * record but not the file's length (a sync after an extension writes that
+ * too, once per 64 KiB). The zeros after the last record read as a torn
+ * tail: no record. Syncing is one fdatasync for every
  * record appended since the last one (and a directory fsync when the file
  * was created). The journal is open only while records are written and
  * synced (pgd_grants_journal_idle()), so that no file of the state

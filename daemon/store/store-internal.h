@@ -27,6 +27,8 @@
 #define JOURNAL_COMPACT_SIZE (256u * 1024)
 /* Free space below which the journal takes no record. */
 #define JOURNAL_RESERVE (64u * 1024)
+/* The journal grows by this much, zero-filled, ahead of its records. */
+#define JOURNAL_CHUNK (64u * 1024)
 #define CHECKSUM_PREFIX "sha256:"
 
 struct prepared {
@@ -55,6 +57,7 @@ struct pgd_grants {
         bool journal_created; /* created since the directory was last synced */
         bool journal_broken;  /* a write or sync failed: compact before the next record */
         size_t journal_size;  /* bytes of whole records (base line included) */
+        size_t journal_alloc; /* the file's length: whole records, then zeros */
         uint64_t next_seq;
         size_t unsynced;
         /* pgd_grants_batch(): records applied to memory, their lines not written yet */

@@ -517,8 +517,10 @@ static void test_journal_torn_and_corrupt(void)
                 CHECK(last);
                 if (last)
                         memset(last, 0, strlen(last));
+                /* the records as written (the zeros kept ahead of them end the string) */
+                size_t len = strlen(good);
                 int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-                CHECK(fd >= 0 && write(fd, t, n) == (ssize_t)n);
+                CHECK(fd >= 0 && write(fd, t, len) == (ssize_t)len);
                 close(fd);
                 CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
                 CHECK_INTEQ(pgd_grants_count(h), 1); /* b's grant was never synced */
@@ -628,6 +630,68 @@ static void test_journal_batch(void)
         uint64_t after = 0;
         CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &after), 0);
         CHECK_INTEQ(after, next + 1);
+}
+
+/*
+ * The journal is zero-filled 64 KiB ahead of its records: records overwrite
+ * zeros, and loading reads the zeros after the last record as no record.
+ */
+static void test_journal_zero_filled(void)
+{
+        _cleanup_(tmpdir_freep) char *dir = tmpdir_new();
+        _cleanup_(pgd_grants_freep) struct pgd_grants *g = NULL, *h = NULL;
+        _cleanup_(freep) char *why = NULL, *path = path_in(dir, "grants.journal");
+        struct pgd_grant a = make_grant("0000:03:00.0", 5, UUID5, "render-1", "gpus");
+        const size_t chunk = 64 * 1024;
+        struct stat st;
+        uint64_t in = 0, seq = 0;
+        size_t n = 0, cycles = 0;
+
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &in), 0);
+        CHECK_INTEQ(pgd_grants_sync(g), 0);
+        CHECK(stat(path, &st) == 0 && (size_t)st.st_size == chunk);
+
+        /* past the first 64 KiB and on into a third, in batches too: a chunk at a time */
+        CHECK_INTEQ(record(g, PGD_RECORD_GRANT, in, &a, NULL, NULL, NULL), 0);
+        do {
+                bool batch = cycles % 2;
+                CHECK_INTEQ(pgd_grants_batch(g, batch), 0);
+                CHECK_INTEQ(record(g, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, NULL),
+                            0);
+                CHECK_INTEQ(record(g, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &in), 0);
+                CHECK_INTEQ(record(g, PGD_RECORD_GRANT, in, &a, NULL, NULL, &seq), 0);
+                CHECK_INTEQ(pgd_grants_batch(g, false), 0);
+                CHECK_INTEQ(pgd_grants_sync(g), 0);
+                cycles++;
+        } while (pgd_grants_journal_size(g) < 2 * chunk + 1000 && cycles < 1000);
+        CHECK(stat(path, &st) == 0 && (size_t)st.st_size == 3 * chunk);
+
+        /* the records, then nothing but zeros */
+        _cleanup_(freep) char *text = read_text(dir, "grants.journal", &n);
+        CHECK(text && n == 3 * chunk);
+        size_t len = text ? strlen(text) : 0;
+        CHECK_INTEQ(len, pgd_grants_journal_size(g));
+        CHECK(len > 0 && text[len - 1] == '\n');
+        bool zeros = true;
+        for (size_t i = len; i < n; i++)
+                zeros = zeros && text[i] == 0;
+        CHECK_MSG(zeros, "the journal's tail is not all zeros");
+
+        /* loaded again: every record, and the next one goes where the zeros begin */
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(h), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(h), 0);
+        CHECK_INTEQ(pgd_grants_journal_size(h), len);
+        uint64_t next = 0;
+        CHECK_INTEQ(record(h, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, &next), 0);
+        CHECK_INTEQ(next, seq + 1);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+        CHECK(stat(path, &st) == 0 && (size_t)st.st_size == 3 * chunk);
+        g = pgd_grants_free(g);
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(g), 0);
+        CHECK(pgd_grants_journal_size(g) > len);
 }
 
 static void test_journal_compaction(void)
@@ -900,6 +964,7 @@ int main(int argc, char **argv)
         test_journal_replay();
         test_journal_torn_and_corrupt();
         test_journal_batch();
+        test_journal_zero_filled();
         test_journal_compaction();
         test_journal_failures();
         test_identity_diff();
