@@ -815,6 +815,48 @@ static void test_hold(void)
         close(lock);
 }
 
+/*
+ * defer(): while held, the changes of a batch of calls are written once, at
+ * defer(false); without a hold there is nothing to defer. The calls see
+ * their own changes meanwhile.
+ */
+static void test_defer(void)
+{
+        struct hv *hv = fresh_host(true, "{}");
+        struct stat before, after;
+        char buf[16];
+        uint32_t o = 0;
+
+        /* not held: a change is in the file when its call returns */
+        CHECK_INTEQ(ops->defer(hv, true), 0);
+        CHECK_INTEQ(ops->assign(hv, 5, GPU, false), 0);
+        CHECK_STREQ(stored_owner("0000:03:00.0", buf), "5");
+        CHECK_INTEQ(ops->defer(hv, false), 0);
+
+        CHECK_INTEQ(ops->hold(hv), 0);
+        CHECK_INTEQ(ops->defer(hv, true), 0);
+        CHECK(stat(host_path, &before) == 0);
+        CHECK_INTEQ(ops->deassign(hv, 5, GPU), 0);
+        CHECK_INTEQ(ops->assign(hv, 6, NIC, false), 0);
+        CHECK(stat(host_path, &after) == 0);
+        CHECK_MSG(before.st_ino == after.st_ino, "a deferred change rewrote the file");
+        CHECK_STREQ(stored_owner("0000:03:00.0", buf), "5");
+        /* the calls see what the batch did */
+        CHECK(ops->device_owner(hv, NIC, &o) >= 0 && o == 6);
+        CHECK(ops->assign(hv, 7, NIC, false) < 0); /* assigned already, in the batch */
+        /* one write for both */
+        CHECK_INTEQ(ops->defer(hv, false), 0);
+        CHECK(stat(host_path, &after) == 0);
+        CHECK(before.st_ino != after.st_ino);
+        CHECK_STREQ(stored_owner("0000:03:00.0", buf), "io");
+        CHECK_STREQ(stored_owner("04:00.0", buf), "6");
+        CHECK_INTEQ(ops->defer(hv, false), 0); /* nothing deferred: nothing */
+        CHECK_INTEQ(ops->deassign(hv, 6, NIC), 0);
+        CHECK_MSG(!streq(stored_owner("04:00.0", buf), "6"), "deferred after defer(false)");
+        CHECK_INTEQ(ops->flush(hv), 0);
+        ops->close(hv);
+}
+
 static bool readable(int fd, int timeout_ms)
 {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -947,6 +989,7 @@ int main(int argc, char **argv)
         test_edge_values();
         test_flock();
         test_hold();
+        test_defer();
         test_watch();
         test_demo_host(argv[1]);
 
