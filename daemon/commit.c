@@ -697,12 +697,12 @@ int pgd_commit_change(struct pgd_daemon *d, struct pgd_ctx *ctx, const struct pg
         pgd_server_hold_host(d);
         /*
          * An assign or a prepare records its intent first: the call waits
-         * until it is durable. Other changes wait for the loop's next batch
-         * (pgd_commit_run()), whose calls share one write of the host's
-         * bookkeeping and whose records share one write of the journal.
+         * until it is durable (pgd_commit_run() makes it, in a batch). Other
+         * changes make their call at once, so that the requests after them
+         * see the host and the store as they leave them.
          */
         if (!kind_of(c)->intent)
-                waits = (d->server && wait_for_sync(c)) || step(c);
+                waits = step(c);
         else if ((r = record(c, kind_of(c)->intent_op, 0)) < 0)
                 waits = refuse_state(c, r, "not made");
         else
@@ -744,12 +744,19 @@ void pgd_commit_run(struct pgd_daemon *d)
                 *ended_tail = c;
                 ended_tail = &c->next;
         }
-        if (d->hv_ops->defer && (r = d->hv_ops->defer(d->hv, false)) < 0)
-                log_warning_errno(r, "Failed to write the host's changes: %m");
-        /* A failure breaks the store: the changes that wait then see their sync fail. */
-        r = pgd_grants_batch(d->grants, false);
-        if (r < 0)
+        /*
+         * The host's file first: when it cannot be written, the batch's calls
+         * did not happen, and their records must not be written either. Either
+         * failure breaks the store: the changes that wait then see their sync
+         * fail, and are undone.
+         */
+        if (d->hv_ops->defer && (r = d->hv_ops->defer(d->hv, false)) < 0) {
+                log_error_errno(r, "Failed to write the host's changes: %m");
+                pgd_grants_batch_drop(d->grants);
+                (void)pgd_commit_store_result(d, r, "write the records of the host's changes in");
+        } else if ((r = pgd_grants_batch(d->grants, false)) < 0) {
                 (void)pgd_commit_store_result(d, r, "append to the journal of");
+        }
         /*
          * The journal is closed before the replies go out when nothing else
          * waits: a client that got its answer finds no file of the state

@@ -215,8 +215,16 @@ int pgd_grants_commit(struct pgd_grants *g)
         int r;
 
         journal_close(g);
-        /* The snapshot is made from memory: the records still to be written are in it. */
-        g->batch_len = 0;
+        /*
+         * The snapshot is made from memory: the records still to be written
+         * are in it, and are written no more. Should this compaction fail,
+         * they are on disk nowhere: the journal takes no record until one
+         * succeeds.
+         */
+        if (g->batch_len > 0) {
+                g->batch_len = 0;
+                g->journal_broken = true;
+        }
         r = pgd_grants_snapshot_format(g, &text, &len, sum);
         if (r < 0)
                 return r;
@@ -358,8 +366,13 @@ static int journal_reserve(struct pgd_grants *g, size_t len)
 {
         static const char zeros[JOURNAL_CHUNK];
         size_t want = g->journal_size + len, end;
+        struct statvfs vfs;
 
         if (want <= g->journal_alloc)
+                return 0;
+        /* The zeros must not take the room a compaction needs: short of it, records just append. */
+        if (fstatvfs(g->journal_fd, &vfs) < 0 ||
+            (uint64_t)vfs.f_bavail * vfs.f_frsize < JOURNAL_RESERVE + 2 * JOURNAL_CHUNK)
                 return 0;
         end = (want + JOURNAL_CHUNK - 1) / JOURNAL_CHUNK * JOURNAL_CHUNK;
         for (size_t at = g->journal_alloc; at < end;) {
@@ -373,13 +386,16 @@ static int journal_reserve(struct pgd_grants *g, size_t len)
         return 0;
 }
 
-/* len bytes of whole records at the journal's end, into zeros reserved ahead. */
+/* len bytes of whole records at the journal's end, into zeros reserved ahead when there is room. */
 static int journal_append(struct pgd_grants *g, const char *data, size_t len)
 {
         int k = journal_reserve(g, len);
 
         if (k >= 0)
                 k = pg_pwrite_all(g->journal_fd, data, len, (off_t)g->journal_size);
+        /* Written past the zeros (no room for them): the next zeros go after these records. */
+        if (k >= 0 && g->journal_size + len > g->journal_alloc)
+                g->journal_alloc = g->journal_size + len;
         return k;
 }
 
@@ -469,6 +485,15 @@ static int batch_write(struct pgd_grants *g)
         g->journal_size += g->batch_len;
         g->batch_len = 0;
         return 0;
+}
+
+void pgd_grants_batch_drop(struct pgd_grants *g)
+{
+        g->batching = false;
+        if (g->batch_len > 0) {
+                g->batch_len = 0;
+                g->journal_broken = true;
+        }
 }
 
 int pgd_grants_batch(struct pgd_grants *g, bool on)

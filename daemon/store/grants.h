@@ -266,6 +266,12 @@ int pgd_grants_sync(struct pgd_grants *g);
  * writes them first (or, a compaction, needs them no more).
  */
 int pgd_grants_batch(struct pgd_grants *g, bool on);
+/*
+ * End a batch without writing it: what it holds must not reach the journal
+ * (the calls it records did not happen after all). The journal then takes no
+ * record, and the next sync fails, until a compaction succeeded.
+ */
+void pgd_grants_batch_drop(struct pgd_grants *g);
 /* Nothing more to write for now: close the journal (when everything is synced). */
 void pgd_grants_journal_idle(struct pgd_grants *g);
 /* Records appended and not yet synced. */

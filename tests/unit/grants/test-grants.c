@@ -610,11 +610,11 @@ static void test_journal_batch(void)
         CHECK_INTEQ(pgd_grants_batch(g, true), 0);
         CHECK_INTEQ(record(g, PGD_RECORD_GRANT, ib, &b, NULL, NULL, &seq), 0);
         CHECK_INTEQ(pgd_grants_sync(g), 0);
-        CHECK_INTEQ(pgd_grants_batch(g, false), 0);
-        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0);
+        CHECK_INTEQ(pgd_grants_open(dir, &h, &why), 0); /* before the batch ends */
         CHECK_INTEQ(pgd_grants_count(h), 2);
         CHECK_INTEQ(pgd_grants_n_intents(h), 0);
         h = pgd_grants_free(h);
+        CHECK_INTEQ(pgd_grants_batch(g, false), 0);
 
         /* a compaction in the middle: the snapshot has the records, the journal gets none twice */
         CHECK_INTEQ(pgd_grants_batch(g, true), 0);
@@ -630,6 +630,27 @@ static void test_journal_batch(void)
         uint64_t after = 0;
         CHECK_INTEQ(record(h, PGD_RECORD_INTENT_ASSIGN, 0, &a, NULL, NULL, &after), 0);
         CHECK_INTEQ(after, next + 1);
+        CHECK_INTEQ(pgd_grants_sync(h), 0);
+
+        /* a compaction that fails in the middle of a batch: the records are nowhere, the store broken */
+        _cleanup_(freep) char *away = NULL;
+        CHECK(asprintf(&away, "%s.away", dir) > 0);
+        CHECK_INTEQ(pgd_grants_batch(h, true), 0);
+        CHECK_INTEQ(record(h, PGD_RECORD_GRANT, after, &a, NULL, NULL, NULL), 0);
+        CHECK(rename(dir, away) == 0);
+        CHECK(pgd_grants_commit(h) < 0);
+        CHECK(rename(away, dir) == 0);
+        CHECK(pgd_grants_needs_commit(h));
+        CHECK_INTEQ(pgd_grants_batch(h, false), 0); /* nothing left to write */
+        CHECK_INTEQ(pgd_grants_sync(h), -EIO);
+        CHECK_INTEQ(record(h, PGD_RECORD_RELEASE, 0, NULL, "0000:03:00.0", NULL, NULL), -EIO);
+        /* and a compaction that works mends it, from memory */
+        CHECK_INTEQ(pgd_grants_commit(h), 0);
+        CHECK(!pgd_grants_needs_commit(h));
+        g = pgd_grants_free(g);
+        CHECK_INTEQ(pgd_grants_open(dir, &g, &why), 0);
+        CHECK_INTEQ(pgd_grants_count(g), 1);
+        CHECK_INTEQ(pgd_grants_n_intents(g), 0);
 }
 
 /*
