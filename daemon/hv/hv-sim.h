@@ -183,7 +183,7 @@ struct sim_host {
         size_t n_root_devices;
         json_t *faults; /* borrowed, or NULL */
         json_t *calls;  /* borrowed, always set */
-        bool changed;   /* the host changed: written before the call returns */
+        bool changed;   /* the host changed: written before the call returns (or at defer(false)) */
         bool dirty;     /* counters (or a derived quarantine) not in the file yet */
         size_t text_len; /* the length of the last text made: the next one's first guess */
 };

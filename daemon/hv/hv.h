@@ -157,7 +157,8 @@ struct hv_ops {
          * may keep bookkeeping that changes nothing of the host (hv-sim's call
          * counters) in memory, and make it visible at flush(), which the
          * daemon calls within about a millisecond. A change of the host is
-         * never held back: it has happened when its call returns.
+         * not held back, unless the daemon defers it (defer(), below): it
+         * has happened when its call returns.
          */
         int (*hold)(struct hv *hv);
         int (*flush)(struct hv *hv);
@@ -169,8 +170,8 @@ struct hv_ops {
          * daemon writes no record of those calls before that (commit.c), so
          * that a crash in between loses the calls and their records together.
          * defer(hv, false) returns -errno when the host could not be
-         * written: the daemon logs it, and the next reconcile (a domain
-         * event, a restart) finds what the host's file says.
+         * written: the batch's calls did not happen, and the daemon drops
+         * their records and breaks the store, so that the changes are undone.
          */
         int (*defer)(struct hv *hv, bool on);
 
