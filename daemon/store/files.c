@@ -386,6 +386,19 @@ static int journal_reserve(struct pgd_grants *g, size_t len)
         return 0;
 }
 
+/*
+ * After a failed write: the journal ends with its last whole record again
+ * (its zeros ahead go too), and is closed. False when the cut failed.
+ */
+static bool journal_cut(struct pgd_grants *g)
+{
+        bool cut = g->journal_fd >= 0 && ftruncate(g->journal_fd, (off_t)g->journal_size) >= 0;
+
+        g->journal_alloc = g->journal_size;
+        journal_close(g);
+        return cut;
+}
+
 /* len bytes of whole records at the journal's end, into zeros reserved ahead when there is room. */
 static int journal_append(struct pgd_grants *g, const char *data, size_t len)
 {
@@ -419,16 +432,9 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
                 return k;
         }
         if (g->batching) {
-                if (g->batch_len + len > g->batch_cap) {
-                        size_t cap = g->batch_cap ? g->batch_cap : 4096;
-                        while (cap < g->batch_len + len)
-                                cap *= 2;
-                        char *p = realloc(g->batch, cap);
-                        if (!p)
-                                return -ENOMEM;
-                        g->batch = p;
-                        g->batch_cap = cap;
-                }
+                k = pgd_grants_grow((void **)&g->batch, &g->batch_cap, g->batch_len + len, 1);
+                if (k < 0)
+                        return k;
                 k = pgd_grants_apply(g, r);
                 if (k < 0)
                         return k; /* nothing written, nothing changed */
@@ -441,10 +447,8 @@ int pgd_grants_record(struct pgd_grants *g, struct pgd_record *r)
         k = journal_append(g, line, len);
         if (k < 0) {
                 /* Cut a partial record off; if even that fails, compact first. */
-                if (ftruncate(g->journal_fd, (off_t)g->journal_size) < 0)
+                if (!journal_cut(g))
                         g->journal_broken = true;
-                g->journal_alloc = g->journal_size;
-                journal_close(g);
                 return k;
         }
         k = pgd_grants_apply(g, r);
@@ -474,10 +478,7 @@ static int batch_write(struct pgd_grants *g)
         k = g->journal_fd >= 0 ? journal_append(g, g->batch, g->batch_len) : -EIO;
         if (k < 0) {
                 /* A partial batch is cut off; either way the records are not on disk. */
-                if (g->journal_fd >= 0)
-                        (void)!ftruncate(g->journal_fd, (off_t)g->journal_size);
-                g->journal_alloc = g->journal_size;
-                journal_close(g);
+                (void)journal_cut(g);
                 g->journal_broken = true;
                 g->batch_len = 0;
                 return k;

@@ -67,6 +67,9 @@ struct pgd_grants {
 };
 #define CHECKSUM_MAX PGD_GRANTS_CHECKSUM_MAX
 
+/* Room for need elements of size in *v (capacity *cap, doubled as needed): 0 or -ENOMEM. */
+int pgd_grants_grow(void **v, size_t *cap, size_t need, size_t size);
+
 /* Why a file does not load: written by pgd_grants_bad(), handed to the caller as a copy. */
 #define WHY_MAX 256
 

@@ -59,7 +59,7 @@ static size_t lower_bound(const void *base, size_t n, size_t size, size_t off, u
 #define taint_lower_bound(v, n, key)                                                               \
         lower_bound((v), (n), sizeof(struct pgd_taint), offsetof(struct pgd_taint, sbdf), (key))
 
-static int grow(void **v, size_t *cap, size_t need, size_t size)
+int pgd_grants_grow(void **v, size_t *cap, size_t need, size_t size)
 {
         if (need <= *cap)
                 return 0;
@@ -81,7 +81,7 @@ int pgd_grants_insert(struct pgd_grant **v, size_t *n, size_t *cap, const struct
 
         if (i < *n && (*v)[i].sbdf == gr->sbdf)
                 return -EEXIST;
-        r = grow((void **)v, cap, *n + 1, sizeof(**v));
+        r = pgd_grants_grow((void **)v, cap, *n + 1, sizeof(**v));
         if (r < 0)
                 return r;
         memmove(*v + i + 1, *v + i, (*n - i) * sizeof(**v));
@@ -104,7 +104,7 @@ int pgd_grants_insert_prepared(struct prepared **v, size_t *n, size_t *cap, uint
                 snprintf((*v)[i].driver, sizeof((*v)[i].driver), "%s", driver);
                 return 0;
         }
-        r = grow((void **)v, cap, *n + 1, sizeof(**v));
+        r = pgd_grants_grow((void **)v, cap, *n + 1, sizeof(**v));
         if (r < 0)
                 return r;
         memmove(*v + i + 1, *v + i, (*n - i) * sizeof(**v));
@@ -126,7 +126,7 @@ int pgd_grants_insert_taint(struct pgd_taint **v, size_t *n, size_t *cap,
                 (*v)[i] = *t;
                 return 0;
         }
-        r = grow((void **)v, cap, *n + 1, sizeof(**v));
+        r = pgd_grants_grow((void **)v, cap, *n + 1, sizeof(**v));
         if (r < 0)
                 return r;
         memmove(*v + i + 1, *v + i, (*n - i) * sizeof(**v));
@@ -381,7 +381,7 @@ int pgd_grants_restore_intent(struct pgd_grants *g, const struct pgd_intent *in)
 
         if (intent_index(g, in->seq) >= 0)
                 return 0;
-        k = grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
+        k = pgd_grants_grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
         if (k < 0)
                 return k;
         while (i < g->n_intents && g->intents[i].seq < in->seq)
@@ -399,7 +399,7 @@ static int intent_open(struct pgd_grants *g, const struct pgd_record *r)
 
         if (g->n_intents > 0 && g->intents[g->n_intents - 1].seq >= r->seq)
                 return -EINVAL;
-        k = grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
+        k = pgd_grants_grow((void **)&g->intents, &g->cap_intents, g->n_intents + 1, sizeof(*g->intents));
         if (k < 0)
                 return k;
         struct pgd_intent *in = &g->intents[g->n_intents++];
